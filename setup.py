@@ -1,0 +1,38 @@
+"""ssljax: self-supervised representation learning in JAX."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="ssljax",
+    version="0.1.0",
+    description="Self-supervised representation learning in JAX: objectives, pmapped "
+    "training, checkpoints and evaluation.",
+    long_description=open("README.md").read() if __import__("os").path.exists("README.md") else "",
+    long_description_content_type="text/markdown",
+    python_requires=">=3.11",
+    packages=find_packages(include=["ssljax", "ssljax.*", "configs"]),
+    install_requires=[
+        "jax>=0.10.0,<0.11",
+        "jaxlib>=0.10.0,<0.11",
+        "flax>=0.12.8",
+        "optax>=0.2.8",
+        "chex>=0.1.90",
+        "ml-collections>=1.1.0",
+        "orbax-checkpoint>=0.12.8",
+        "tensorflow-datasets>=4.9.10",
+        "importlib_resources>=6",  # TFDS 4.9.10 needs it to prepare datasets on Python 3.11
+        "tensorflow-cpu>=2.21",
+        "scikit-learn>=1.5",
+        "matplotlib>=3.9",
+        "tensorboardX>=2.6",
+        "numpy>=2.0",
+        "absl-py>=2.1",
+    ],
+    extras_require={"test": ["pytest>=8", "pytest-xdist>=3.6"]},
+    entry_points={
+        "console_scripts": [
+            "ssljax-train=ssljax.train:cli_main",
+            "ssljax-linear-eval=ssljax.linear_eval:cli_main",
+        ]
+    },
+)

@@ -1,0 +1,77 @@
+"""Test set-up: eight host CPU devices, so multi-device code runs on any machine."""
+
+import os
+
+os.environ["XLA_FLAGS"] = (
+    os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
+).strip()
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+
+import gzip  # noqa: E402
+import struct  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+# Tiny generated Fashion-MNIST: class c is a bright bar at rows 2c..2c+4 plus noise, so a
+# linear probe can learn it and the real input path (idx files -> TFDS builder) is exercised.
+TINY_TRAIN, TINY_TEST = 96, 40
+
+
+def write_idx_gz(path, array: np.ndarray) -> None:
+    """Writes ``array`` (uint8) in the idx format Fashion-MNIST ships, gzip-compressed."""
+    header = struct.pack(">HBB", 0, 0x08, array.ndim) + struct.pack(">" + "I" * array.ndim, *array.shape)
+    with gzip.open(path, "wb") as f:
+        f.write(header + array.astype(np.uint8).tobytes())
+
+
+def tiny_images(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % 10
+    rng.shuffle(labels)
+    images = rng.integers(0, 60, (n, 28, 28), dtype=np.uint8)
+    for i, c in enumerate(labels):
+        images[i, 2 * c + 2 : 2 * c + 6, 4:24] = 220
+    return images, labels.astype(np.uint8)
+
+
+@pytest.fixture(scope="session")
+def tiny_fashion_mnist(tmp_path_factory):
+    """A directory of generated Fashion-MNIST idx files, installed as the data source.
+
+    Sets SSLJAX_FASHION_MNIST_DIR for the session and returns a TFDS data_dir to use.
+    """
+    src = tmp_path_factory.mktemp("fmnist_src")
+    for prefix, n, seed in (("train", TINY_TRAIN, 0), ("t10k", TINY_TEST, 1)):
+        images, labels = tiny_images(n, seed)
+        write_idx_gz(src / f"{prefix}-images-idx3-ubyte.gz", images)
+        write_idx_gz(src / f"{prefix}-labels-idx1-ubyte.gz", labels)
+    os.environ["SSLJAX_FASHION_MNIST_DIR"] = str(src)
+    return str(tmp_path_factory.mktemp("tfds_data"))
+
+
+def tiny_config(data_dir: str | None = None):
+    """The default Fashion-MNIST SimCLR config shrunk to compile and run in seconds."""
+    from configs import simclr_fashion_mnist
+
+    c = simclr_fashion_mnist.get_config()
+    c.batch_size = 16
+    c.total_steps = 6
+    c.dataset.data_dir = data_dir
+    c.model.encoder_kwargs.widths = (8, 16)
+    c.model.encoder_kwargs.strides = (1, 2)
+    c.model.projector.hidden_dims = (16,)
+    c.model.projector.output_dim = 8
+    c.optimizer.warmup_steps = 2
+    c.log_every_steps = 2
+    c.checkpoint_every_steps = 4
+    c.eval.batch_size = 32
+    c.eval.l2_grid = (1e-4, 1e-2)
+    c.eval.knn_k = 5
+    return c
+
+
+@pytest.fixture(scope="session")
+def make_tiny_config():
+    return tiny_config

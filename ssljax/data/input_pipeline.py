@@ -1,0 +1,646 @@
+"""Host input pipeline: decode, shuffle and batch ``uint8`` images from TFDS.
+
+The host does no augmentation; it yields fixed-shape ``uint8`` images (see
+:mod:`ssljax.data.datasets` for the per-dataset host preprocessing) and
+``int32`` labels, already laid out per local device.
+
+Two paths feed :func:`train_iterator`:
+
+* in memory (``DatasetSpec.fits_in_memory``: Fashion-MNIST, CIFAR, STL-10):
+  the host's share of the split is decoded once into a numpy array; each epoch
+  is a full permutation of it drawn from ``(seed, epoch)``. Gathering a batch
+  from the array costs micro- to milliseconds, so no prefetch thread is needed.
+* streaming (ImageNet): TFDS files are read in an order shuffled by the epoch
+  seed, the encoded records go through a bounded shuffle buffer, then are
+  decoded/cropped in parallel, batched and prefetched by ``tf.data`` with
+  ``deterministic=True``.
+
+Both paths drop the remainder of every epoch, so
+``steps_per_epoch = num_examples // global_batch_size``, and both support an
+exact resume from any step.
+
+TensorFlow is only used on the host: importing this module hides all GPUs
+from TensorFlow so that it never reserves accelerator memory.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Callable, Iterator, Optional
+
+import jax
+import numpy as np
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+from ssljax.data import fashion_mnist
+from ssljax.data.datasets import DatasetSpec, ResizeCrop, get_dataset_spec
+
+
+def _hide_accelerators_from_tensorflow() -> None:
+    """Makes TensorFlow see no GPU so that JAX keeps all accelerator memory."""
+    try:
+        tf.config.set_visible_devices([], "GPU")
+    except (RuntimeError, ValueError):
+        # Devices were already initialised (TensorFlow was used before this
+        # import); the setting can no longer change.
+        pass
+
+
+_hide_accelerators_from_tensorflow()
+
+# Shuffle buffer (in examples) of the streaming path; it holds encoded records
+# (roughly 110 kB each for ImageNet JPEGs).
+STREAM_SHUFFLE_BUFFER = 10_000
+
+Batch = dict[str, np.ndarray]
+
+
+class DatasetUnavailableError(ValueError):
+    """The dataset's files are not present and cannot be prepared here."""
+
+
+# --------------------------------------------------------------------------
+# Builders.
+
+
+def _one_line(err: BaseException, limit: int = 300) -> str:
+    """``'Type: first line of message'``, truncated, for one-line errors."""
+    text = str(err).strip().splitlines()
+    first = text[0] if text else ""
+    if len(first) > limit:
+        first = first[: limit - 3] + "..."
+    return f"{type(err).__name__}: {first}" if first else type(err).__name__
+
+
+def _data_dir_text(data_dir: Optional[str]) -> str:
+    """Human-readable TFDS data_dir (TFDS's own default when ``None``)."""
+    if data_dir is not None:
+        return os.fspath(data_dir)
+    return os.environ.get("TFDS_DATA_DIR") or "~/tensorflow_datasets"
+
+
+NO_DOWNLOAD_ENV_VAR = "SSLJAX_NO_DOWNLOAD"
+
+
+def _check_download_allowed(builder: tfds.core.DatasetBuilder) -> None:
+    """Raises when preparing ``builder`` would download and downloads are switched off.
+
+    Setting ``SSLJAX_NO_DOWNLOAD=1`` keeps every run offline (clusters without network,
+    hermetic tests): data must then already be prepared or come from local files.
+    """
+    if os.environ.get(NO_DOWNLOAD_ENV_VAR, "") not in ("", "0") and not builder.is_prepared():
+        raise RuntimeError(f"downloads are switched off by {NO_DOWNLOAD_ENV_VAR}=1")
+
+
+def _fashion_mnist_builder(data_dir: Optional[str]) -> tfds.core.DatasetBuilder:
+    """Local idx-file builder if possible, else TFDS's downloading builder."""
+    local = fashion_mnist.FashionMnistLocal(data_dir=data_dir)
+    if local.is_prepared():
+        return local
+    if fashion_mnist.source_files_present(local.source_dir):
+        try:
+            local.download_and_prepare()
+        except Exception as err:  # pylint: disable=broad-except
+            # Another process may have finished preparing the same data_dir.
+            again = fashion_mnist.FashionMnistLocal(
+                source_dir=local.source_dir, data_dir=data_dir
+            )
+            if again.is_prepared():
+                return again
+            raise DatasetUnavailableError(
+                f"fashion_mnist: preparing the idx files in {local.source_dir} into "
+                f"data_dir {_data_dir_text(data_dir)} failed ({_one_line(err)})"
+            ) from err
+        return local
+    try:
+        builder = tfds.builder("fashion_mnist", data_dir=data_dir)
+        _check_download_allowed(builder)
+        builder.download_and_prepare()
+    except Exception as err:  # pylint: disable=broad-except
+        raise DatasetUnavailableError(
+            f"fashion_mnist is unavailable: no idx .gz files in {local.source_dir} "
+            f"and TFDS could not download 'fashion_mnist' into data_dir "
+            f"{_data_dir_text(data_dir)} ({_one_line(err)}); either run "
+            f"`apt-get install dataset-fashion-mnist` (or set "
+            f"{fashion_mnist.SOURCE_DIR_ENV_VAR} to a directory with the four idx "
+            f".gz files), or give this machine network access so TFDS can "
+            f"download fashion_mnist into data_dir"
+        ) from err
+    return builder
+
+
+def _how_to_prepare(spec: DatasetSpec, builder: tfds.core.DatasetBuilder) -> str:
+    """One-line instructions for making ``spec``'s data available."""
+    if spec.manual_download:
+        manual_dir = os.path.join(os.fspath(builder.data_dir_root), "downloads", "manual")
+        return (
+            f"download the source archives by hand into the TFDS manual_dir "
+            f"({manual_dir}; for imagenet2012: ILSVRC2012_img_train.tar and "
+            f"ILSVRC2012_img_val.tar) and call get_builder again"
+        )
+    return (
+        f"give this machine network access so TFDS can download and prepare "
+        f"{spec.tfds_name}, or copy an already prepared {spec.tfds_name} into data_dir"
+    )
+
+
+def get_builder(name: str, *, data_dir: Optional[str] = None) -> tfds.core.DatasetBuilder:
+    """Returns a prepared TFDS builder for the ssljax dataset ``name``.
+
+    ``fashion_mnist`` uses the offline ``fashion_mnist_local`` builder when the
+    idx files are present (or it was prepared before in ``data_dir``), else
+    TFDS's ``fashion_mnist`` with download. Other datasets use
+    ``tfds.builder(spec.tfds_name)``. Preparation runs once per ``data_dir``.
+
+    Args:
+      name: ssljax dataset name (see ``ssljax.data.datasets``).
+      data_dir: TFDS data directory; ``None`` for TFDS's default
+        (``$TFDS_DATA_DIR`` or ``~/tensorflow_datasets``).
+
+    Raises:
+      ValueError: unknown dataset name.
+      DatasetUnavailableError: the data cannot be prepared here.
+    """
+    spec = get_dataset_spec(name)
+    if spec.name == "fashion_mnist":
+        return _fashion_mnist_builder(data_dir)
+    try:
+        builder = tfds.builder(spec.tfds_name, data_dir=data_dir)
+    except Exception as err:  # pylint: disable=broad-except
+        raise DatasetUnavailableError(
+            f"{name}: TFDS has no usable builder {spec.tfds_name!r} ({_one_line(err)})"
+        ) from err
+    try:
+        _check_download_allowed(builder)
+        builder.download_and_prepare()
+    except Exception as err:  # pylint: disable=broad-except
+        raise DatasetUnavailableError(
+            f"{name} is unavailable: TFDS could not prepare {spec.tfds_name!r} in "
+            f"data_dir {_data_dir_text(data_dir)} ({_one_line(err)}); to prepare it, "
+            f"{_how_to_prepare(spec, builder)}"
+        ) from err
+    return builder
+
+
+def num_examples(name: str, split: str, data_dir: Optional[str] = None) -> int:
+    """Number of examples in ``split`` (TFDS split syntax, e.g. ``'train[:10%]'``)."""
+    return int(get_builder(name, data_dir=data_dir).info.splits[split].num_examples)
+
+
+# --------------------------------------------------------------------------
+# Decoding.
+
+
+def _central_window(height: tf.Tensor, width: tf.Tensor, resize_crop: ResizeCrop):
+    """Central square ``(top, left, size)`` in original pixels that becomes the
+    crop after resizing the shorter side to ``resize_crop.resize_shorter``."""
+    shorter = tf.cast(tf.minimum(height, width), tf.float32)
+    fraction = resize_crop.crop_size / resize_crop.resize_shorter
+    size = tf.maximum(1, tf.cast(tf.round(shorter * fraction), tf.int32))
+    size = tf.minimum(size, tf.minimum(height, width))
+    return (height - size) // 2, (width - size) // 2, size
+
+
+def decode_resize_crop(encoded: tf.Tensor, resize_crop: ResizeCrop, channels: int) -> tf.Tensor:
+    """Decodes an encoded image, resizes its shorter side and centre-crops.
+
+    Equivalent to resizing the shorter side to ``resize_shorter`` and taking the
+    central ``crop_size`` square, but crops first so JPEGs are only partly
+    decoded (``decode_and_crop_jpeg``) and the resize touches fewer pixels.
+
+    Returns:
+      ``uint8 [crop_size, crop_size, channels]``.
+    """
+
+    def from_jpeg():
+        shape = tf.image.extract_jpeg_shape(encoded)
+        top, left, size = _central_window(shape[0], shape[1], resize_crop)
+        window = tf.stack([top, left, size, size])
+        return tf.image.decode_and_crop_jpeg(encoded, window, channels=channels)
+
+    def from_other():
+        image = tf.io.decode_image(encoded, channels=channels, expand_animations=False)
+        shape = tf.shape(image)
+        top, left, size = _central_window(shape[0], shape[1], resize_crop)
+        return tf.image.crop_to_bounding_box(image, top, left, size, size)
+
+    square = tf.cond(tf.io.is_jpeg(encoded), from_jpeg, from_other)
+    out = resize_crop.crop_size
+    resized = tf.image.resize(square, [out, out], method="bilinear", antialias=True)
+    return tf.cast(tf.clip_by_value(tf.round(resized), 0.0, 255.0), tf.uint8)
+
+
+def _select_fn(spec: DatasetSpec) -> Callable[[dict], dict]:
+    """Keeps only the image and the int32 label of a TFDS example."""
+
+    def select(example):
+        return {
+            "image": example[spec.image_key],
+            "label": tf.cast(example[spec.label_key], tf.int32),
+        }
+
+    return select
+
+
+def _decode_fn(spec: DatasetSpec, *, training: bool) -> Callable[[dict], dict]:
+    """Turns a selected example into a fixed-shape ``uint8`` image + label."""
+    resize_crop = spec.preprocess_for(training)
+    shape = spec.image_shape_for(training)
+
+    def decode(example):
+        image = example["image"]
+        if resize_crop is not None:
+            image = decode_resize_crop(image, resize_crop, channels=shape[-1])
+        return {"image": tf.ensure_shape(image, shape), "label": example["label"]}
+
+    return decode
+
+
+def _decoders(spec: DatasetSpec, *, training: bool) -> Optional[dict]:
+    """TFDS decoders: keep images encoded when the host resizes/crops them."""
+    if spec.preprocess_for(training) is None:
+        return None
+    return {spec.image_key: tfds.decode.SkipDecoding()}
+
+
+def data_options() -> tf.data.Options:
+    """``tf.data`` options of every pipeline here: deterministic order."""
+    options = tf.data.Options()
+    options.deterministic = True
+    return options
+
+
+def _read(
+    builder: tfds.core.DatasetBuilder,
+    spec: DatasetSpec,
+    split: Any,
+    *,
+    training: bool,
+    shuffle_seed: Optional[int] = None,
+) -> tf.data.Dataset:
+    """Selected (still encoded if the host crops) examples of ``split``.
+
+    With ``shuffle_seed`` the file order is shuffled deterministically from it;
+    without, examples come in file order.
+    """
+    read_config = tfds.ReadConfig(shuffle_seed=shuffle_seed, options=data_options())
+    ds = builder.as_dataset(
+        split=split,
+        shuffle_files=shuffle_seed is not None,
+        decoders=_decoders(spec, training=training),
+        read_config=read_config,
+    )
+    return ds.map(_select_fn(spec), num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def _decoded(
+    builder: tfds.core.DatasetBuilder, spec: DatasetSpec, split: Any, *, training: bool
+) -> tf.data.Dataset:
+    """Decoded fixed-shape examples of ``split`` in file order."""
+    ds = _read(builder, spec, split, training=training)
+    ds = ds.map(_decode_fn(spec, training=training), num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.with_options(data_options())
+
+
+def _to_arrays(ds: tf.data.Dataset, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Materialises a decoded dataset as ``(images uint8, labels int32)``."""
+    count = int(ds.cardinality())
+    chunks = ds.batch(1024).prefetch(2).as_numpy_iterator()
+    if count >= 0:  # Known size: fill preallocated arrays (no extra copy).
+        images = np.empty((count, *shape), np.uint8)
+        labels = np.empty((count,), np.int32)
+        filled = 0
+        for chunk in chunks:
+            n = len(chunk["label"])
+            images[filled : filled + n] = chunk["image"]
+            labels[filled : filled + n] = chunk["label"]
+            filled += n
+        return images[:filled], labels[:filled]
+    parts = list(chunks)
+    if not parts:
+        return np.empty((0, *shape), np.uint8), np.empty((0,), np.int32)
+    return (
+        np.concatenate([p["image"] for p in parts]).astype(np.uint8, copy=False),
+        np.concatenate([p["label"] for p in parts]).astype(np.int32, copy=False),
+    )
+
+
+def load_split_arrays(
+    name: str,
+    split: str,
+    *,
+    data_dir: Optional[str] = None,
+    max_examples: Optional[int] = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Loads a whole split into memory, in file order, for evaluation.
+
+    Uses the evaluation host preprocessing (``DatasetSpec.image_shape``). Meant
+    for datasets that fit in memory (Fashion-MNIST, CIFAR, STL-10 labelled
+    splits). Every process loads the full split.
+
+    Args:
+      name: ssljax dataset name.
+      split: TFDS split (e.g. ``'test'``, ``'train[:1000]'``).
+      data_dir: TFDS data directory.
+      max_examples: keep only the first ``max_examples`` examples.
+
+    Returns:
+      ``(images uint8 [N, H, W, C], labels int32 [N])``.
+    """
+    if max_examples is not None and max_examples < 0:
+        raise ValueError(f"max_examples must be >= 0, got {max_examples}")
+    spec = get_dataset_spec(name)
+    builder = get_builder(name, data_dir=data_dir)
+    ds = _decoded(builder, spec, split, training=False)
+    if max_examples is not None:
+        ds = ds.take(max_examples)
+    return _to_arrays(ds, spec.image_shape)
+
+
+def pad_batch(batch: Batch, batch_size: int) -> Batch:
+    """Zero-pads every array of ``batch`` to ``batch_size`` rows and adds a
+    boolean ``mask`` that is True on real rows."""
+    n = len(batch["label"])
+    if n > batch_size:
+        raise ValueError(f"batch has {n} rows, more than batch_size={batch_size}")
+    padded = {}
+    for key, value in batch.items():
+        pad = np.zeros((batch_size - n, *value.shape[1:]), value.dtype)
+        padded[key] = np.concatenate([value, pad]) if n < batch_size else value
+    padded["mask"] = np.arange(batch_size) < n
+    return padded
+
+
+def eval_batches(
+    name: str, split: str, *, batch_size: int, data_dir: Optional[str] = None
+) -> Iterator[Batch]:
+    """Iterates over a whole split once, in file order, in fixed-size batches.
+
+    For datasets too big to hold in memory. Every process sees the full split.
+
+    Yields:
+      ``{'image': uint8 [batch_size, H, W, C], 'label': int32 [batch_size],
+      'mask': bool [batch_size]}``; only the last batch is zero-padded, with
+      ``mask`` False on the padding rows.
+    """
+    if batch_size <= 0:
+        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    spec = get_dataset_spec(name)
+    builder = get_builder(name, data_dir=data_dir)
+    ds = _decoded(builder, spec, split, training=False)
+    ds = ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    return (pad_batch(batch, batch_size) for batch in ds.as_numpy_iterator())
+
+
+# --------------------------------------------------------------------------
+# Training iterator.
+
+
+def _nearest_multiples(value: int, factor: int) -> str:
+    """``'248 or 256'``: the nearest positive multiples of ``factor``."""
+    below = (value // factor) * factor
+    above = below + factor
+    if below <= 0 or below == value:
+        return str(above if below <= 0 else value)
+    return f"{below} or {above}"
+
+
+def batch_layout(global_batch_size: int, num_devices: Optional[int] = None) -> tuple[int, int]:
+    """Validates a global batch size and returns ``(local_devices, per_device)``.
+
+    Args:
+      global_batch_size: examples per step over all devices of all processes.
+      num_devices: total device count; defaults to ``jax.device_count()``.
+
+    Raises:
+      ValueError: the batch is not positive or not divisible by the devices.
+    """
+    process_count = jax.process_count()
+    if num_devices is None:
+        num_devices, local_devices = jax.device_count(), jax.local_device_count()
+    else:
+        if num_devices <= 0 or num_devices % process_count:
+            raise ValueError(
+                f"num_devices={num_devices} must be a positive multiple of the "
+                f"{process_count} processes"
+            )
+        local_devices = num_devices // process_count
+    if global_batch_size <= 0:
+        raise ValueError(f"global_batch_size must be positive, got {global_batch_size}")
+    if global_batch_size % num_devices:
+        raise ValueError(
+            f"global_batch_size={global_batch_size} is not divisible by the "
+            f"{num_devices} devices; use a multiple of {num_devices}, e.g. "
+            f"{_nearest_multiples(global_batch_size, num_devices)}"
+        )
+    return local_devices, global_batch_size // num_devices
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """Non-negative 63-bit shuffle seed derived from ``(seed, epoch)``.
+
+    Any Python int is accepted as ``seed`` (taken modulo 2**64).
+    """
+    entropy = [int(seed) % 2**64, int(epoch)]
+    state = np.random.SeedSequence(entropy).generate_state(1, np.uint64)[0]
+    return int(state >> np.uint64(1))
+
+
+def epoch_order(num_examples: int, steps: int, batch: int, seed: int, epoch: int) -> np.ndarray:
+    """Example indices of one epoch as ``[steps, batch]``: a permutation drawn
+    from ``(seed, epoch)`` with the remainder dropped."""
+    rng = np.random.default_rng(epoch_seed(seed, epoch))
+    return rng.permutation(num_examples)[: steps * batch].reshape(steps, batch)
+
+
+def _layout(batch: Batch, local_devices: int, per_device: int) -> Batch:
+    """Reshapes ``[local_devices * per_device, ...]`` arrays to device-major."""
+    return {k: v.reshape(local_devices, per_device, *v.shape[1:]) for k, v in batch.items()}
+
+
+def _in_memory_batches(
+    images: np.ndarray,
+    labels: np.ndarray,
+    *,
+    seed: int,
+    start_step: int,
+    steps: int,
+    local_devices: int,
+    per_device: int,
+) -> Iterator[Batch]:
+    """Endless batches from arrays held in memory, from ``start_step`` on."""
+    per_host = local_devices * per_device
+    epoch, skip = divmod(start_step, steps)
+    while True:
+        for indices in epoch_order(len(labels), steps, per_host, seed, epoch)[skip:]:
+            batch = {"image": images[indices], "label": labels[indices]}
+            yield _layout(batch, local_devices, per_device)
+        epoch, skip = epoch + 1, 0
+
+
+def _stream_epoch(
+    builder: tfds.core.DatasetBuilder,
+    spec: DatasetSpec,
+    host_split: Any,
+    *,
+    shuffle_seed: int,
+    buffer_size: int,
+    skip: int,
+    local_devices: int,
+    per_device: int,
+) -> tf.data.Dataset:
+    """One epoch of the streaming path, starting after ``skip`` batches."""
+    per_host = local_devices * per_device
+    shape = spec.train_image_shape
+    ds = _read(builder, spec, host_split, training=True, shuffle_seed=shuffle_seed)
+    ds = ds.shuffle(buffer_size, seed=shuffle_seed, reshuffle_each_iteration=False)
+    # Skipping encoded records (before decoding) makes resuming cheap.
+    ds = ds.skip(skip * per_host)
+    ds = ds.map(_decode_fn(spec, training=True), num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.batch(per_host, drop_remainder=True)
+    ds = ds.map(
+        lambda b: {
+            "image": tf.reshape(b["image"], (local_devices, per_device, *shape)),
+            "label": tf.reshape(b["label"], (local_devices, per_device)),
+        }
+    )
+    return ds.prefetch(tf.data.AUTOTUNE).with_options(data_options())
+
+
+def _streamed_batches(
+    builder: tfds.core.DatasetBuilder,
+    spec: DatasetSpec,
+    host_split: Any,
+    *,
+    seed: int,
+    start_step: int,
+    steps: int,
+    buffer_size: int,
+    local_devices: int,
+    per_device: int,
+) -> Iterator[Batch]:
+    """Endless batches read from TFDS files, from ``start_step`` on."""
+    epoch, skip = divmod(start_step, steps)
+    while True:
+        ds = _stream_epoch(
+            builder,
+            spec,
+            host_split,
+            shuffle_seed=epoch_seed(seed, epoch),
+            buffer_size=buffer_size,
+            skip=skip,
+            local_devices=local_devices,
+            per_device=per_device,
+        )
+        yield from ds.as_numpy_iterator()
+        epoch, skip = epoch + 1, 0
+
+
+def _host_examples(builder: tfds.core.DatasetBuilder, host_split: Any) -> int:
+    """Number of examples in this process's share of a split."""
+    count = int(builder.as_dataset(split=host_split).cardinality())
+    if count < 0:
+        raise ValueError(f"cannot tell the size of split {host_split!r}")
+    return count
+
+
+def train_iterator(
+    name: str,
+    *,
+    global_batch_size: int,
+    seed: int,
+    start_step: int = 0,
+    data_dir: Optional[str] = None,
+    split: Optional[str] = None,
+    num_devices: Optional[int] = None,
+) -> Iterator[Batch]:
+    """Endless, deterministically shuffled training batches for this process.
+
+    Each process reads its own ``tfds.split_for_jax_process`` share of the split
+    (remainder dropped) and yields ``global_batch_size // process_count``
+    examples per step. Every epoch is shuffled from ``(seed, epoch)`` (a full
+    permutation for in-memory datasets, a file shuffle plus a
+    ``STREAM_SHUFFLE_BUFFER`` buffer otherwise) and its last partial batch is
+    dropped, so ``steps_per_epoch = num_examples // global_batch_size``.
+    ``train_iterator(..., start_step=k)`` yields exactly what a fresh iterator
+    yields from its step ``k`` on.
+
+    Args:
+      name: ssljax dataset name.
+      global_batch_size: examples per step over all processes; must be
+        divisible by the number of devices.
+      seed: shuffling seed.
+      start_step: number of batches already consumed (resume point).
+      data_dir: TFDS data directory.
+      split: TFDS split; defaults to the dataset's ``pretrain_split``.
+      num_devices: total device count, default ``jax.device_count()``.
+
+    Returns:
+      An iterator of ``{'image': uint8 [local_devices, per_device, H, W, C],
+      'label': int32 [local_devices, per_device]}`` (label -1 for unlabelled
+      examples, e.g. STL-10 ``unlabelled``).
+
+    Raises:
+      ValueError: bad batch size / start step, unknown dataset, or fewer
+        examples than one global batch.
+      DatasetUnavailableError: the data cannot be prepared here.
+    """
+    if start_step < 0:
+        raise ValueError(f"start_step must be >= 0, got {start_step}")
+    spec = get_dataset_spec(name)
+    local_devices, per_device = batch_layout(global_batch_size, num_devices)
+    per_host = local_devices * per_device
+    builder = get_builder(name, data_dir=data_dir)
+    split = spec.pretrain_split if split is None else split
+    host_split = tfds.split_for_jax_process(split, drop_remainder=True)
+
+    if spec.fits_in_memory:
+        images, labels = _to_arrays(
+            _decoded(builder, spec, host_split, training=True), spec.train_image_shape
+        )
+        count = len(labels)
+    else:
+        count = _host_examples(builder, host_split)
+    steps = count // per_host
+    if steps == 0:
+        raise ValueError(
+            f"{name} split {split!r} has {count} examples on this process, fewer than "
+            f"one per-process batch of {per_host} (global_batch_size={global_batch_size})"
+        )
+
+    if spec.fits_in_memory:
+        return _in_memory_batches(
+            images,
+            labels,
+            seed=seed,
+            start_step=start_step,
+            steps=steps,
+            local_devices=local_devices,
+            per_device=per_device,
+        )
+    return _streamed_batches(
+        builder,
+        spec,
+        host_split,
+        seed=seed,
+        start_step=start_step,
+        steps=steps,
+        buffer_size=min(count, STREAM_SHUFFLE_BUFFER),
+        local_devices=local_devices,
+        per_device=per_device,
+    )
+
+
+def steps_per_epoch(
+    name: str,
+    *,
+    global_batch_size: int,
+    split: Optional[str] = None,
+    data_dir: Optional[str] = None,
+) -> int:
+    """``num_examples(split) // global_batch_size`` (default: pretrain split)."""
+    if global_batch_size <= 0:
+        raise ValueError(f"global_batch_size must be positive, got {global_batch_size}")
+    split = get_dataset_spec(name).pretrain_split if split is None else split
+    return num_examples(name, split, data_dir=data_dir) // global_batch_size

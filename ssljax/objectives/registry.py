@@ -1,0 +1,59 @@
+"""The objective registry: a name maps to a small record of what a method needs.
+
+A record says which model to build, which views the data must produce, the pure loss over
+those views, and (for later methods) whether a target network exists. The generic train step
+(`ssljax.training.step`) only talks to these records, never to a specific method.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable
+
+Array = Any
+
+
+@dataclasses.dataclass(frozen=True)
+class Objective:
+    """What the generic train step needs to optimise one method.
+
+    Attributes:
+      name: registry name (``config.objective.name``).
+      build_model: ``(config, axis_name) -> flax Module`` whose output the loss consumes.
+      make_views: ``(rng, images_uint8, config) -> tuple of arrays``: the inputs the model
+        sees (augmented views, rotated copies, ...), computed on device.
+      loss: ``(params, model_state, views, rng, *, model, config, axis_name) ->
+        (loss, (metrics, new_model_state))``, a pure function differentiable in ``params``.
+      has_target: whether the method keeps an EMA target network.
+      description: one line for listings.
+    """
+
+    name: str
+    build_model: Callable[..., Any]
+    make_views: Callable[..., tuple]
+    loss: Callable[..., tuple]
+    has_target: bool = False
+    description: str = ""
+
+
+_REGISTRY: dict[str, Objective] = {}
+
+
+def register(objective: Objective) -> Objective:
+    """Adds an objective to the registry; a duplicate name is an error."""
+    if objective.name in _REGISTRY:
+        raise ValueError(f"objective {objective.name!r} is already registered")
+    _REGISTRY[objective.name] = objective
+    return objective
+
+
+def names() -> list[str]:
+    """Sorted names of every registered objective."""
+    return sorted(_REGISTRY)
+
+
+def get(name: str) -> Objective:
+    """Returns the objective registered as ``name``; unknown names list the known ones."""
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown objective {name!r}; known objectives: {', '.join(names())}")
+    return _REGISTRY[name]

@@ -1,0 +1,71 @@
+"""SimCLR (Chen et al. 2020) as a registry record: two augmented views, encoder + projector."""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+
+from ssljax.objectives.contrastive import (
+    contrastive_accuracy,
+    cross_entropy_at,
+    simclr_logits_and_labels,
+)
+from ssljax.objectives.registry import Objective, register
+
+
+def build_simclr_model(config, axis_name):
+    """Encoder + projection MLP; BatchNorm statistics are shared over ``axis_name``."""
+    from ssljax.models.network import (
+        SSLNetwork,
+        build_encoder_from_config,
+        build_projector_from_config,
+    )
+
+    return SSLNetwork(
+        encoder=build_encoder_from_config(config, axis_name),
+        projector=build_projector_from_config(config, axis_name),
+    )
+
+
+def two_augmented_views(rng, images, config):
+    """Two independent SimCLR augmentations of a uint8 batch ``[n, H, W, C]``."""
+    from ssljax.data.augment import make_views
+
+    return make_views(rng, images, config.augment, num_views=2)
+
+
+def apply_to_views(params, model_state, views, *, model):
+    """Runs the network in train mode on the concatenation of ``views``.
+
+    Both views go through one call, so BatchNorm normalises over all ``2n`` images as in the
+    SimCLR reference implementation. Returns the outputs split per view and the new state.
+    """
+    x = jnp.concatenate(views, axis=0)
+    out, new_state = model.apply(
+        {"params": params, **model_state}, x, train=True, mutable=list(model_state)
+    )
+    split = {k: jnp.split(v, len(views), axis=0) for k, v in out.items()}
+    return split, new_state
+
+
+def simclr_objective_loss(params, model_state, views, rng, *, model, config, axis_name):
+    """NT-Xent on the projections of two views, with the contrastive accuracy as a metric."""
+    del rng
+    out, new_state = apply_to_views(params, model_state, views, model=model)
+    z1, z2 = out["projection"]
+    logits, labels = simclr_logits_and_labels(
+        z1, z2, temperature=config.objective.temperature, axis_name=axis_name
+    )
+    loss = cross_entropy_at(logits, labels)
+    metrics = {"loss": loss, "contrastive_accuracy": contrastive_accuracy(logits, labels)}
+    return loss, (metrics, new_state)
+
+
+SIMCLR = register(
+    Objective(
+        name="simclr",
+        build_model=build_simclr_model,
+        make_views=two_augmented_views,
+        loss=simclr_objective_loss,
+        description="SimCLR NT-Xent over two augmented views (Chen et al. 2020)",
+    )
+)

@@ -1,0 +1,84 @@
+"""Defaults shared by every experiment; a method/dataset file only states what differs.
+
+Keys:
+  seed                 PRNG seed for initialisation, augmentation and data order.
+  batch_size           global batch (all devices, all hosts); must divide by the device count.
+  total_steps          optimisation steps.
+  dataset.name         a name from ssljax.data.datasets (fashion_mnist, cifar10, ...).
+  objective.name       a name from ssljax.objectives.names() (simclr, ...).
+  model.encoder        convnet | resnet18 | resnet50 (+ model.encoder_kwargs).
+  optimizer.*          name (lars | adamw | sgd | lamb), base_learning_rate scaled by
+                       batch_size / 256 when lr_scaling='linear' (SimCLR, BYOL), weight decay
+                       masked off biases and normalisation parameters, warmup + cosine.
+  augment.*            SimCLR augmentation parameters (ssljax.data.augment).
+  eval.*               linear probe / kNN settings read by ssljax.linear_eval.
+"""
+
+import ml_collections
+from ml_collections import config_dict
+
+
+def augment_defaults(image_size: int) -> ml_collections.ConfigDict:
+    """SimCLR's augmentation recipe (Chen et al. 2020, appendix A) for an image size."""
+    return ml_collections.ConfigDict(
+        dict(
+            crop_scale=(0.08, 1.0),
+            crop_ratio=(3 / 4, 4 / 3),
+            output_size=config_dict.placeholder(tuple),
+            flip=True,
+            color_jitter_strength=1.0,
+            color_jitter_prob=0.8,
+            grayscale_prob=0.2,
+            blur_prob=0.5 if image_size >= 96 else 0.0,
+            blur_sigma=(0.1, 2.0),
+        )
+    )
+
+
+def get_config() -> ml_collections.ConfigDict:
+    c = ml_collections.ConfigDict()
+    c.seed = 0
+    c.batch_size = 256
+    c.total_steps = 1000
+    c.dtype = "float32"
+
+    c.dataset = ml_collections.ConfigDict()
+    c.dataset.name = "fashion_mnist"
+    c.dataset.data_dir = config_dict.placeholder(str)
+
+    c.objective = ml_collections.ConfigDict()
+    c.objective.name = "simclr"
+    c.objective.temperature = 0.5
+
+    c.model = ml_collections.ConfigDict()
+    c.model.encoder = "convnet"
+    c.model.encoder_kwargs = ml_collections.ConfigDict()
+    c.model.projector = ml_collections.ConfigDict(
+        dict(hidden_dims=(512,), output_dim=128, use_bn=True)
+    )
+
+    c.optimizer = ml_collections.ConfigDict()
+    c.optimizer.name = "lars"
+    c.optimizer.base_learning_rate = 0.3
+    c.optimizer.lr_scaling = "linear"
+    c.optimizer.weight_decay = 1e-6
+    c.optimizer.momentum = 0.9
+    c.optimizer.warmup_steps = 100
+    c.optimizer.end_learning_rate_factor = 0.0
+
+    c.augment = augment_defaults(image_size=28)
+
+    c.log_every_steps = 50
+    c.checkpoint_every_steps = 500
+    c.keep_checkpoints = 2
+
+    c.eval = ml_collections.ConfigDict()
+    c.eval.layer = "pooled"
+    c.eval.grid = 1
+    c.eval.batch_size = 1000
+    c.eval.l2_grid = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2)
+    c.eval.val_fraction = 0.1
+    c.eval.knn_k = 200
+    c.eval.knn_temperature = 0.07
+    c.eval.baselines = True
+    return c

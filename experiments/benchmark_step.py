@@ -1,0 +1,134 @@
+"""Throughput of the pretraining step and of the input pipeline that feeds it.
+
+  python experiments/benchmark_step.py --config configs/simclr_fashion_mnist.py [--steps 20]
+
+Prints one JSON line: images_per_sec, step_seconds, gflops_per_step (XLA's cost analysis of
+the compiled step), gflops_per_sec, peak_matmul_gflops (a dense f32 matmul timed in the same
+run), mfu = gflops_per_sec / peak_matmul_gflops, and the input pipeline's batches/s and its
+speed relative to the step.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from absl import app, flags  # noqa: E402
+from ml_collections import config_flags  # noqa: E402
+
+_CONFIG = config_flags.DEFINE_config_file("config", "configs/simclr_fashion_mnist.py", "Config.")
+_STEPS = flags.DEFINE_integer("steps", 20, "Timed steps (after one warm-up step).")
+_MATMUL_N = flags.DEFINE_integer("matmul_n", 2048, "Side of the square peak-matmul probe.")
+_PIPELINE_BATCHES = flags.DEFINE_integer("pipeline_batches", 200, "Batches timed from the input pipeline (0: skip).")
+
+
+def best_time(fn, repeats: int) -> float:
+    """Minimum wall time of ``fn()`` over ``repeats`` calls (after one warm-up call)."""
+    fn()
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def peak_matmul_gflops(n: int) -> float:
+    """Achieved GFLOP/s of a dense f32 ``[n, n] @ [n, n]`` matmul on the default device."""
+    import jax
+    import jax.numpy as jnp
+
+    a = jax.random.normal(jax.random.PRNGKey(0), (n, n), jnp.float32)
+    b = jax.random.normal(jax.random.PRNGKey(1), (n, n), jnp.float32)
+    mm = jax.jit(lambda x, y: x @ y)
+    seconds = best_time(lambda: mm(a, b).block_until_ready(), repeats=10)
+    return 2 * n**3 / seconds / 1e9
+
+
+def compiled_flops(compiled) -> float:
+    """FLOPs of one call of a compiled function, from XLA's cost analysis."""
+    cost = compiled.cost_analysis()
+    if isinstance(cost, (list, tuple)):
+        cost = cost[0]
+    return float(cost.get("flops", float("nan")))
+
+
+def main(argv):
+    del argv
+    import jax
+    import numpy as np
+
+    from ssljax import parallel
+    from ssljax.training.loop import build_setup, initial_state, validate_config
+    from ssljax.training.step import make_train_step, shard_map_driver
+
+    config = _CONFIG.value
+    validate_config(config)
+    setup = build_setup(config)
+    mesh = parallel.make_mesh()
+    n_dev = jax.device_count()
+    per_dev = parallel.check_global_batch(config.batch_size)
+    state = parallel.replicate_on_mesh(initial_state(config, setup), mesh)
+    rng = np.random.default_rng(0)
+    host_batch = {
+        "image": rng.integers(0, 256, (n_dev, per_dev) + setup.image_shape, dtype=np.uint8),
+        "label": np.zeros((n_dev, per_dev), np.int32),
+    }
+    batch = parallel.batch_to_global(host_batch, mesh)
+    step = shard_map_driver(
+        make_train_step(objective=setup.objective, model=setup.train_model, tx=setup.tx,
+                        config=config, schedule=setup.schedule),
+        mesh,
+    )
+    t = time.perf_counter()
+    compiled = step.lower(state, batch).compile()
+    compile_seconds = time.perf_counter() - t
+    flops = compiled_flops(compiled)
+
+    state, metrics = compiled(state, batch)
+    jax.block_until_ready(metrics)
+    times = []
+    for _ in range(_STEPS.value):
+        t = time.perf_counter()
+        state, metrics = compiled(state, batch)
+        jax.block_until_ready(metrics)
+        times.append(time.perf_counter() - t)
+    step_seconds = float(np.median(times))
+    peak = peak_matmul_gflops(_MATMUL_N.value)
+    achieved = flops / step_seconds / 1e9
+    result = {
+        "config": config.objective.name + "/" + config.dataset.name + "/" + config.model.encoder,
+        "devices": n_dev,
+        "platform": jax.devices()[0].platform,
+        "global_batch": int(config.batch_size),
+        "compile_seconds": round(compile_seconds, 2),
+        "step_seconds": round(step_seconds, 4),
+        "images_per_sec": round(config.batch_size / step_seconds, 1),
+        "gflops_per_step": round(flops / 1e9, 3),
+        "gflops_per_sec": round(achieved, 2),
+        "peak_matmul_gflops": round(peak, 2),
+        "mfu": round(achieved / peak, 3),
+    }
+    if _PIPELINE_BATCHES.value:
+        from ssljax.data.input_pipeline import train_iterator
+
+        it = train_iterator(config.dataset.name, global_batch_size=config.batch_size,
+                            seed=config.seed, data_dir=config.dataset.get("data_dir"))
+        for _ in range(5):
+            next(it)
+        t = time.perf_counter()
+        for _ in range(_PIPELINE_BATCHES.value):
+            next(it)
+        per_batch = (time.perf_counter() - t) / _PIPELINE_BATCHES.value
+        result["pipeline_batches_per_sec"] = round(1 / per_batch, 1)
+        result["pipeline_speed_over_step"] = round(step_seconds / per_batch, 1)
+    print(json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,44 @@
+"""Linear evaluation entry point: reads a pretraining workdir's latest checkpoint.
+
+  python -m ssljax.linear_eval --workdir runs/demo [--layer block3 --grid 2 --step 1000]
+
+Writes ``DIR/linear_eval.json`` (top1, top5, kNN, and the raw-pixel and random-encoder
+baselines) and prints a table.
+"""
+
+from __future__ import annotations
+
+from absl import flags
+
+from ssljax import cli
+
+_WORKDIR = flags.DEFINE_string("workdir", None, "Pretraining run directory.")
+_LAYER = flags.DEFINE_string("layer", None, "Encoder layer to probe (default: config.eval.layer).")
+_GRID = flags.DEFINE_integer("grid", None, "Spatial pooling grid for feature maps.")
+_STEP = flags.DEFINE_integer("step", None, "Checkpoint step (default: latest).")
+_BASELINES = flags.DEFINE_bool("baselines", None, "Also probe raw pixels and a random encoder.")
+
+
+def main() -> int:
+    if not _WORKDIR.value:
+        raise ValueError("missing --workdir; e.g. --workdir runs/demo")
+    from ssljax.evaluation.checkpoint_eval import evaluate_workdir, format_report
+
+    report = evaluate_workdir(
+        _WORKDIR.value,
+        layer=_LAYER.value,
+        grid=_GRID.value,
+        step=_STEP.value,
+        baselines=_BASELINES.value,
+    )
+    print(format_report(report), flush=True)
+    return 0
+
+
+def cli_main() -> None:
+    """Console-script entry point."""
+    cli.run(main)
+
+
+if __name__ == "__main__":
+    cli_main()

@@ -1,0 +1,234 @@
+"""The pretraining loop: config in, checkpoints and metrics out.
+
+``train_and_evaluate(config, workdir)`` is what ``python -m ssljax.train`` calls. Every piece
+it wires together (data iterator, objective record, model, optimizer, per-device step,
+checkpointer) can also be called on its own.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import signal
+import time
+
+import jax
+import numpy as np
+
+from ssljax import objectives, parallel
+from ssljax.training import checkpoint as ckpt_lib
+from ssljax.training.logging import MetricWriter, Progress, to_python
+from ssljax.training.optimizers import build_optimizer
+from ssljax.training.state import TrainState, create_train_state
+from ssljax.training.step import make_train_step, shard_map_driver
+
+
+class NonFiniteError(RuntimeError):
+    """Raised when the loss or a gradient stops being finite."""
+
+
+@dataclasses.dataclass
+class Setup:
+    """The pieces of a run that depend only on its config."""
+
+    objective: objectives.Objective
+    train_model: object  # cross-replica BatchNorm over the 'batch' axis
+    eval_model: object  # same parameters, no collectives
+    tx: object
+    schedule: object
+    image_shape: tuple
+
+
+def validate_config(config) -> None:
+    """Fails fast, with one line each, on names and sizes that cannot work."""
+    from ssljax.data.datasets import get_dataset_spec
+    from ssljax.models import build_encoder
+
+    objectives.get(config.objective.name)
+    get_dataset_spec(config.dataset.name)
+    build_encoder(config.model.encoder)  # unknown names raise with the valid choices
+    parallel.check_global_batch(config.batch_size)
+    build_optimizer(config)
+    if int(config.total_steps) <= 0:
+        raise ValueError(f"total_steps={config.total_steps} must be positive")
+
+
+def build_setup(config) -> Setup:
+    """Objective record, models (train/eval), optimizer and input shape for ``config``."""
+    from ssljax.data.datasets import get_dataset_spec
+
+    objective = objectives.get(config.objective.name)
+    tx, schedule = build_optimizer(config)
+    return Setup(
+        objective=objective,
+        train_model=objective.build_model(config, parallel.AXIS),
+        eval_model=objective.build_model(config, None),
+        tx=tx,
+        schedule=schedule,
+        image_shape=tuple(get_dataset_spec(config.dataset.name).image_shape),
+    )
+
+
+def initial_state(config, setup: Setup) -> TrainState:
+    """The step-0 state, seeded by ``config.seed``."""
+    return create_train_state(
+        setup.eval_model, setup.tx, jax.random.PRNGKey(config.seed), (1,) + setup.image_shape
+    )
+
+
+def abstract_state(config, setup: Setup):
+    """Shapes and dtypes of the train state, without computing it."""
+    return jax.eval_shape(lambda: initial_state(config, setup))
+
+
+class _SigtermFlag:
+    """Records a SIGTERM so the loop can save a checkpoint and stop between steps."""
+
+    def __init__(self):
+        self.received = False
+        self._previous = None
+
+    def __enter__(self):
+        try:
+            self._previous = signal.signal(signal.SIGTERM, self._handle)
+        except ValueError:  # not in the main thread: no handler, no flag
+            self._previous = None
+        return self
+
+    def _handle(self, signum, frame):
+        del signum, frame
+        self.received = True
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)
+
+
+def train_and_evaluate(config, workdir: str, *, max_steps: int | None = None,
+                       progress: bool = True) -> dict:
+    """Pretrains ``config`` in ``workdir``, resuming from its latest checkpoint.
+
+    Args:
+      config: an experiment ConfigDict (see configs/common.py).
+      workdir: run directory; holds config.json, checkpoints/, metrics.jsonl, tensorboard/.
+      max_steps: stop (with a checkpoint) after this many steps of this invocation; used to
+        split a run in pieces. The run's schedule still follows ``config.total_steps``.
+      progress: draw the progress bar.
+
+    Returns:
+      ``{'step', 'status', 'last_metrics', 'seconds', 'steps_per_second'}`` where status is
+      'completed', 'stopped' (max_steps) or 'preempted' (SIGTERM).
+    """
+    from ssljax.data.input_pipeline import train_iterator
+
+    validate_config(config)
+    config_dict = ckpt_lib.prepare_workdir(workdir, config)
+    setup = build_setup(config)
+    mesh = parallel.make_mesh()
+    checkpointer = ckpt_lib.Checkpointer(workdir, max_to_keep=config.keep_checkpoints)
+
+    state = initial_state(config, setup)
+    if checkpointer.latest_step() is not None:
+        state = checkpointer.restore_state(state)
+        print(f"resuming {workdir} from step {int(state.step)}", flush=True)
+    state = parallel.replicate_on_mesh(state, mesh)
+    start = int(state.step)
+    total = int(config.total_steps)
+    end = total if max_steps is None else min(total, start + max_steps)
+
+    step_fn = shard_map_driver(
+        make_train_step(
+            objective=setup.objective,
+            model=setup.train_model,
+            tx=setup.tx,
+            config=config,
+            schedule=setup.schedule,
+        ),
+        mesh,
+    )
+    data = train_iterator(
+        config.dataset.name,
+        global_batch_size=config.batch_size,
+        seed=config.seed,
+        start_step=start,
+        data_dir=config.dataset.get("data_dir"),
+    )
+    writer = MetricWriter(workdir)
+    bar = Progress(total=total, initial=start, enabled=progress)
+    status, last = "completed", {}
+    t0 = time.perf_counter()
+    step = start
+    try:
+        with _SigtermFlag() as sigterm:
+            while step < end:
+                batch = parallel.batch_to_global(next(data), mesh)
+                state, metrics = step_fn(state, batch)
+                metrics = to_python(jax.device_get(metrics))
+                if not metrics.pop("finite"):
+                    raise NonFiniteError(
+                        f"non-finite loss or gradients at step {step}; the last good "
+                        f"checkpoint stays in {checkpointer.directory}"
+                    )
+                step += 1
+                last = metrics
+                if step % config.log_every_steps == 0 or step == end:
+                    writer.write(step, dict(metrics, steps_per_second=bar.rate()))
+                bar.update(step, metrics, force=step == end)
+                if step % config.checkpoint_every_steps == 0 and step < end:
+                    checkpointer.save(step, state, config_dict)
+                if sigterm.received:
+                    status = "preempted"
+                    break
+            if status != "preempted" and step < total:
+                status = "stopped"
+            if checkpointer.latest_step() != step:
+                checkpointer.save(step, state, config_dict)
+    finally:
+        checkpointer.close()
+        writer.close()
+    seconds = time.perf_counter() - t0
+    done = step - start
+    return {
+        "step": step,
+        "status": status,
+        "last_metrics": last,
+        "seconds": seconds,
+        "steps_per_second": done / seconds if seconds > 0 else 0.0,
+    }
+
+
+def restore_for_eval(workdir: str, step: int | None = None):
+    """Reads a workdir's checkpoint for evaluation, with the config stored beside it.
+
+    Returns ``(config_dict, setup, state, step)``; the state lives on one device. A missing
+    or unreadable checkpoint is a one-line ValueError naming the workdir.
+    """
+    import ml_collections
+    import os
+
+    directory = os.path.join(workdir, ckpt_lib.CHECKPOINT_SUBDIR)
+    if not os.path.isdir(directory):
+        raise ValueError(
+            f"no checkpoint in {workdir} (missing {directory}); "
+            "pretrain first with: python -m ssljax.train --config CONFIG --workdir " + workdir
+        )
+    checkpointer = ckpt_lib.Checkpointer(workdir, read_only=True)
+    try:
+        step = checkpointer.latest_step() if step is None else step
+        if step is None:
+            raise ValueError(f"no complete checkpoint in {directory}; pretrain first")
+        try:
+            config_dict = checkpointer.restore_config(step)
+            config = ml_collections.ConfigDict(config_dict)
+            setup = build_setup(config)
+            state = checkpointer.restore_state(abstract_state(config, setup), step)
+        except ValueError:
+            raise
+        except Exception as err:  # orbax raises many types for damaged files
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise ValueError(
+                f"cannot read the checkpoint at step {step} in {directory}: {first}"
+            ) from err
+    finally:
+        checkpointer.close()
+    state = jax.tree.map(np.asarray, state)
+    return config, setup, state, step

@@ -1,0 +1,74 @@
+"""Optimizers and schedules from optax, configured by ``config.optimizer``.
+
+Weight decay (and LARS/LAMB trust ratios) apply only to kernels (``ndim > 1``); biases and
+BatchNorm scales/offsets are excluded, as in SimCLR and BYOL. The peak learning rate follows
+the global batch: ``base * batch / 256`` ('linear', SimCLR/BYOL), ``base * sqrt(batch)``
+('sqrt', SimCLR's small-batch rule with base 0.075) or ``base`` ('none').
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import optax
+
+OPTIMIZERS = ("adamw", "lamb", "lars", "sgd")
+LR_SCALINGS = ("linear", "sqrt", "none")
+
+
+def decay_mask(params):
+    """True for leaves that get weight decay (kernels), False for biases and norm params."""
+    return jax.tree.map(lambda p: p.ndim > 1, params)
+
+
+def peak_learning_rate(base: float, batch_size: int, scaling: str) -> float:
+    """Scales the base learning rate with the global batch size."""
+    if scaling == "linear":
+        return base * batch_size / 256
+    if scaling == "sqrt":
+        return base * math.sqrt(batch_size)
+    if scaling == "none":
+        return base
+    raise ValueError(f"unknown optimizer.lr_scaling {scaling!r}; choose one of {LR_SCALINGS}")
+
+
+def learning_rate_schedule(config) -> optax.Schedule:
+    """Linear warmup from 0 to the scaled peak, then cosine decay to ``end factor * peak``."""
+    opt = config.optimizer
+    peak = peak_learning_rate(opt.base_learning_rate, config.batch_size, opt.lr_scaling)
+    warmup = min(int(opt.warmup_steps), max(int(config.total_steps) - 1, 0))
+    return optax.warmup_cosine_decay_schedule(
+        init_value=0.0,
+        peak_value=peak,
+        warmup_steps=warmup,
+        decay_steps=max(int(config.total_steps), warmup + 1),
+        end_value=peak * opt.get("end_learning_rate_factor", 0.0),
+    )
+
+
+def build_optimizer(config) -> tuple[optax.GradientTransformation, optax.Schedule]:
+    """Returns the optax transformation named by ``config.optimizer.name`` and its schedule."""
+    opt = config.optimizer
+    schedule = learning_rate_schedule(config)
+    wd = opt.get("weight_decay", 0.0)
+    if opt.name == "lars":
+        tx = optax.lars(
+            schedule,
+            weight_decay=wd,
+            weight_decay_mask=decay_mask,
+            trust_ratio_mask=decay_mask,
+            momentum=opt.get("momentum", 0.9),
+        )
+    elif opt.name == "lamb":
+        tx = optax.lamb(schedule, weight_decay=wd, mask=decay_mask)
+    elif opt.name == "adamw":
+        tx = optax.adamw(schedule, weight_decay=wd, mask=decay_mask)
+    elif opt.name == "sgd":
+        tx = optax.chain(
+            optax.add_decayed_weights(wd, mask=decay_mask),
+            optax.sgd(schedule, momentum=opt.get("momentum", 0.9)),
+        )
+    else:
+        raise ValueError(f"unknown optimizer.name {opt.name!r}; choose one of {OPTIMIZERS}")
+    return tx, schedule

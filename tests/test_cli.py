@@ -1,0 +1,76 @@
+"""Command-line errors: one clear line, exit status 2, nothing saved is changed."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONFIG = os.path.join(ROOT, "configs", "simclr_fashion_mnist.py")
+
+
+def run(args, env_extra=None, timeout=300):
+    env = dict(os.environ)
+    env.update(env_extra or {})
+    env["PYTHONPATH"] = ROOT
+    return subprocess.run([sys.executable, "-m", *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def assert_one_line_error(proc, pattern):
+    import re
+
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    lines = [l for l in proc.stderr.strip().splitlines() if l.startswith("error:")]
+    assert len(lines) == 1, proc.stderr[-2000:]
+    assert re.search(pattern, lines[0]), lines[0]
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize(
+    "override,pattern",
+    [
+        ("--config.objective.name=simclrr", r"unknown objective 'simclrr'.*simclr"),
+        ("--config.dataset.name=mnist3d", r"mnist3d.*fashion_mnist"),
+        ("--config.model.encoder=vgg", r"vgg.*convnet"),
+        ("--config.batch_size=12", r"batch_size=12 is not divisible by the 8 devices"),
+        ("--config.optimizer.name=adagrad", r"adagrad.*lars"),
+    ],
+)
+def test_train_rejects_bad_names_and_sizes(tmp_path, override, pattern):
+    workdir = tmp_path / "run"
+    proc = run(["ssljax.train", f"--config={CONFIG}", f"--workdir={workdir}", override],
+               env_extra={"XLA_FLAGS": "--xla_force_host_platform_device_count=8"})
+    assert_one_line_error(proc, pattern)
+    assert not workdir.exists()  # nothing is created for a config that cannot run
+
+
+def test_train_missing_config_file(tmp_path):
+    proc = run(["ssljax.train", "--config=configs/nope.py", f"--workdir={tmp_path}"])
+    assert_one_line_error(proc, r"nope\.py")
+
+
+def test_dataset_unavailable_offline(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    proc = run(["ssljax.train", f"--config={CONFIG}", f"--workdir={tmp_path / 'run'}",
+                f"--config.dataset.data_dir={tmp_path / 'tfds'}"],
+               env_extra={"SSLJAX_FASHION_MNIST_DIR": str(empty), "SSLJAX_NO_DOWNLOAD": "1"})
+    assert_one_line_error(proc, r"apt-get install dataset-fashion-mnist.*download")
+
+
+def test_linear_eval_without_checkpoint(tmp_path):
+    proc = run(["ssljax.linear_eval", f"--workdir={tmp_path}"])
+    assert_one_line_error(proc, r"no checkpoint in .*ssljax.train")
+
+
+def test_linear_eval_unreadable_checkpoint(tmp_path):
+    step_dir = tmp_path / "checkpoints" / "5"
+    (step_dir / "state").mkdir(parents=True)
+    (step_dir / "config").mkdir(parents=True)
+    (step_dir / "state" / "garbage").write_text("not a checkpoint")
+    (step_dir / "_CHECKPOINT_METADATA").write_text("{}")
+    proc = run(["ssljax.linear_eval", f"--workdir={tmp_path}"])
+    assert_one_line_error(proc, r"checkpoint")
+    assert (step_dir / "state" / "garbage").read_text() == "not a checkpoint"

@@ -1,0 +1,107 @@
+"""Checkpoints: exact resume (piecewise and after SIGTERM), stored config, refused workdirs."""
+
+import json
+import os
+import signal
+
+import jax
+import numpy as np
+import pytest
+
+from ssljax.training import checkpoint as ckpt_lib
+from ssljax.training.loop import restore_for_eval, train_and_evaluate
+
+
+def final_params(workdir):
+    _, _, state, step = restore_for_eval(workdir)
+    return state, step
+
+
+def assert_same_state(a, b):
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tiny_fashion_mnist, tmp_path_factory, make_tiny_config):
+    config = make_tiny_config(tiny_fashion_mnist)
+    workdir = str(tmp_path_factory.mktemp("full"))
+    result = train_and_evaluate(config, workdir, progress=False)
+    assert result["status"] == "completed" and result["step"] == config.total_steps
+    return config, workdir
+
+
+def test_run_writes_metrics_config_and_checkpoints(uninterrupted):
+    config, workdir = uninterrupted
+    lines = [json.loads(l) for l in open(os.path.join(workdir, "metrics.jsonl"))]
+    assert [l["step"] for l in lines] == [2, 4, 6]
+    assert all(np.isfinite(l["loss"]) and "learning_rate" in l for l in lines)
+    assert os.listdir(os.path.join(workdir, "tensorboard"))
+    stored = json.load(open(os.path.join(workdir, "config.json")))
+    assert stored == ckpt_lib.config_to_dict(config)
+    checkpointer = ckpt_lib.Checkpointer(workdir, read_only=True)
+    assert checkpointer.all_steps() == [4, 6]
+    assert checkpointer.restore_config() == stored
+    checkpointer.close()
+
+
+def test_resume_in_pieces_equals_uninterrupted(uninterrupted, tmp_path):
+    config, full_dir = uninterrupted
+    workdir = str(tmp_path / "pieces")
+    first = train_and_evaluate(config, workdir, max_steps=3, progress=False)
+    assert first["status"] == "stopped" and first["step"] == 3
+    second = train_and_evaluate(config, workdir, progress=False)
+    assert second["status"] == "completed" and second["step"] == 6
+    a, step_a = final_params(full_dir)
+    b, step_b = final_params(workdir)
+    assert step_a == step_b == 6
+    assert_same_state(a, b)
+
+
+def test_sigterm_saves_and_resumes_exactly(uninterrupted, tmp_path, monkeypatch):
+    config, full_dir = uninterrupted
+    from ssljax.data import input_pipeline
+
+    real = input_pipeline.train_iterator
+
+    def preempted_after_two(*args, **kwargs):
+        for i, batch in enumerate(real(*args, **kwargs)):
+            if i == 2:
+                os.kill(os.getpid(), signal.SIGTERM)  # arrives while step 3 runs
+            yield batch
+
+    workdir = str(tmp_path / "preempted")
+    monkeypatch.setattr(input_pipeline, "train_iterator", preempted_after_two)
+    result = train_and_evaluate(config, workdir, progress=False)
+    assert result["status"] == "preempted" and result["step"] == 3
+    monkeypatch.setattr(input_pipeline, "train_iterator", real)
+    assert ckpt_lib.Checkpointer(workdir, read_only=True).latest_step() == 3
+    assert train_and_evaluate(config, workdir, progress=False)["status"] == "completed"
+    assert_same_state(final_params(full_dir)[0], final_params(workdir)[0])
+
+
+def test_workdir_with_other_config_is_refused_and_untouched(uninterrupted):
+    config, workdir = uninterrupted
+    before = open(os.path.join(workdir, "config.json")).read()
+    steps_before = sorted(os.listdir(os.path.join(workdir, "checkpoints")))
+    other = config.copy_and_resolve_references()
+    other.objective.temperature = 0.2
+    with pytest.raises(ValueError, match=r"different config \(differs in: objective.temperature\)"):
+        train_and_evaluate(other, workdir, progress=False)
+    assert open(os.path.join(workdir, "config.json")).read() == before
+    assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == steps_before
+    # Logging/saving intervals may change when resuming.
+    same = config.copy_and_resolve_references()
+    same.log_every_steps = 1
+    assert train_and_evaluate(same, workdir, progress=False)["status"] == "completed"
+
+
+def test_config_differences():
+    old = {"a": 1, "b": {"c": [1, 2], "d": "x"}, "log_every_steps": 5}
+    new = {"a": 1, "b": {"c": [1, 3], "e": 1}, "log_every_steps": 9}
+    assert ckpt_lib.config_differences(old, new) == ["b.c", "b.d", "b.e"]
+
+
+def test_missing_checkpoint_for_eval(tmp_path):
+    with pytest.raises(ValueError, match=r"no checkpoint in .*pretrain first"):
+        restore_for_eval(str(tmp_path))

@@ -1,0 +1,67 @@
+"""Optimizer construction: weight-decay masks, learning-rate scaling, schedules, errors."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from ssljax.training.optimizers import build_optimizer, decay_mask, learning_rate_schedule, peak_learning_rate
+from ssljax.training.loop import build_setup, initial_state
+
+
+def test_peak_learning_rate_rules():
+    assert peak_learning_rate(0.3, 4096, "linear") == pytest.approx(4.8)  # SimCLR ImageNet
+    assert peak_learning_rate(0.075, 4096, "sqrt") == pytest.approx(0.075 * 64)
+    assert peak_learning_rate(0.1, 999, "none") == 0.1
+    with pytest.raises(ValueError, match=r"unknown optimizer.lr_scaling 'cubic'.*linear"):
+        peak_learning_rate(0.1, 256, "cubic")
+
+
+def test_warmup_cosine_schedule(make_tiny_config):
+    c = make_tiny_config()
+    c.batch_size, c.total_steps, c.optimizer.warmup_steps = 512, 100, 10
+    c.optimizer.base_learning_rate, c.optimizer.lr_scaling = 0.3, "linear"
+    sched = learning_rate_schedule(c)
+    peak = 0.3 * 512 / 256
+    assert float(sched(0)) == pytest.approx(0.0)
+    assert float(sched(5)) == pytest.approx(peak / 2, rel=1e-5)
+    assert float(sched(10)) == pytest.approx(peak, rel=1e-5)
+    mid = 10 + 45
+    assert float(sched(mid)) == pytest.approx(peak * 0.5 * (1 + math.cos(math.pi * 0.5)), rel=1e-4)
+    assert float(sched(100)) == pytest.approx(0.0, abs=1e-7)
+
+
+def test_decay_mask_excludes_biases_and_norms(make_tiny_config):
+    c = make_tiny_config()
+    state = initial_state(c, build_setup(c))
+    flat = jax.tree_util.tree_flatten_with_path(decay_mask(state.params))[0]
+    names = {jax.tree_util.keystr(path): bool(v) for path, v in flat}
+    assert any(v for k, v in names.items() if "kernel" in k)
+    assert not any(v for k, v in names.items() if "bias" in k or "scale" in k)
+    assert all(v for k, v in names.items() if "kernel" in k)
+
+
+@pytest.mark.parametrize("name", ["lars", "lamb", "adamw", "sgd"])
+def test_weight_decay_only_touches_kernels(make_tiny_config, name):
+    c = make_tiny_config()
+    c.optimizer.name, c.optimizer.weight_decay = name, 0.5
+    c.optimizer.warmup_steps = 0
+    tx, _ = build_optimizer(c)
+    params = {"dense": {"kernel": jnp.ones((3, 2)), "bias": jnp.ones((2,))},
+              "bn": {"scale": jnp.ones((2,))}}
+    zero = jax.tree.map(jnp.zeros_like, params)
+    updates, _ = tx.update(zero, tx.init(params), params)
+    # With zero gradients only decayed parameters move.
+    assert float(jnp.abs(updates["dense"]["kernel"]).sum()) > 0
+    assert float(jnp.abs(updates["dense"]["bias"]).sum()) == 0
+    assert float(jnp.abs(updates["bn"]["scale"]).sum()) == 0
+
+
+def test_unknown_optimizer(make_tiny_config):
+    c = make_tiny_config()
+    c.optimizer.name = "adagrad"
+    with pytest.raises(ValueError, match=r"unknown optimizer.name 'adagrad'; choose one of .*lars"):
+        build_optimizer(c)

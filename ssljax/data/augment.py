@@ -322,6 +322,22 @@ def _interp_matrix(start: jax.Array, length: jax.Array, out_size: int, in_size: 
     return jnp.maximum(0.0, 1.0 - jnp.abs(coord[:, :, None] - j[None, None, :]))
 
 
+def _separable_map(rows: jax.Array, cols: jax.Array, images: jax.Array) -> jax.Array:
+    """Per-image separable linear map ``rows[b] @ images[b, ..., c] @ cols[b].T``.
+
+    Args:
+      rows: ``[B, out_h, H]`` row weights.
+      cols: ``[B, out_w, W]`` column weights.
+      images: ``[B, H, W, C]`` float images.
+
+    Returns:
+      ``[B, out_h, out_w, C] float32`` clipped to [0, 1].
+    """
+    out = jnp.einsum("boh,bhwc->bowc", rows, images, precision=_HIGHEST)
+    out = jnp.einsum("bpw,bowc->bopc", cols, out, precision=_HIGHEST)
+    return jnp.clip(out, 0.0, 1.0)
+
+
 def _resolve_output_size(output_size: Any, height: int, width: int) -> tuple[int, int]:
     """Normalises ``output_size`` (None, int or (h, w)) to ``(out_h, out_w)``."""
     if output_size is None:
@@ -355,9 +371,7 @@ def crop_and_resize(images: jax.Array, boxes: jax.Array, output_size: Any = None
     out_h, out_w = _resolve_output_size(output_size, height, width)
     rows = _interp_matrix(boxes[:, 0], boxes[:, 2], out_h, height)  # [B, out_h, H]
     cols = _interp_matrix(boxes[:, 1], boxes[:, 3], out_w, width)  # [B, out_w, W]
-    out = jnp.einsum("boh,bhwc->bowc", rows, images, precision=_HIGHEST)
-    out = jnp.einsum("bpw,bowc->bopc", cols, out, precision=_HIGHEST)
-    return jnp.clip(out, 0.0, 1.0)
+    return _separable_map(rows, cols, images)
 
 
 def random_resized_crop(
@@ -713,9 +727,7 @@ def gaussian_blur_fixed(images: jax.Array, sigma: jax.Array, kernel_size: int) -
     # the producers of ``images`` into every tap.
     rows = _blur_matrix(weights, height)  # [B, H, H]
     cols = _blur_matrix(weights, width)  # [B, W, W]
-    out = jnp.einsum("boh,bhwc->bowc", rows, images, precision=_HIGHEST)
-    out = jnp.einsum("bpw,bowc->bopc", cols, out, precision=_HIGHEST)
-    return jnp.clip(out, 0.0, 1.0)
+    return _separable_map(rows, cols, images)
 
 
 def gaussian_blur(

@@ -93,6 +93,25 @@ def _check_download_allowed(builder: tfds.core.DatasetBuilder) -> None:
         raise RuntimeError(f"downloads are switched off by {NO_DOWNLOAD_ENV_VAR}=1")
 
 
+def _prepared_builder(
+    make_builder: Callable[[], tfds.core.DatasetBuilder],
+    failure_message: Callable[[str], str],
+) -> tfds.core.DatasetBuilder:
+    """Creates a builder with ``make_builder`` and prepares it (download if allowed).
+
+    Any exception from either step is re-raised as DatasetUnavailableError with
+    message ``failure_message(reason)``, ``reason`` being the original error in one
+    line (see :func:`_one_line`); the original error is kept as ``__cause__``.
+    """
+    try:
+        builder = make_builder()
+        _check_download_allowed(builder)
+        builder.download_and_prepare()
+    except Exception as err:  # pylint: disable=broad-except
+        raise DatasetUnavailableError(failure_message(_one_line(err))) from err
+    return builder
+
+
 def _fashion_mnist_builder(data_dir: Optional[str]) -> tfds.core.DatasetBuilder:
     """Local idx-file builder if possible, else TFDS's downloading builder."""
     local = fashion_mnist.FashionMnistLocal(data_dir=data_dir)
@@ -113,21 +132,19 @@ def _fashion_mnist_builder(data_dir: Optional[str]) -> tfds.core.DatasetBuilder:
                 f"data_dir {_data_dir_text(data_dir)} failed ({_one_line(err)})"
             ) from err
         return local
-    try:
-        builder = tfds.builder("fashion_mnist", data_dir=data_dir)
-        _check_download_allowed(builder)
-        builder.download_and_prepare()
-    except Exception as err:  # pylint: disable=broad-except
-        raise DatasetUnavailableError(
+
+    def unavailable(reason: str) -> str:
+        return (
             f"fashion_mnist is unavailable: no idx .gz files in {local.source_dir} "
             f"and TFDS could not download 'fashion_mnist' into data_dir "
-            f"{_data_dir_text(data_dir)} ({_one_line(err)}); either run "
+            f"{_data_dir_text(data_dir)} ({reason}); either run "
             f"`apt-get install dataset-fashion-mnist` (or set "
             f"{fashion_mnist.SOURCE_DIR_ENV_VAR} to a directory with the four idx "
             f".gz files), or give this machine network access so TFDS can "
             f"download fashion_mnist into data_dir"
-        ) from err
-    return builder
+        )
+
+    return _prepared_builder(lambda: tfds.builder("fashion_mnist", data_dir=data_dir), unavailable)
 
 
 def _how_to_prepare(spec: DatasetSpec, builder: tfds.core.DatasetBuilder) -> str:
@@ -171,16 +188,14 @@ def get_builder(name: str, *, data_dir: Optional[str] = None) -> tfds.core.Datas
         raise DatasetUnavailableError(
             f"{name}: TFDS has no usable builder {spec.tfds_name!r} ({_one_line(err)})"
         ) from err
-    try:
-        _check_download_allowed(builder)
-        builder.download_and_prepare()
-    except Exception as err:  # pylint: disable=broad-except
-        raise DatasetUnavailableError(
+    return _prepared_builder(
+        lambda: builder,
+        lambda reason: (
             f"{name} is unavailable: TFDS could not prepare {spec.tfds_name!r} in "
-            f"data_dir {_data_dir_text(data_dir)} ({_one_line(err)}); to prepare it, "
+            f"data_dir {_data_dir_text(data_dir)} ({reason}); to prepare it, "
             f"{_how_to_prepare(spec, builder)}"
-        ) from err
-    return builder
+        ),
+    )
 
 
 def num_examples(name: str, split: str, data_dir: Optional[str] = None) -> int:

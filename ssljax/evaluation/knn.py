@@ -29,6 +29,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from ssljax.evaluation.metrics import accuracy_report
+from ssljax.evaluation.validation import (
+    check_label_values,
+    check_matrix,
+    check_nonempty,
+    check_same_dim,
+)
 
 _HIGHEST = jax.lax.Precision.HIGHEST
 # exp(x) overflows float32 above ~88.72.
@@ -78,28 +84,22 @@ def _knn_chunk_scores(
     return scores.at[rows, neighbour_labels].add(weights)
 
 
+def _check_label_shape(name: str, labels, num_rows: int) -> None:
+    """Requires ``labels`` to have shape ``(num_rows,)``."""
+    if labels.ndim != 1 or labels.shape[0] != num_rows:
+        raise ValueError(f"{name} must have shape ({num_rows},), got {tuple(labels.shape)}")
+
+
 def _validate_knn_inputs(train_x, train_y, test_x, num_classes, k, temperature, batch_size):
     """Raises a one-line ValueError naming the first bad input."""
     if int(num_classes) < 1:
         raise ValueError(f"num_classes must be >= 1, got {num_classes}")
-    for name, arr in (("train_x", train_x), ("test_x", test_x)):
-        if arr.ndim != 2:
-            raise ValueError(f"{name} must be 2-D [N, D], got shape {tuple(arr.shape)}")
-    if train_x.shape[0] == 0:
-        raise ValueError("train_x is empty")
-    if train_x.shape[1] != test_x.shape[1]:
-        raise ValueError(
-            f"feature dims differ: train_x has {train_x.shape[1]}, test_x has {test_x.shape[1]}"
-        )
-    if train_y.ndim != 1 or train_y.shape[0] != train_x.shape[0]:
-        raise ValueError(
-            f"train_y must have shape ({train_x.shape[0]},), got {tuple(train_y.shape)}"
-        )
-    if not np.issubdtype(train_y.dtype, np.integer):
-        raise ValueError(f"train_y must be integers, got dtype {train_y.dtype}")
-    bad = train_y[(train_y < 0) | (train_y >= num_classes)]
-    if bad.size:
-        raise ValueError(f"train_y contains label {bad[0]} outside [0, {num_classes})")
+    check_matrix("train_x", train_x)
+    check_matrix("test_x", test_x)
+    check_nonempty("train_x", train_x)
+    check_same_dim(train_x, test_x)
+    _check_label_shape("train_y", train_y, train_x.shape[0])
+    check_label_values("train_y", train_y, num_classes)
     if int(k) < 1:
         raise ValueError(f"k must be >= 1, got {k}")
     if not (math.isfinite(temperature) and temperature > 0):
@@ -202,8 +202,7 @@ def knn_evaluate(
     """
     test_y_np = np.asarray(test_y)
     num_test = np.shape(test_x)[0] if np.ndim(test_x) >= 1 else -1
-    if test_y_np.ndim != 1 or test_y_np.shape[0] != num_test:
-        raise ValueError(f"test_y must have shape ({num_test},), got {test_y_np.shape}")
+    _check_label_shape("test_y", test_y_np, num_test)
     if num_test == 0:
         raise ValueError("test_x is empty")
     scores = knn_scores(

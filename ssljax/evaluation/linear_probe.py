@@ -38,6 +38,12 @@ import numpy as np
 import optax
 
 from ssljax.evaluation.metrics import accuracy_report, topk_accuracy
+from ssljax.evaluation.validation import (
+    check_labels,
+    check_matrix,
+    check_nonempty,
+    check_same_dim,
+)
 
 Params = dict[str, jax.Array]
 
@@ -360,26 +366,11 @@ def _validate_probe_inputs(train_x, train_y, test_x, test_y, num_classes, l2_gri
     if int(num_classes) < 2:
         raise ValueError(f"num_classes must be >= 2, got {num_classes}")
     for name, arr in (("train_x", train_x), ("test_x", test_x)):
-        if arr.ndim != 2:
-            raise ValueError(f"{name} must be 2-D [N, D], got shape {tuple(arr.shape)}")
-        if arr.shape[0] == 0:
-            raise ValueError(f"{name} is empty")
-    if train_x.shape[1] != test_x.shape[1]:
-        raise ValueError(
-            f"feature dims differ: train_x has {train_x.shape[1]}, test_x has {test_x.shape[1]}"
-        )
-    for name, labels, feats in (("train_y", train_y, train_x), ("test_y", test_y, test_x)):
-        if labels.ndim != 1:
-            raise ValueError(f"{name} must be 1-D [N], got shape {tuple(labels.shape)}")
-        if labels.shape[0] != feats.shape[0]:
-            raise ValueError(
-                f"{name} has {labels.shape[0]} labels but features have {feats.shape[0]} rows"
-            )
-        if not np.issubdtype(labels.dtype, np.integer):
-            raise ValueError(f"{name} must be integers, got dtype {labels.dtype}")
-        bad = labels[(labels < 0) | (labels >= num_classes)]
-        if bad.size:
-            raise ValueError(f"{name} contains label {bad[0]} outside [0, {num_classes})")
+        check_matrix(name, arr)
+        check_nonempty(name, arr)
+    check_same_dim(train_x, test_x)
+    check_labels("train_y", train_y, train_x.shape[0], num_classes)
+    check_labels("test_y", test_y, test_x.shape[0], num_classes)
     if len(l2_grid) == 0:
         raise ValueError("l2_grid is empty")
     for l2 in l2_grid:

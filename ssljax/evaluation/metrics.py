@@ -20,13 +20,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ssljax.evaluation.validation import check_matrix, check_vector
+
 
 def _check_scores_labels(scores: jax.Array, labels: jax.Array) -> None:
     """Raises ValueError unless scores is ``[N, C]`` and labels is ``[N]``."""
-    if scores.ndim != 2:
-        raise ValueError(f"scores must be 2-D [N, C], got shape {tuple(scores.shape)}")
-    if labels.ndim != 1:
-        raise ValueError(f"labels must be 1-D [N], got shape {tuple(labels.shape)}")
+    check_matrix("scores", scores, dims="[N, C]")
+    check_vector("labels", labels)
     if labels.shape[0] != scores.shape[0]:
         raise ValueError(
             f"labels has {labels.shape[0]} entries but scores has {scores.shape[0]} rows"

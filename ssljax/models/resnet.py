@@ -71,8 +71,8 @@ class _Shortcut(nn.Module):
         return batch_norm(train, self.axis_name, self.dtype, name="bn")(x)
 
 
-class BasicBlock(nn.Module):
-    """Two 3x3 convolutions; output has ``features`` channels."""
+class _ResidualBlock(nn.Module):
+    """Fields and output stage shared by the ResNet blocks."""
 
     features: int
     stride: int = 1
@@ -80,44 +80,48 @@ class BasicBlock(nn.Module):
     axis_name: str | None = None
     dtype: Dtype = jnp.float32
 
-    @nn.compact
-    def __call__(self, x: Array, *, train: bool) -> Array:
-        """Maps ``[B, H, W, C] -> [B, ceil(H/stride), ceil(W/stride), features]``."""
+    def _residual_output(
+        self, x: Array, y: Array, out_features: int, bn_name: str, *, train: bool
+    ) -> Array:
+        """``relu(BN(y) + shortcut(x))`` for the block input ``x`` and last conv output ``y``.
+
+        The BN scale starts at zero when ``zero_init_residual`` is set, so the
+        block initially reduces to its shortcut. Called from the subclass's
+        compact ``__call__``; creates the ``bn_name`` and ``'shortcut'`` submodules.
+        """
         last_scale = nn.initializers.zeros if self.zero_init_residual else nn.initializers.ones
-        y = _conv(self.features, 3, self.stride, self.dtype, "conv1")(x)
-        y = nn.relu(batch_norm(train, self.axis_name, self.dtype, name="bn1")(y))
-        y = _conv(self.features, 3, 1, self.dtype, "conv2")(y)
-        y = batch_norm(train, self.axis_name, self.dtype, last_scale, name="bn2")(y)
+        y = batch_norm(train, self.axis_name, self.dtype, last_scale, name=bn_name)(y)
         shortcut = _Shortcut(
-            self.features, self.stride, self.axis_name, self.dtype, name="shortcut"
+            out_features, self.stride, self.axis_name, self.dtype, name="shortcut"
         )(x, train=train)
         return nn.relu(y + shortcut)
 
 
-class BottleneckBlock(nn.Module):
-    """1x1 reduce -> 3x3 (strided) -> 1x1 expand; output has ``4 * features`` channels."""
+class BasicBlock(_ResidualBlock):
+    """Two 3x3 convolutions; output has ``features`` channels."""
 
-    features: int
-    stride: int = 1
-    zero_init_residual: bool = False
-    axis_name: str | None = None
-    dtype: Dtype = jnp.float32
+    @nn.compact
+    def __call__(self, x: Array, *, train: bool) -> Array:
+        """Maps ``[B, H, W, C] -> [B, ceil(H/stride), ceil(W/stride), features]``."""
+        y = _conv(self.features, 3, self.stride, self.dtype, "conv1")(x)
+        y = nn.relu(batch_norm(train, self.axis_name, self.dtype, name="bn1")(y))
+        y = _conv(self.features, 3, 1, self.dtype, "conv2")(y)
+        return self._residual_output(x, y, self.features, "bn2", train=train)
+
+
+class BottleneckBlock(_ResidualBlock):
+    """1x1 reduce -> 3x3 (strided) -> 1x1 expand; output has ``4 * features`` channels."""
 
     @nn.compact
     def __call__(self, x: Array, *, train: bool) -> Array:
         """Maps ``[B, H, W, C] -> [B, ceil(H/stride), ceil(W/stride), 4 * features]``."""
         out_features = self.features * BOTTLENECK_EXPANSION
-        last_scale = nn.initializers.zeros if self.zero_init_residual else nn.initializers.ones
         y = _conv(self.features, 1, 1, self.dtype, "conv1")(x)
         y = nn.relu(batch_norm(train, self.axis_name, self.dtype, name="bn1")(y))
         y = _conv(self.features, 3, self.stride, self.dtype, "conv2")(y)
         y = nn.relu(batch_norm(train, self.axis_name, self.dtype, name="bn2")(y))
         y = _conv(out_features, 1, 1, self.dtype, "conv3")(y)
-        y = batch_norm(train, self.axis_name, self.dtype, last_scale, name="bn3")(y)
-        shortcut = _Shortcut(
-            out_features, self.stride, self.axis_name, self.dtype, name="shortcut"
-        )(x, train=train)
-        return nn.relu(y + shortcut)
+        return self._residual_output(x, y, out_features, "bn3", train=train)
 
 
 _BLOCK_CLASSES = {"basic": BasicBlock, "bottleneck": BottleneckBlock}

@@ -5,7 +5,7 @@ temperature 0.1, 2-layer projection MLP to 128-d, 10 warmup epochs, cosine decay
 100 epochs -> 64.5% (batch 4096), 1000 epochs -> 69.3% linear top-1.
 Needs the TFDS imagenet2012 data prepared under dataset.data_dir (manual download).
 
-Launch (TPU/GPU hosts):
+Launch: (on TPU/GPU hosts)
   python -m ssljax.train --config configs/simclr_imagenet2012.py --workdir gs://.../simclr_in
   python -m ssljax.linear_eval --workdir gs://.../simclr_in
 """

@@ -1,0 +1,53 @@
+"""Every shipped config validates, builds its model and reads its dataset (mock data)."""
+
+import glob
+import importlib
+import os
+
+import jax
+import jax.numpy as jnp
+import pytest
+import tensorflow_datasets as tfds
+
+from ssljax.data.augment import make_views
+from ssljax.data.datasets import get_dataset_spec
+from ssljax.data.input_pipeline import train_iterator
+from ssljax.training.loop import abstract_state, build_setup, validate_config
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONFIGS = sorted(
+    os.path.splitext(os.path.basename(p))[0]
+    for p in glob.glob(os.path.join(ROOT, "configs", "*.py"))
+    if not os.path.basename(p).startswith(("_", "common"))
+)
+
+
+def test_config_names_follow_objective_dataset():
+    assert "simclr_fashion_mnist" in CONFIGS
+    for name in CONFIGS:
+        c = importlib.import_module(f"configs.{name}").get_config()
+        assert name == f"{c.objective.name}_{c.dataset.name}"
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_config_builds_and_reads_its_data(name, tmp_path):
+    module = importlib.import_module(f"configs.{name}")
+    assert "Launch:" in module.__doc__ and "python -m ssljax.train" in module.__doc__
+    config = module.get_config()
+    validate_config(config)
+    setup = build_setup(config)
+    state = abstract_state(config, setup)
+    assert int(state.step.size) == 1
+    spec = get_dataset_spec(config.dataset.name)
+    with tfds.testing.mock_data(num_examples=32):
+        batch = next(train_iterator(config.dataset.name, global_batch_size=16, seed=0,
+                                    data_dir=str(tmp_path)))
+    assert batch["image"].shape[2:] == tuple(spec.train_image_shape)
+    # The on-device views have the shape the model was built for.
+    views = jax.jit(lambda r, x: make_views(r, x, config.augment, 2))(
+        jax.random.PRNGKey(0), batch["image"][0])
+    out = jax.eval_shape(
+        lambda s, v: setup.eval_model.apply({"params": s.params, **s.model_state}, v,
+                                            train=False),
+        state, views[0])
+    assert out["projection"].shape == (2, config.model.projector.output_dim)

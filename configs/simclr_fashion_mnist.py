@@ -4,7 +4,9 @@ Launch:
   python -m ssljax.train --config configs/simclr_fashion_mnist.py --workdir runs/demo
   python -m ssljax.linear_eval --workdir runs/demo
 
-Expected: see README, "Results" (linear-probe top-1 on the Fashion-MNIST test set).
+Expected (2 CPU cores, ~10 min of pretraining): linear-probe top-1 about 0.90 on the
+Fashion-MNIST test set from block4 (3x3 pooled, 2304-d), against about 0.88 for the same
+probe on the randomly initialised encoder and about 0.84 on raw pixels (README, "Results").
 """
 
 from configs import common
@@ -15,14 +17,23 @@ def get_config():
     c.dataset.name = "fashion_mnist"
     c.batch_size = 256
     c.total_steps = 1000
-    c.objective.temperature = 0.5
+    # SimCLR's small-batch recipe: square-root learning-rate scaling (0.075 * sqrt(256) = 1.2
+    # with LARS) and temperature 0.1; both beat the large-batch defaults (0.3 * batch/256,
+    # tau 0.5) in short runs (README, "Tuning the demo").
+    c.objective.temperature = 0.1
+    c.optimizer.lr_scaling = "sqrt"
+    c.optimizer.base_learning_rate = 0.075
     c.model.encoder = "convnet"
-    # Downsampling in the first layer keeps most FLOPs in wide, matmul-friendly layers:
-    # the step runs ~2x faster on CPU than with a stride-1 first layer.
+    # Two stride-2 layers first, then two stride-1 layers at 7x7: the FLOPs sit in wide,
+    # low-resolution convolutions, which XLA CPU runs near its matmul speed.
     c.model.encoder_kwargs.widths = (32, 64, 128, 256)
-    c.model.encoder_kwargs.strides = (2, 1, 2, 2)
+    c.model.encoder_kwargs.strides = (2, 2, 1, 1)
     c.augment = common.augment_defaults(image_size=28)
     c.augment.crop_scale = (0.2, 1.0)
     c.augment.color_jitter_strength = 0.5
     c.augment.grayscale_prob = 0.0
+    # Probe the last feature map pooled to 3x3 (as iGPT and Kolesnikov et al. note, pooled
+    # outputs are not always the best layer for a linear probe).
+    c.eval.layer = "block4"
+    c.eval.grid = 3
     return c

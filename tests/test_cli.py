@@ -58,6 +58,7 @@ def test_dataset_unavailable_offline(tmp_path):
                 f"--config.dataset.data_dir={tmp_path / 'tfds'}"],
                env_extra={"SSLJAX_FASHION_MNIST_DIR": str(empty), "SSLJAX_NO_DOWNLOAD": "1"})
     assert_one_line_error(proc, r"apt-get install dataset-fashion-mnist.*download")
+    assert not (tmp_path / "run").exists()
 
 
 def test_linear_eval_without_checkpoint(tmp_path):

@@ -118,9 +118,10 @@ def train_and_evaluate(config, workdir: str, *, max_steps: int | None = None,
       ``{'step', 'status', 'last_metrics', 'seconds', 'steps_per_second'}`` where status is
       'completed', 'stopped' (max_steps) or 'preempted' (SIGTERM).
     """
-    from ssljax.data.input_pipeline import train_iterator
+    from ssljax.data.input_pipeline import get_builder, train_iterator
 
     validate_config(config)
+    get_builder(config.dataset.name, data_dir=config.dataset.get("data_dir"))  # data first
     config_dict = ckpt_lib.prepare_workdir(workdir, config)
     setup = build_setup(config)
     mesh = parallel.make_mesh()

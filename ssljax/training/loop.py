@@ -8,10 +8,12 @@ checkpointer) can also be called on its own.
 from __future__ import annotations
 
 import dataclasses
+import os
 import signal
 import time
 
 import jax
+import ml_collections
 import numpy as np
 
 from ssljax import objectives, parallel
@@ -203,9 +205,6 @@ def restore_for_eval(workdir: str, step: int | None = None):
     Returns ``(config_dict, setup, state, step)``; the state lives on one device. A missing
     or unreadable checkpoint is a one-line ValueError naming the workdir.
     """
-    import ml_collections
-    import os
-
     directory = os.path.join(workdir, ckpt_lib.CHECKPOINT_SUBDIR)
     if not os.path.isdir(directory):
         raise ValueError(
@@ -218,8 +217,7 @@ def restore_for_eval(workdir: str, step: int | None = None):
         if step is None:
             raise ValueError(f"no complete checkpoint in {directory}; pretrain first")
         try:
-            config_dict = checkpointer.restore_config(step)
-            config = ml_collections.ConfigDict(config_dict)
+            config = ml_collections.ConfigDict(checkpointer.restore_config(step))
             setup = build_setup(config)
             state = checkpointer.restore_state(abstract_state(config, setup), step)
         except ValueError:

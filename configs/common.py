@@ -7,6 +7,8 @@ Keys:
   dataset.name         a name from ssljax.data.datasets (fashion_mnist, cifar10, ...).
   objective.name       a name from ssljax.objectives.names() (simclr, ...).
   model.encoder        convnet | resnet18 | resnet50 (+ model.encoder_kwargs).
+  model.conv_batch_chunk  images per convolution call (-1 auto: 32 on CPU, whole batch
+                       on accelerators); results do not depend on it.
   optimizer.*          name (lars | adamw | sgd | lamb), base_learning_rate scaled by
                        batch_size / 256 when lr_scaling='linear' (SimCLR, BYOL), weight decay
                        masked off biases and normalisation parameters, warmup + cosine.
@@ -53,6 +55,9 @@ def get_config() -> ml_collections.ConfigDict:
     c.model = ml_collections.ConfigDict()
     c.model.encoder = "convnet"
     c.model.encoder_kwargs = ml_collections.ConfigDict()
+    # Images per convolution call: -1 = auto (32 on CPU, where cache-sized slices run the
+    # convolutions 1.2-2x faster; the whole batch on GPU/TPU), 0 = whole batch, n > 0 = n.
+    c.model.conv_batch_chunk = -1
     c.model.projector = ml_collections.ConfigDict(
         dict(hidden_dims=(512,), output_dim=128, use_bn=True)
     )

@@ -7,7 +7,7 @@ from typing import Any, Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
-from ssljax.models.layers import batch_norm, global_avg_pool
+from ssljax.models.layers import batch_norm, conv_fn, global_avg_pool
 
 Array = Any
 Dtype = Any
@@ -31,6 +31,8 @@ class ConvNet(nn.Module):
       kernel_size: square kernel size of every convolution.
       axis_name: mapped axis for cross-replica BatchNorm, or None.
       dtype: compute dtype (params stay float32).
+      conv_batch_chunk: images per convolution call (0: the whole batch); see
+        ``layers.batch_chunked_conv``. Parameters and results do not depend on it.
     """
 
     widths: Sequence[int] = (32, 64, 128, 256)
@@ -38,6 +40,7 @@ class ConvNet(nn.Module):
     kernel_size: int = 3
     axis_name: str | None = None
     dtype: Dtype = jnp.float32
+    conv_batch_chunk: int = 0
 
     @nn.compact
     def __call__(self, x: Array, *, train: bool) -> Array:
@@ -60,6 +63,7 @@ class ConvNet(nn.Module):
                 use_bias=False,
                 dtype=self.dtype,
                 param_dtype=jnp.float32,
+                conv_general_dilated=conv_fn(self.conv_batch_chunk),
                 name=f"conv{i + 1}",
             )(x)
             x = batch_norm(train, self.axis_name, self.dtype, name=f"bn{i + 1}")(x)

@@ -12,11 +12,14 @@ Conventions used throughout ``ssljax.models``:
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, Callable
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
+from jax import lax
 
 Array = Any
 Dtype = Any
@@ -24,6 +27,10 @@ Initializer = Callable[..., Array]
 
 BN_MOMENTUM = 0.9
 BN_EPSILON = 1e-5
+
+# Images per convolution call on CPU backends when the config asks for "auto" (-1); see
+# ``resolve_conv_batch_chunk`` and README, "Benchmarks".
+CPU_CONV_BATCH_CHUNK = 32
 
 
 def batch_norm(
@@ -125,3 +132,61 @@ def spatial_pool(x: Array, grid: int) -> Array:
         rows.append(jnp.stack(cells, axis=1))  # [B, grid, C]
     pooled = jnp.stack(rows, axis=1)  # [B, grid, grid, C]
     return pooled.reshape(batch, grid * grid * channels)
+
+
+def resolve_conv_batch_chunk(chunk: int, backend: str | None = None) -> int:
+    """Turns the config value ``model.conv_batch_chunk`` into images per convolution call.
+
+    ``-1`` (auto) means ``CPU_CONV_BATCH_CHUNK`` on the CPU backend and ``0`` (the whole batch
+    in one call) on accelerators, where one large convolution is fastest; ``0`` and positive
+    values are returned unchanged.
+    """
+    if not isinstance(chunk, int) or chunk < -1:
+        raise ValueError(
+            f"conv_batch_chunk must be -1 (auto), 0 (whole batch) or a positive int, got {chunk!r}."
+        )
+    if chunk != -1:
+        return chunk
+    backend = backend or jax.default_backend()
+    return CPU_CONV_BATCH_CHUNK if backend == "cpu" else 0
+
+
+def batch_chunked_conv(lhs, rhs, window_strides, padding, *, chunk: int, **kwargs):
+    """``lax.conv_general_dilated`` run on consecutive batch slices of ``chunk`` images.
+
+    The result equals one call on the whole batch (each output image depends only on its
+    input image). On XLA CPU a convolution's working set then fits in cache: for the
+    Fashion-MNIST demo's 7x7 layers, slices of 32 images run the forward, input-gradient and
+    weight-gradient convolutions 1.2-2x faster than one call on 512 images. Autodiff keeps
+    the slicing: the input gradient is concatenated per slice and the kernel gradient is the
+    sum of per-slice kernel gradients. ``chunk <= 0`` or a batch no larger than ``chunk``
+    runs a single call.
+    """
+    dimension_numbers = kwargs.get("dimension_numbers")
+    conv = functools.partial(lax.conv_general_dilated, **kwargs)
+    batch_axis = 0
+    if isinstance(dimension_numbers, lax.ConvDimensionNumbers):
+        if dimension_numbers.lhs_spec[0] != 0 or dimension_numbers.out_spec[0] != 0:
+            raise ValueError(
+                f"batch_chunked_conv needs the batch on axis 0, got {dimension_numbers}."
+            )
+    elif dimension_numbers is not None and not (
+        dimension_numbers[0].startswith("N") and dimension_numbers[2].startswith("N")
+    ):
+        raise ValueError(f"batch_chunked_conv needs the batch on axis 0, got {dimension_numbers}.")
+    size = lhs.shape[batch_axis]
+    if chunk <= 0 or size <= chunk:
+        return conv(lhs, rhs, window_strides, padding)
+    outputs = [
+        conv(lax.slice_in_dim(lhs, start, min(start + chunk, size), axis=batch_axis),
+             rhs, window_strides, padding)
+        for start in range(0, size, chunk)
+    ]
+    return jnp.concatenate(outputs, axis=batch_axis)
+
+
+def conv_fn(chunk: int) -> Callable[..., Array]:
+    """The ``conv_general_dilated`` an ``nn.Conv`` should use for a resolved ``chunk``."""
+    if chunk <= 0:
+        return lax.conv_general_dilated
+    return functools.partial(batch_chunked_conv, chunk=chunk)

@@ -39,7 +39,12 @@ def build_encoder_from_config(config, axis_name: str | None) -> nn.Module:
     """Builds the encoder named by ``config.model.encoder`` with its keyword arguments."""
     from ssljax.models import build_encoder
 
+    from ssljax.models.layers import resolve_conv_batch_chunk
+
     kwargs = dict(config.model.get("encoder_kwargs", {}))
+    kwargs.setdefault(
+        "conv_batch_chunk", resolve_conv_batch_chunk(config.model.get("conv_batch_chunk", -1))
+    )
     return build_encoder(
         config.model.encoder,
         axis_name=axis_name,

@@ -19,7 +19,7 @@ from typing import Any, Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
-from ssljax.models.layers import batch_norm, global_avg_pool
+from ssljax.models.layers import batch_norm, conv_fn, global_avg_pool
 
 Array = Any
 Dtype = Any
@@ -31,9 +31,12 @@ BOTTLENECK_EXPANSION = 4
 
 
 def _conv(
-    features: int, kernel: int, stride: int, dtype: Dtype, name: str
+    features: int, kernel: int, stride: int, dtype: Dtype, name: str, chunk: int = 0
 ) -> nn.Conv:
-    """Bias-free square convolution with torch-style padding ``kernel // 2``."""
+    """Bias-free square convolution with torch-style padding ``kernel // 2``.
+
+    ``chunk`` is the number of images per convolution call (``layers.batch_chunked_conv``).
+    """
     pad = kernel // 2
     return nn.Conv(
         features,
@@ -44,6 +47,7 @@ def _conv(
         dtype=dtype,
         param_dtype=jnp.float32,
         kernel_init=nn.initializers.variance_scaling(2.0, "fan_out", "normal"),
+        conv_general_dilated=conv_fn(chunk),
         name=name,
     )
 
@@ -61,13 +65,14 @@ class _Shortcut(nn.Module):
     stride: int
     axis_name: str | None
     dtype: Dtype
+    conv_batch_chunk: int = 0
 
     @nn.compact
     def __call__(self, x: Array, *, train: bool) -> Array:
         """Maps ``[B, H, W, C_in] -> [B, ceil(H/stride), ceil(W/stride), features]``."""
         if self.stride == 1 and x.shape[-1] == self.features:
             return x
-        x = _conv(self.features, 1, self.stride, self.dtype, "conv")(x)
+        x = _conv(self.features, 1, self.stride, self.dtype, "conv", self.conv_batch_chunk)(x)
         return batch_norm(train, self.axis_name, self.dtype, name="bn")(x)
 
 
@@ -79,6 +84,11 @@ class _ResidualBlock(nn.Module):
     zero_init_residual: bool = False
     axis_name: str | None = None
     dtype: Dtype = jnp.float32
+    conv_batch_chunk: int = 0
+
+    def _conv(self, features: int, kernel: int, stride: int, name: str) -> nn.Conv:
+        """A bias-free convolution of this block (see the module-level ``_conv``)."""
+        return _conv(features, kernel, stride, self.dtype, name, self.conv_batch_chunk)
 
     def _residual_output(
         self, x: Array, y: Array, out_features: int, bn_name: str, *, train: bool
@@ -92,7 +102,12 @@ class _ResidualBlock(nn.Module):
         last_scale = nn.initializers.zeros if self.zero_init_residual else nn.initializers.ones
         y = batch_norm(train, self.axis_name, self.dtype, last_scale, name=bn_name)(y)
         shortcut = _Shortcut(
-            out_features, self.stride, self.axis_name, self.dtype, name="shortcut"
+            out_features,
+            self.stride,
+            self.axis_name,
+            self.dtype,
+            self.conv_batch_chunk,
+            name="shortcut",
         )(x, train=train)
         return nn.relu(y + shortcut)
 
@@ -103,9 +118,9 @@ class BasicBlock(_ResidualBlock):
     @nn.compact
     def __call__(self, x: Array, *, train: bool) -> Array:
         """Maps ``[B, H, W, C] -> [B, ceil(H/stride), ceil(W/stride), features]``."""
-        y = _conv(self.features, 3, self.stride, self.dtype, "conv1")(x)
+        y = self._conv(self.features, 3, self.stride, "conv1")(x)
         y = nn.relu(batch_norm(train, self.axis_name, self.dtype, name="bn1")(y))
-        y = _conv(self.features, 3, 1, self.dtype, "conv2")(y)
+        y = self._conv(self.features, 3, 1, "conv2")(y)
         return self._residual_output(x, y, self.features, "bn2", train=train)
 
 
@@ -116,11 +131,11 @@ class BottleneckBlock(_ResidualBlock):
     def __call__(self, x: Array, *, train: bool) -> Array:
         """Maps ``[B, H, W, C] -> [B, ceil(H/stride), ceil(W/stride), 4 * features]``."""
         out_features = self.features * BOTTLENECK_EXPANSION
-        y = _conv(self.features, 1, 1, self.dtype, "conv1")(x)
+        y = self._conv(self.features, 1, 1, "conv1")(x)
         y = nn.relu(batch_norm(train, self.axis_name, self.dtype, name="bn1")(y))
-        y = _conv(self.features, 3, self.stride, self.dtype, "conv2")(y)
+        y = self._conv(self.features, 3, self.stride, "conv2")(y)
         y = nn.relu(batch_norm(train, self.axis_name, self.dtype, name="bn2")(y))
-        y = _conv(out_features, 1, 1, self.dtype, "conv3")(y)
+        y = self._conv(out_features, 1, 1, "conv3")(y)
         return self._residual_output(x, y, out_features, "bn3", train=train)
 
 
@@ -152,6 +167,8 @@ class ResNet(nn.Module):
         branch to zero so each block starts as (projected) identity.
       axis_name: mapped axis for cross-replica BatchNorm, or None.
       dtype: compute dtype (params stay float32).
+      conv_batch_chunk: images per convolution call (0: the whole batch); see
+        ``layers.batch_chunked_conv``. Parameters and results do not depend on it.
     """
 
     stage_sizes: Sequence[int] = (2, 2, 2, 2)
@@ -161,6 +178,7 @@ class ResNet(nn.Module):
     zero_init_residual: bool = False
     axis_name: str | None = None
     dtype: Dtype = jnp.float32
+    conv_batch_chunk: int = 0
 
     def __post_init__(self) -> None:
         _check_choice("stem", self.stem, STEMS)
@@ -183,9 +201,9 @@ class ResNet(nn.Module):
         """Applies the input stem: ``[B, H, W, C] -> [B, H', W', 64 * width_multiplier]``."""
         width = BASE_WIDTHS[0] * self.width_multiplier
         if self.stem == "cifar":
-            x = _conv(width, 3, 1, self.dtype, "stem_conv")(x)
+            x = _conv(width, 3, 1, self.dtype, "stem_conv", self.conv_batch_chunk)(x)
             return nn.relu(batch_norm(train, self.axis_name, self.dtype, name="stem_bn")(x))
-        x = _conv(width, 7, 2, self.dtype, "stem_conv")(x)
+        x = _conv(width, 7, 2, self.dtype, "stem_conv", self.conv_batch_chunk)(x)
         x = nn.relu(batch_norm(train, self.axis_name, self.dtype, name="stem_bn")(x))
         return nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
 
@@ -206,6 +224,7 @@ class ResNet(nn.Module):
                     zero_init_residual=self.zero_init_residual,
                     axis_name=self.axis_name,
                     dtype=self.dtype,
+                    conv_batch_chunk=self.conv_batch_chunk,
                     name=f"stage{stage + 1}_block{b + 1}",
                 )(x, train=train)
             self.sow("intermediates", f"block{stage + 1}", x)

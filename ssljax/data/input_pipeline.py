@@ -246,14 +246,41 @@ def decode_resize_crop(encoded: tf.Tensor, resize_crop: ResizeCrop, channels: in
     return tf.cast(tf.clip_by_value(tf.round(resized), 0.0, 255.0), tf.uint8)
 
 
-def _select_fn(spec: DatasetSpec) -> Callable[[dict], dict]:
-    """Keeps only the image and the int32 label of a TFDS example."""
+def _index_from_tfds_id(tfds_id: tf.Tensor, shard_offsets: np.ndarray) -> tf.Tensor:
+    """Position of an example in its split, from a TFDS id ``<file>-00012-of-01024__345``."""
+    shard = tf.strings.to_number(
+        tf.strings.regex_replace(tfds_id, r"^.*-(\d+)-of-\d+__\d+$", r"\1"), tf.int64
+    )
+    record = tf.strings.to_number(tf.strings.regex_replace(tfds_id, r"^.*__(\d+)$", r"\1"), tf.int64)
+    return tf.cast(tf.gather(tf.constant(shard_offsets, tf.int64), shard) + record, tf.int32)
+
+
+def _shard_offsets(builder: tfds.core.DatasetBuilder, split: str) -> Optional[np.ndarray]:
+    """First example index of every file shard of ``split``, or None when unknown."""
+    try:
+        lengths = list(builder.info.splits[split].shard_lengths)
+    except (KeyError, AttributeError, TypeError):
+        return None
+    if not lengths:
+        return None
+    return np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+
+
+def _select_fn(spec: DatasetSpec, shard_offsets: Optional[np.ndarray] = None) -> Callable[[dict], dict]:
+    """Keeps the image, the int32 label and the int32 ``index`` of a TFDS example: its
+    position in the split when ``shard_offsets`` are given and the reader returns TFDS ids,
+    else -1 (e.g. mocked data)."""
 
     def select(example):
-        return {
+        out = {
             "image": example[spec.image_key],
             "label": tf.cast(example[spec.label_key], tf.int32),
         }
+        if shard_offsets is not None and "tfds_id" in example:
+            out["index"] = _index_from_tfds_id(example["tfds_id"], shard_offsets)
+        else:
+            out["index"] = tf.constant(-1, tf.int32)
+        return out
 
     return select
 
@@ -267,7 +294,7 @@ def _decode_fn(spec: DatasetSpec, *, training: bool) -> Callable[[dict], dict]:
         image = example["image"]
         if resize_crop is not None:
             image = decode_resize_crop(image, resize_crop, channels=shape[-1])
-        return {"image": tf.ensure_shape(image, shape), "label": example["label"]}
+        return dict(example, image=tf.ensure_shape(image, shape))
 
     return decode
 
@@ -293,20 +320,26 @@ def _read(
     *,
     training: bool,
     shuffle_seed: Optional[int] = None,
+    shard_offsets: Optional[np.ndarray] = None,
 ) -> tf.data.Dataset:
     """Selected (still encoded if the host crops) examples of ``split``.
 
     With ``shuffle_seed`` the file order is shuffled deterministically from it;
-    without, examples come in file order.
+    without, examples come in file order. With ``shard_offsets`` (see ``_shard_offsets``)
+    each example also carries its ``index`` in the split.
     """
-    read_config = tfds.ReadConfig(shuffle_seed=shuffle_seed, options=data_options())
+    read_config = tfds.ReadConfig(
+        shuffle_seed=shuffle_seed,
+        options=data_options(),
+        add_tfds_id=shard_offsets is not None,
+    )
     ds = builder.as_dataset(
         split=split,
         shuffle_files=shuffle_seed is not None,
         decoders=_decoders(spec, training=training),
         read_config=read_config,
     )
-    return ds.map(_select_fn(spec), num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.map(_select_fn(spec, shard_offsets), num_parallel_calls=tf.data.AUTOTUNE)
 
 
 def _decoded(
@@ -483,13 +516,22 @@ def _in_memory_batches(
     steps: int,
     local_devices: int,
     per_device: int,
+    index_offset: int = 0,
 ) -> Iterator[Batch]:
-    """Endless batches from arrays held in memory, from ``start_step`` on."""
+    """Endless batches from arrays held in memory, from ``start_step`` on.
+
+    ``index`` is each example's position in the split: ``index_offset`` (where this
+    process's share starts) plus its row in ``images``.
+    """
     per_host = local_devices * per_device
     epoch, skip = divmod(start_step, steps)
     while True:
         for indices in epoch_order(len(labels), steps, per_host, seed, epoch)[skip:]:
-            batch = {"image": images[indices], "label": labels[indices]}
+            batch = {
+                "image": images[indices],
+                "label": labels[indices],
+                "index": (indices + index_offset).astype(np.int32),
+            }
             yield _layout(batch, local_devices, per_device)
         epoch, skip = epoch + 1, 0
 
@@ -504,11 +546,15 @@ def _stream_epoch(
     skip: int,
     local_devices: int,
     per_device: int,
+    shard_offsets: Optional[np.ndarray] = None,
 ) -> tf.data.Dataset:
     """One epoch of the streaming path, starting after ``skip`` batches."""
     per_host = local_devices * per_device
     shape = spec.train_image_shape
-    ds = _read(builder, spec, host_split, training=True, shuffle_seed=shuffle_seed)
+    ds = _read(
+        builder, spec, host_split, training=True, shuffle_seed=shuffle_seed,
+        shard_offsets=shard_offsets,
+    )
     ds = ds.shuffle(buffer_size, seed=shuffle_seed, reshuffle_each_iteration=False)
     # Skipping encoded records (before decoding) makes resuming cheap.
     ds = ds.skip(skip * per_host)
@@ -518,6 +564,7 @@ def _stream_epoch(
         lambda b: {
             "image": tf.reshape(b["image"], (local_devices, per_device, *shape)),
             "label": tf.reshape(b["label"], (local_devices, per_device)),
+            "index": tf.reshape(b["index"], (local_devices, per_device)),
         }
     )
     return ds.prefetch(tf.data.AUTOTUNE).with_options(data_options())
@@ -534,6 +581,7 @@ def _streamed_batches(
     buffer_size: int,
     local_devices: int,
     per_device: int,
+    shard_offsets: Optional[np.ndarray] = None,
 ) -> Iterator[Batch]:
     """Endless batches read from TFDS files, from ``start_step`` on."""
     epoch, skip = divmod(start_step, steps)
@@ -547,6 +595,7 @@ def _streamed_batches(
             skip=skip,
             local_devices=local_devices,
             per_device=per_device,
+            shard_offsets=shard_offsets,
         )
         yield from ds.as_numpy_iterator()
         epoch, skip = epoch + 1, 0
@@ -593,8 +642,10 @@ def train_iterator(
 
     Returns:
       An iterator of ``{'image': uint8 [local_devices, per_device, H, W, C],
-      'label': int32 [local_devices, per_device]}`` (label -1 for unlabelled
-      examples, e.g. STL-10 ``unlabelled``).
+      'label': int32 [local_devices, per_device], 'index': int32 [local_devices,
+      per_device]}`` (label -1 for unlabelled examples, e.g. STL-10 ``unlabelled``;
+      index is the example's position in the split, read from TFDS ids when streaming,
+      -1 where the reader gives none).
 
     Raises:
       ValueError: bad batch size / start step, unknown dataset, or fewer
@@ -633,6 +684,7 @@ def train_iterator(
             steps=steps,
             local_devices=local_devices,
             per_device=per_device,
+            index_offset=jax.process_index() * count,
         )
     return _streamed_batches(
         builder,
@@ -644,6 +696,7 @@ def train_iterator(
         buffer_size=min(count, STREAM_SHUFFLE_BUFFER),
         local_devices=local_devices,
         per_device=per_device,
+        shard_offsets=_shard_offsets(builder, split) if isinstance(split, str) else None,
     )
 
 

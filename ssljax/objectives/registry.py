@@ -22,8 +22,22 @@ class Objective:
       build_model: ``(config, axis_name) -> flax Module`` whose output the loss consumes.
       make_views: ``(rng, images_uint8, config) -> tuple of arrays``: the inputs the model
         sees (augmented views, rotated copies, ...), computed on device.
-      loss: ``(params, model_state, views, rng, *, model, config, axis_name) ->
-        (loss, (metrics, new_model_state))``, a pure function differentiable in ``params``.
+      loss: ``(params, model_state, views, rng, *, model, config, axis_name, extra, batch) ->
+        (loss, (metrics, new_model_state, outputs))``, a pure function differentiable in
+        ``params``. ``extra`` is the objective-owned state (``TrainState.extra``: EMA target,
+        queue, memory bank), ``batch`` this device's batch dict (``'image'``, ``'label'``,
+        ``'index'``; labels are never used for learning). ``outputs`` is a dict handed to
+        ``update_extra`` after the optimiser step; its ``'embedding'`` entry ``[n, d]`` is
+        what the step's collapse monitors look at.
+      init_extra: ``(params, model_state, config) -> pytree``, the initial ``extra``
+        (None: the method keeps no state of its own).
+      update_extra: ``(extra, outputs, *, params, model_state, step, config, axis_name) ->
+        extra``, run after the optimiser update with the new ``params`` (EMA targets, queue
+        and memory-bank writes). ``step`` is the number of updates before this one.
+      check_config: ``(config) -> None``, raises ValueError with one line for settings the
+        method cannot run with (queue size, momentum range, views the data cannot give).
+      needs_index: whether the loss reads ``batch['index']`` (each example's position in
+        the training split, e.g. for a memory bank).
       has_target: whether the method keeps an EMA target network.
       description: one line for listings.
     """
@@ -32,6 +46,10 @@ class Objective:
     build_model: Callable[..., Any]
     make_views: Callable[..., tuple]
     loss: Callable[..., tuple]
+    init_extra: Callable[..., Any] | None = None
+    update_extra: Callable[..., Any] | None = None
+    check_config: Callable[[Any], None] | None = None
+    needs_index: bool = False
     has_target: bool = False
     description: str = ""
 

@@ -33,21 +33,22 @@ def two_augmented_views(rng, images, config):
     return make_views(rng, images, config.augment, num_views=2)
 
 
-def apply_to_views(params, model_state, views, *, model):
+def apply_to_views(params, model_state, views, *, model, **kwargs):
     """Runs the network in train mode on the concatenation of ``views``.
 
-    Both views go through one call, so BatchNorm normalises over all ``2n`` images as in the
-    SimCLR reference implementation. Returns the outputs split per view and the new state.
+    All views go through one call, so BatchNorm normalises over all of them together as in
+    the SimCLR reference implementation. ``kwargs`` go to the model's ``__call__``. Returns
+    the outputs split per view and the new state.
     """
     x = jnp.concatenate(views, axis=0)
     out, new_state = model.apply(
-        {"params": params, **model_state}, x, train=True, mutable=list(model_state)
+        {"params": params, **model_state}, x, train=True, mutable=list(model_state), **kwargs
     )
     split = {k: jnp.split(v, len(views), axis=0) for k, v in out.items()}
     return split, new_state
 
 
-def simclr_objective_loss(params, model_state, views, rng, *, model, config, axis_name):
+def simclr_objective_loss(params, model_state, views, rng, *, model, config, axis_name, **_):
     """NT-Xent on the projections of two views, with the contrastive accuracy as a metric."""
     del rng
     out, new_state = apply_to_views(params, model_state, views, model=model)
@@ -57,7 +58,7 @@ def simclr_objective_loss(params, model_state, views, rng, *, model, config, axi
     )
     loss = cross_entropy_at(logits, labels)
     metrics = {"loss": loss, "contrastive_accuracy": contrastive_accuracy(logits, labels)}
-    return loss, (metrics, new_state)
+    return loss, (metrics, new_state, {"embedding": z1})
 
 
 SIMCLR = register(

@@ -45,13 +45,15 @@ def validate_config(config) -> None:
     from ssljax.data.datasets import get_dataset_spec
     from ssljax.models import build_encoder
 
-    objectives.get(config.objective.name)
+    objective = objectives.get(config.objective.name)
     get_dataset_spec(config.dataset.name)
     build_encoder(config.model.encoder)  # unknown names raise with the valid choices
     parallel.check_global_batch(config.batch_size)
     build_optimizer(config)
     if int(config.total_steps) <= 0:
         raise ValueError(f"total_steps={config.total_steps} must be positive")
+    if objective.check_config is not None:
+        objective.check_config(config)
 
 
 def build_setup(config) -> Setup:
@@ -71,10 +73,15 @@ def build_setup(config) -> Setup:
 
 
 def initial_state(config, setup: Setup) -> TrainState:
-    """The step-0 state, seeded by ``config.seed``."""
-    return create_train_state(
+    """The step-0 state, seeded by ``config.seed``, with the objective's own state."""
+    state = create_train_state(
         setup.eval_model, setup.tx, jax.random.PRNGKey(config.seed), (1,) + setup.image_shape
     )
+    if setup.objective.init_extra is not None:
+        state = state.replace(
+            extra=setup.objective.init_extra(state.params, state.model_state, config)
+        )
+    return state
 
 
 def abstract_state(config, setup: Setup):

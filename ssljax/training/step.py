@@ -2,7 +2,9 @@
 
 ``make_train_step`` returns ``step(state, batch) -> (state, metrics)`` for ONE device: it makes
 the objective's views on device, differentiates the objective's pure loss, averages gradients
-with ``jax.lax.pmean`` over the named axis and applies the optax update. Cross-device terms
+with ``jax.lax.pmean`` over the named axis, applies the optax update, then lets the objective
+update its own state (EMA target, queue, memory bank) and logs collapse monitors of the
+embedding the loss reports. Cross-device terms
 (gathered negatives, cross-replica BatchNorm) use the same axis name inside the loss/model.
 
 Drivers:
@@ -20,6 +22,7 @@ import jax.numpy as jnp
 import optax
 from jax.sharding import Mesh, PartitionSpec as P
 
+from ssljax.evaluation.collapse import collapse_monitors
 from ssljax.parallel import AXIS
 from ssljax.training.state import TrainState
 
@@ -55,7 +58,7 @@ def make_train_step(
     the state is then returned unchanged so the last good state survives).
     """
 
-    def loss_fn(params, state, views, rng):
+    def loss_fn(params, state, views, rng, batch):
         return objective.loss(
             params,
             state.model_state,
@@ -64,6 +67,8 @@ def make_train_step(
             model=model,
             config=config,
             axis_name=axis_name,
+            extra=state.extra,
+            batch=batch,
         )
 
     def step(state: TrainState, batch: dict) -> tuple[TrainState, dict]:
@@ -71,7 +76,12 @@ def make_train_step(
         view_rng, loss_rng = jax.random.split(rng)
         views = objective.make_views(view_rng, batch["image"], config)
         grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
-        (loss, (metrics, model_state)), grads = grad_fn(state.params, state, views, loss_rng)
+        (loss, (metrics, model_state, outputs)), grads = grad_fn(
+            state.params, state, views, loss_rng, batch
+        )
+        outputs = jax.lax.stop_gradient(outputs)
+        if "embedding" in outputs:
+            metrics = dict(metrics, **collapse_monitors(outputs["embedding"], axis_name))
         if axis_name is not None:
             grads = jax.lax.pmean(grads, axis_name)
             metrics = jax.lax.pmean(metrics, axis_name)
@@ -80,8 +90,23 @@ def make_train_step(
         finite = jnp.logical_and(jnp.isfinite(loss), all_finite(grads))
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
+        extra = state.extra
+        if objective.update_extra is not None:
+            extra = objective.update_extra(
+                state.extra,
+                outputs,
+                params=params,
+                model_state=model_state,
+                step=state.step,
+                config=config,
+                axis_name=axis_name,
+            )
         new_state = state.replace(
-            step=state.step + 1, params=params, model_state=model_state, opt_state=opt_state
+            step=state.step + 1,
+            params=params,
+            model_state=model_state,
+            opt_state=opt_state,
+            extra=extra,
         )
         new_state = jax.tree.map(lambda new, old: jnp.where(finite, new, old), new_state, state)
         metrics = dict(metrics, finite=finite, grad_norm=optax.global_norm(grads))

@@ -71,10 +71,25 @@ def test_train_iterator_fake_fashion_mnist(fake_fmnist):
     assert batch["label"].shape == (8, 2)
     assert batch["label"].dtype == np.int32
     images, labels = data["train"]
-    for image, label in zip(batch["image"].reshape(-1, 28, 28), batch["label"].reshape(-1)):
+    assert batch["index"].shape == (8, 2) and batch["index"].dtype == np.int32
+    for image, label, position in zip(
+        batch["image"].reshape(-1, 28, 28), batch["label"].reshape(-1), batch["index"].reshape(-1)
+    ):
         index = int(image[0, 0])
         np.testing.assert_array_equal(image, images[index])
         assert label == labels[index]
+        assert position == index  # the example's position in the split (memory banks)
+
+
+def test_index_from_tfds_id():
+    offsets = np.array([0, 10, 25, 40])
+    ids = tf.constant([
+        "imagenet2012-train.tfrecord-00002-of-00004__7",
+        "imagenet2012-train.array_record-00000-of-00004__0",
+        "fashion_mnist-train.tfrecord-00003-of-00004__12",
+    ])
+    got = input_pipeline._index_from_tfds_id(ids, offsets).numpy().tolist()
+    assert got == [32, 0, 52]
 
 
 def test_exact_resume_across_epochs(fake_fmnist):
@@ -172,6 +187,7 @@ def test_train_iterator_mocked(name, split):
         assert batch["image"].dtype == np.uint8
         assert batch["label"].shape == (8, 2)
         assert batch["label"].dtype == np.int32
+        assert batch["index"].shape == (8, 2) and batch["index"].dtype == np.int32
         low = -1 if (split or spec.pretrain_split) == "unlabelled" else 0
         assert low <= batch["label"].min() and batch["label"].max() < spec.num_classes
     if name == "imagenet2012":

@@ -113,8 +113,10 @@ def test_non_finite_loss_keeps_state_and_is_reported(make_tiny_config):
     setup = build_setup(config)
 
     def nan_loss(params, model_state, views, rng, **kw):
-        loss, (metrics, new_state) = setup.objective.loss(params, model_state, views, rng, **kw)
-        return loss * jnp.nan, (dict(metrics, loss=loss * jnp.nan), new_state)
+        loss, (metrics, new_state, outputs) = setup.objective.loss(
+            params, model_state, views, rng, **kw
+        )
+        return loss * jnp.nan, (dict(metrics, loss=loss * jnp.nan), new_state, outputs)
 
     bad = dataclasses.replace(setup.objective, loss=nan_loss)
     mesh = parallel.make_mesh()

@@ -18,7 +18,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = sorted(
     os.path.splitext(os.path.basename(p))[0]
     for p in glob.glob(os.path.join(ROOT, "configs", "*.py"))
-    if not os.path.basename(p).startswith(("_", "common"))
+    if not os.path.basename(p).startswith(("_", "common", "methods"))
 )
 
 
@@ -30,7 +30,8 @@ def test_config_names_follow_objective_dataset():
 
 
 @pytest.mark.parametrize("name", CONFIGS)
-def test_config_builds_and_reads_its_data(name, tmp_path):
+def test_config_builds(name):
+    """Validates, builds the model and the state, and traces views -> model (shapes only)."""
     module = importlib.import_module(f"configs.{name}")
     assert "Launch:" in module.__doc__ and "python -m ssljax.train" in module.__doc__
     config = module.get_config()
@@ -39,15 +40,33 @@ def test_config_builds_and_reads_its_data(name, tmp_path):
     state = abstract_state(config, setup)
     assert int(state.step.size) == 1
     spec = get_dataset_spec(config.dataset.name)
-    with tfds.testing.mock_data(num_examples=32):
-        batch = next(train_iterator(config.dataset.name, global_batch_size=16, seed=0,
-                                    data_dir=str(tmp_path)))
-    assert batch["image"].shape[2:] == tuple(spec.train_image_shape)
-    # The on-device views have the shape the model was built for.
-    views = jax.jit(lambda r, x: make_views(r, x, config.augment, 2))(
-        jax.random.PRNGKey(0), batch["image"][0])
+    images = jax.ShapeDtypeStruct((2,) + tuple(spec.train_image_shape), jnp.uint8)
+    views = jax.eval_shape(
+        lambda r, x: setup.objective.make_views(r, x, config), jax.random.PRNGKey(0), images)
     out = jax.eval_shape(
         lambda s, v: setup.eval_model.apply({"params": s.params, **s.model_state}, v,
                                             train=False),
         state, views[0])
-    assert out["projection"].shape == (2, config.model.projector.output_dim)
+    assert out["features"].shape[0] == views[0].shape[0]
+    if "projection" in out:
+        assert out["projection"].shape == (views[0].shape[0], config.model.projector.output_dim)
+
+
+DATASETS = sorted({importlib.import_module(f"configs.{n}").get_config().dataset.name
+                   for n in CONFIGS})
+
+
+@pytest.mark.parametrize("dataset", DATASETS)
+def test_configs_dataset_reads_and_augments(dataset, tmp_path):
+    """Once per dataset: mocked TFDS batches and on-device views of the configured size."""
+    name = f"simclr_{dataset}"
+    config = importlib.import_module(f"configs.{name}").get_config()
+    spec = get_dataset_spec(dataset)
+    with tfds.testing.mock_data(num_examples=32):
+        batch = next(train_iterator(dataset, global_batch_size=16, seed=0,
+                                    data_dir=str(tmp_path)))
+    assert batch["image"].shape[2:] == tuple(spec.train_image_shape)
+    views = jax.jit(lambda r, x: make_views(r, x, config.augment, 2))(
+        jax.random.PRNGKey(0), batch["image"][0])
+    size = config.augment.get("output_size") or spec.train_image_shape[:2]
+    assert views[0].shape == (2, *size, spec.image_shape[-1])

@@ -9,21 +9,28 @@ import jax.numpy as jnp
 
 
 class SSLNetwork(nn.Module):
-    """An encoder followed by an optional projection head.
+    """An encoder followed by an optional projection head and an optional predictor.
 
-    ``__call__(x, train=...)`` returns ``{'features': [B, D]}`` and, when a projector is set,
-    ``'projection': [B, P]``. Parameters live under ``'encoder'`` and ``'projector'``, so the
-    encoder's variables can be cut out of a checkpoint for evaluation.
+    ``__call__(x, train=...)`` returns ``{'features': [B, D]}``, plus ``'projection': [B, P]``
+    when a projector is set and ``'prediction'`` when a predictor is set (BYOL, SimSiam) and
+    ``predict`` is True. A target network is the same module applied to other parameters with
+    ``predict=False``. Parameters live under ``'encoder'``, ``'projector'`` and
+    ``'predictor'``, so the encoder's variables can be cut out of a checkpoint for evaluation.
     """
 
     encoder: nn.Module
     projector: nn.Module | None = None
+    predictor: nn.Module | None = None
 
-    def __call__(self, x: jnp.ndarray, *, train: bool) -> dict[str, jnp.ndarray]:
+    def __call__(
+        self, x: jnp.ndarray, *, train: bool, predict: bool = True
+    ) -> dict[str, jnp.ndarray]:
         features = self.encoder(x, train=train)
         out = {"features": features}
         if self.projector is not None:
             out["projection"] = self.projector(features, train=train)
+            if self.predictor is not None and (predict or self.is_initializing()):
+                out["prediction"] = self.predictor(out["projection"], train=train)
         return out
 
 
@@ -36,7 +43,11 @@ def dtype_from_name(name: str) -> Any:
 
 
 def build_encoder_from_config(config, axis_name: str | None) -> nn.Module:
-    """Builds the encoder named by ``config.model.encoder`` with its keyword arguments."""
+    """Builds the encoder named by ``config.model.encoder`` with its keyword arguments.
+
+    With a ``config.model.patches`` entry (``size``, ``stride``) the encoder is applied to
+    every patch of a grid and wrapped in ``ssljax.models.patches.PatchGridEncoder`` (CPC).
+    """
     from ssljax.models import build_encoder
 
     from ssljax.models.layers import resolve_conv_batch_chunk
@@ -45,23 +56,34 @@ def build_encoder_from_config(config, axis_name: str | None) -> nn.Module:
     kwargs.setdefault(
         "conv_batch_chunk", resolve_conv_batch_chunk(config.model.get("conv_batch_chunk", -1))
     )
-    return build_encoder(
+    encoder = build_encoder(
         config.model.encoder,
         axis_name=axis_name,
         dtype=dtype_from_name(config.get("dtype", "float32")),
         **kwargs,
     )
+    patches = config.model.get("patches")
+    if patches is None:
+        return encoder
+    from ssljax.models.patches import PatchGridEncoder
+
+    return PatchGridEncoder(
+        encoder=encoder, patch_size=int(patches.size), patch_stride=int(patches.stride)
+    )
 
 
-def build_projector_from_config(config, axis_name: str | None) -> nn.Module:
-    """Builds the projection MLP described by ``config.model.projector``."""
+def build_projector_from_config(
+    config, axis_name: str | None, key: str = "projector"
+) -> nn.Module:
+    """Builds the MLP described by ``config.model[key]`` (``'projector'`` or ``'predictor'``)."""
     from ssljax.models import MLPHead
 
-    proj = config.model.projector
+    proj = config.model[key]
     return MLPHead(
         hidden_dims=tuple(proj.hidden_dims),
         output_dim=proj.output_dim,
         use_bn=proj.get("use_bn", True),
+        bn_on_output=proj.get("bn_on_output", False),
         axis_name=axis_name,
         dtype=dtype_from_name(config.get("dtype", "float32")),
     )

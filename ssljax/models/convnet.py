@@ -13,8 +13,11 @@ Array = Any
 Dtype = Any
 
 
+NORMS = ("batch", "layer")
+
+
 class ConvNet(nn.Module):
-    """Plain stack of ``Conv -> BatchNorm -> ReLU`` layers, then global average pooling.
+    """Plain stack of ``Conv -> Norm -> ReLU`` layers, then global average pooling.
 
     Downsampling uses stride-2 convolutions rather than max-pooling (cheaper
     backward pass on XLA CPU). Convolutions have no bias and use symmetric
@@ -31,6 +34,9 @@ class ConvNet(nn.Module):
       kernel_size: square kernel size of every convolution.
       axis_name: mapped axis for cross-replica BatchNorm, or None.
       dtype: compute dtype (params stay float32).
+      norm: ``"batch"`` (BatchNorm ``bn{i}``, running statistics in ``'batch_stats'``) or
+        ``"layer"`` (LayerNorm ``ln{i}`` over the channels of each position: no batch
+        statistics, so examples never interact, as CPC v2 (Henaff et al. 2020) requires).
       conv_batch_chunk: images per convolution call (0: the whole batch); see
         ``layers.batch_chunked_conv``. Parameters and results do not depend on it.
     """
@@ -41,6 +47,7 @@ class ConvNet(nn.Module):
     axis_name: str | None = None
     dtype: Dtype = jnp.float32
     conv_batch_chunk: int = 0
+    norm: str = "batch"
 
     @nn.compact
     def __call__(self, x: Array, *, train: bool) -> Array:
@@ -52,6 +59,8 @@ class ConvNet(nn.Module):
             )
         if x.ndim != 4:
             raise ValueError(f"ConvNet expects [B, H, W, C] images, got shape {x.shape}.")
+        if self.norm not in NORMS:
+            raise ValueError(f"unknown ConvNet norm {self.norm!r}; choose one of {NORMS}")
         pad = self.kernel_size // 2
         x = x.astype(self.dtype)
         for i, (width, stride) in enumerate(zip(self.widths, self.strides)):
@@ -66,7 +75,10 @@ class ConvNet(nn.Module):
                 conv_general_dilated=conv_fn(self.conv_batch_chunk),
                 name=f"conv{i + 1}",
             )(x)
-            x = batch_norm(train, self.axis_name, self.dtype, name=f"bn{i + 1}")(x)
+            if self.norm == "layer":
+                x = nn.LayerNorm(dtype=self.dtype, param_dtype=jnp.float32, name=f"ln{i + 1}")(x)
+            else:
+                x = batch_norm(train, self.axis_name, self.dtype, name=f"bn{i + 1}")(x)
             x = nn.relu(x)
             self.sow("intermediates", f"block{i + 1}", x)
         x = global_avg_pool(x)

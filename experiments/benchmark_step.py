@@ -53,47 +53,12 @@ def peak_matmul_gflops(n: int) -> float:
     return 2 * n**3 / seconds / 1e9
 
 
-def compiled_flops(compiled) -> float:
-    """FLOPs of one call of a compiled function, from XLA's cost analysis."""
-    cost = compiled.cost_analysis()
-    if isinstance(cost, (list, tuple)):
-        cost = cost[0]
-    return float(cost.get("flops", float("nan")))
-
-
-def compile_step(config):
-    """The compiled pretraining step for ``config``, a replicated state and a random batch."""
-    import jax
-    import numpy as np
-
-    from ssljax import parallel
-    from ssljax.training.loop import build_setup, initial_state
-    from ssljax.training.step import make_train_step, shard_map_driver
-
-    setup = build_setup(config)
-    mesh = parallel.make_mesh()
-    n_dev = jax.device_count()
-    per_dev = parallel.check_global_batch(config.batch_size)
-    state = parallel.replicate_on_mesh(initial_state(config, setup), mesh)
-    rng = np.random.default_rng(0)
-    host_batch = {
-        "image": rng.integers(0, 256, (n_dev, per_dev) + setup.image_shape, dtype=np.uint8),
-        "label": np.zeros((n_dev, per_dev), np.int32),
-    }
-    batch = parallel.batch_to_global(host_batch, mesh)
-    step = shard_map_driver(
-        make_train_step(objective=setup.objective, model=setup.train_model, tx=setup.tx,
-                        config=config, schedule=setup.schedule),
-        mesh,
-    )
-    return step.lower(state, batch).compile(), state, batch
-
-
 def main(argv):
     del argv
     import jax
     import numpy as np
 
+    from ssljax.bench import compile_step, compiled_flops, step_times
     from ssljax.training.loop import validate_config
 
     config = _CONFIG.value
@@ -111,14 +76,7 @@ def main(argv):
     flops = compiled_flops(compile_step(reference)[0])
     flops_as_compiled = compiled_flops(compiled)
 
-    state, metrics = compiled(state, batch)
-    jax.block_until_ready(metrics)
-    times = []
-    for _ in range(_STEPS.value):
-        t = time.perf_counter()
-        state, metrics = compiled(state, batch)
-        jax.block_until_ready(metrics)
-        times.append(time.perf_counter() - t)
+    times = step_times(compiled, state, batch, _STEPS.value)
     step_seconds = float(np.min(times))
     peak = peak_matmul_gflops(_MATMUL_N.value)
     achieved = flops / step_seconds / 1e9

@@ -1,0 +1,212 @@
+"""Every image method on one dataset, same encoder, same wall-clock budget; one results table.
+
+  python experiments/compare_methods.py --dataset fashion_mnist --budget_minutes 3 \
+      [--methods simclr,byol] [--workdir runs/compare_fashion_mnist] \
+      [--eval_layer block4 --eval_grid 3]
+
+For each registered objective that has a ``configs/<objective>_<dataset>.py``, the script
+compiles its step, times a few steps on random data, sets ``total_steps`` so that pretraining
+takes the budget (the schedule then completes, warmup is capped at a tenth of the steps),
+pretrains in ``WORKDIR/<method>``, and runs the linear probe and kNN from the checkpoint
+(``ssljax.evaluation.checkpoint_eval``). The random-encoder and raw-pixel baselines are
+computed once. It writes ``WORKDIR/compare.md`` (Markdown table) and ``WORKDIR/compare.json``.
+A method whose workdir already holds a finished run and its report is not rerun.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import math
+import os
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from absl import app, flags  # noqa: E402
+
+_DATASET = flags.DEFINE_string("dataset", "fashion_mnist", "Dataset name (configs/<method>_<dataset>.py).")
+_BUDGET = flags.DEFINE_float("budget_minutes", 3.0, "Pretraining wall-clock budget per method.")
+_METHODS = flags.DEFINE_list("methods", [], "Methods to run (default: every one with a config).")
+_WORKDIR = flags.DEFINE_string("workdir", None, "Output directory (default runs/compare_<dataset>).")
+_TIMING_STEPS = flags.DEFINE_integer("timing_steps", 5, "Steps timed to size the budget.")
+_EVAL_LAYER = flags.DEFINE_string("eval_layer", None, "Probe this layer for every method and baseline (default: each config's eval.layer).")
+_EVAL_GRID = flags.DEFINE_integer("eval_grid", None, "Spatial pooling grid of the probed layer (default: the config's).")
+
+
+def available_methods(dataset: str) -> list[str]:
+    """Registered objectives with a config for ``dataset``, SimCLR first."""
+    from ssljax import objectives
+
+    names = [n for n in objectives.names()
+             if os.path.exists(os.path.join(ROOT, "configs", f"{n}_{dataset}.py"))]
+    return sorted(names, key=lambda n: (n != "simclr", n))
+
+
+def load_config(method: str, dataset: str):
+    return importlib.import_module(f"configs.{method}_{dataset}").get_config()
+
+
+def steps_for_budget(seconds_per_step: float, budget_seconds: float) -> int:
+    """Whole steps that fit in the budget (at least 1)."""
+    return max(1, int(math.floor(budget_seconds / seconds_per_step)))
+
+
+def size_run(config, budget_seconds: float, timing_steps: int) -> tuple[int, float]:
+    """``(steps, seconds_per_step)`` for ``config`` on this machine (median of timed steps)."""
+    import numpy as np
+
+    from ssljax.bench import compile_step, step_times
+
+    compiled, state, batch = compile_step(config)
+    seconds = float(np.median(step_times(compiled, state, batch, timing_steps)))
+    return steps_for_budget(seconds, budget_seconds), seconds
+
+
+def fmt(value, digits=4):
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def markdown_table(rows: list[dict], baselines: dict, *, dataset: str, budget: float) -> str:
+    lines = [
+        f"Dataset `{dataset}`, pretraining budget {budget:g} min per method "
+        "(same ConvNet encoder, batch and optimizer unless the method's config says otherwise).",
+        "",
+        "| method | steps | images seen | linear top-1 | kNN top-1 | collapse std (1/sqrt(d)) "
+        "| effective rank (d) |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['method']} | {r['steps']} | {r['images_seen']:,} | {fmt(r['top1'])} "
+            f"| {fmt(r['knn_top1'])} | {fmt(r['collapse_std'])} ({fmt(r['collapse_std_ref'])}) "
+            f"| {fmt(r['effective_rank'], 1)} ({r['embedding_dim']}) |"
+        )
+    for name, report in baselines.items():
+        lines.append(f"| *{name}* | - | - | {fmt(report['top1'])} | {fmt(report.get('knn_top1'))} "
+                     "| - | - |")
+    return "\n".join(lines) + "\n"
+
+
+def run_method(method: str, dataset: str, workdir: str, budget_seconds: float,
+               timing_steps: int, probe: dict) -> dict:
+    """Sizes, pretrains and evaluates one method; returns its table row."""
+    from ssljax.evaluation.checkpoint_eval import evaluate_workdir, write_json_atomic
+    from ssljax.training.loop import train_and_evaluate, validate_config
+
+    config = load_config(method, dataset)
+    validate_config(config)
+    row_path = os.path.join(workdir, "compare_row.json")
+    if os.path.exists(row_path):
+        with open(row_path) as f:
+            row = json.load(f)
+        print(f"[{method}] already done: linear top-1 {row['top1']:.4f}", flush=True)
+        return row
+    steps, seconds = size_run(config, budget_seconds, timing_steps)
+    print(f"[{method}] {seconds:.3f} s/step -> {steps} steps in {budget_seconds / 60:g} min",
+          flush=True)
+    with config.unlocked():
+        config.total_steps = steps
+        config.optimizer.warmup_steps = min(int(config.optimizer.warmup_steps), steps // 10)
+        config.checkpoint_every_steps = steps
+        config.log_every_steps = max(1, min(int(config.log_every_steps), steps))
+    t = time.perf_counter()
+    result = train_and_evaluate(config, workdir, progress=False)
+    train_seconds = time.perf_counter() - t
+    report = evaluate_workdir(workdir, baselines=False, **probe)
+    last = result["last_metrics"]
+    row = {
+        "method": method,
+        "steps": result["step"],
+        "images_seen": int(result["step"]) * int(config.batch_size),
+        "train_seconds": round(train_seconds, 1),
+        "top1": report["top1"],
+        "top5": report.get("top5"),
+        "knn_top1": report.get("knn", {}).get("top1"),
+        "final_loss": last.get("loss"),
+        "collapse_std": last.get("collapse_std"),
+        "collapse_std_ref": last.get("collapse_std_ref"),
+        "effective_rank": last.get("effective_rank"),
+        "embedding_dim": _embedding_dim(config),
+    }
+    write_json_atomic(row_path, row)
+    print(f"[{method}] linear top-1 {row['top1']:.4f}, kNN {fmt(row['knn_top1'])}, "
+          f"{row['steps']} steps in {train_seconds:.0f} s", flush=True)
+    return row
+
+
+def _embedding_dim(config) -> int:
+    return int(config.model.projector.output_dim) if "projector" in config.model else 0
+
+
+def _flat(report: dict) -> dict:
+    """``{'top1', 'knn_top1'}`` of a probe report."""
+    return {"top1": report["top1"], "knn_top1": report.get("knn", {}).get("top1")}
+
+
+def baselines_for(dataset: str, workdir: str, probe: dict) -> dict:
+    """Random-encoder and raw-pixel probes, from a zero-step SimCLR workdir."""
+    from ssljax.evaluation.checkpoint_eval import evaluate_workdir
+    from ssljax.training.loop import train_and_evaluate
+
+    path = os.path.join(workdir, "baselines.json")
+    if os.path.exists(path):
+        with open(path) as f:
+            return json.load(f)
+    config = load_config("simclr", dataset)
+    run_dir = os.path.join(workdir, "random_init")
+    # One step at zero learning rate writes a checkpoint of the initial encoder.
+    with config.unlocked():
+        config.total_steps = 1
+        config.optimizer.base_learning_rate = 0.0
+        config.optimizer.warmup_steps = 0
+    train_and_evaluate(config, run_dir, progress=False)
+    report = evaluate_workdir(run_dir, baselines=True, **probe)
+    out = {"random encoder": _flat(report["random_init"]), "raw pixels": _flat(report["raw_pixels"])}
+    with open(path, "w") as f:
+        json.dump(out, f, indent=1)
+    return out
+
+
+def main(argv):
+    del argv
+    dataset = _DATASET.value
+    workdir = _WORKDIR.value or os.path.join("runs", f"compare_{dataset}")
+    budget_seconds = 60.0 * _BUDGET.value
+    known = available_methods(dataset)
+    methods = _METHODS.value or known
+    unknown = [m for m in methods if m not in known]
+    if unknown:
+        print(f"error: no config for {unknown} on {dataset}; choose from {known}", file=sys.stderr)
+        return 2
+    os.makedirs(workdir, exist_ok=True)
+    probe = {"layer": _EVAL_LAYER.value, "grid": _EVAL_GRID.value}
+    baselines = baselines_for(dataset, workdir, probe)
+    rows = []
+    for m in known:  # methods run earlier into the same workdir keep their row in the table
+        row_path = os.path.join(workdir, m, "compare_row.json")
+        if m in methods:
+            rows.append(run_method(m, dataset, os.path.join(workdir, m), budget_seconds,
+                                   _TIMING_STEPS.value, probe))
+        elif os.path.exists(row_path):
+            with open(row_path) as f:
+                rows.append(json.load(f))
+    table = markdown_table(rows, baselines, dataset=dataset, budget=_BUDGET.value)
+    with open(os.path.join(workdir, "compare.md"), "w") as f:
+        f.write(table)
+    with open(os.path.join(workdir, "compare.json"), "w") as f:
+        json.dump({"rows": rows, "baselines": baselines, "budget_minutes": _BUDGET.value}, f,
+                  indent=1)
+    print(table)
+    random_top1 = baselines["random encoder"]["top1"]
+    below = [r["method"] for r in rows if r["top1"] <= random_top1]
+    if below:
+        print(f"below the random-encoder baseline ({random_top1:.4f}): {below}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    app.run(main)

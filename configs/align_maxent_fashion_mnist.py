@@ -16,5 +16,8 @@ from configs import methods, simclr_fashion_mnist
 
 def get_config():
     c = simclr_fashion_mnist.get_config()
-    methods.align_maxent(c, entropy_weight=1.0, output_dim=16)
+    # Weight 1 let the entropy term win: alignment grew from 4.2 to 5.3 (of 16) during a
+    # 2-minute run and the probe fell below the random encoder; the nearest-neighbour estimate
+    # in 16-d from 256 samples is biased upwards (9.2 nats where (0,1)^16 allows at most 0).
+    methods.align_maxent(c, entropy_weight=0.1, output_dim=16)
     return c

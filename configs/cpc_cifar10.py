@@ -22,9 +22,7 @@ number on CIFAR-10 is in the seeds; as an orientation, the seeds' DIM(L) table, 
 InfoNCE objective close to CPC, reports 75.2% linear top-1 from conv features on CIFAR-10.
 """
 
-import ml_collections
-
-from configs import common
+from configs import common, methods
 
 
 def get_config():
@@ -33,28 +31,11 @@ def get_config():
     c.batch_size = 256
     c.total_steps = 97_600  # 500 epochs of 50,000 images at batch 256
 
-    c.objective = ml_collections.ConfigDict()
-    c.objective.name = "cpc"
-    c.objective.prediction_steps = 3
-    c.objective.directions = 4
-    c.objective.patch_flip_prob = 0.5
-    c.objective.patch_color_drop_prob = 0.5
-
-    c.model.encoder = "convnet"
     # Per 8x8 patch: 8x8x64 -> 8x8x128 -> 4x4x256 -> 2x2x256 -> 256-d.
-    c.model.encoder_kwargs.widths = (64, 128, 256, 256)
-    c.model.encoder_kwargs.strides = (1, 1, 2, 2)
-    c.model.encoder_kwargs.norm = "layer"
-    c.model.conv_batch_chunk = 0
-    c.model.patches = ml_collections.ConfigDict(dict(size=8, stride=4))
-    c.model.context = ml_collections.ConfigDict(dict(width=512, num_blocks=3, kernel_size=(2, 3)))
-    del c.model["projector"]
-
-    c.optimizer.name = "adamw"
-    c.optimizer.base_learning_rate = 2e-4
-    c.optimizer.lr_scaling = "none"
-    c.optimizer.weight_decay = 0.0
-    c.optimizer.warmup_steps = 1000
+    methods.cpc(c, prediction_steps=3, widths=(64, 128, 256, 256), strides=(1, 1, 2, 2),
+                patch_size=8, patch_stride=4, context_width=512, context_blocks=3,
+                patch_flip_prob=0.5, patch_color_drop_prob=0.5, learning_rate=2e-4,
+                weight_decay=0.0, warmup_steps=1000)
 
     c.augment = common.augment_defaults(image_size=32)
     c.augment.crop_scale = (0.3, 1.0)

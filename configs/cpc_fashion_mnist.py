@@ -18,9 +18,7 @@ embeddings (2304-d), against 0.87 for the same probe on the randomly initialised
 'pooled' (64-d) 0.79. Per-patch flips (objective.patch_flip_prob=0.5) gave 0.89.
 """
 
-import ml_collections
-
-from configs import common
+from configs import common, methods
 
 
 def get_config():
@@ -29,29 +27,12 @@ def get_config():
     c.batch_size = 32
     c.total_steps = 2000
 
-    c.objective = ml_collections.ConfigDict()
-    c.objective.name = "cpc"
-    c.objective.prediction_steps = 3  # offsets k = 1..3 on the 6x6 grid
-    c.objective.directions = 4  # top->bottom, right->left, bottom->top, left->right
-    c.objective.patch_flip_prob = 0.0
-    c.objective.patch_color_drop_prob = 0.0  # grayscale: no colour to drop
-
-    c.model.encoder = "convnet"
     # Per 8x8 patch: 8x8x16 -> 4x4x32 -> 2x2x64, mean-pooled to a 64-d patch embedding.
-    c.model.encoder_kwargs.widths = (16, 32, 64)
-    c.model.encoder_kwargs.strides = (1, 2, 2)
-    c.model.encoder_kwargs.norm = "layer"
-    # 36 patches per image: one convolution call over the whole patch batch is fastest.
-    c.model.conv_batch_chunk = 0
-    c.model.patches = ml_collections.ConfigDict(dict(size=8, stride=4))
-    c.model.context = ml_collections.ConfigDict(dict(width=64, num_blocks=2, kernel_size=(2, 3)))
-    del c.model["projector"]
-
-    c.optimizer.name = "adamw"
-    c.optimizer.base_learning_rate = 1e-3
-    c.optimizer.lr_scaling = "none"
-    c.optimizer.weight_decay = 1e-4
-    c.optimizer.warmup_steps = 100
+    # Offsets k = 1..3 on the 6x6 grid; grayscale images: no colour to drop.
+    methods.cpc(c, prediction_steps=3, widths=(16, 32, 64), strides=(1, 2, 2), patch_size=8,
+                patch_stride=4, context_width=64, context_blocks=2, patch_flip_prob=0.0,
+                patch_color_drop_prob=0.0, learning_rate=1e-3, weight_decay=1e-4,
+                warmup_steps=100)
 
     # Mild augmentation of the whole image (CPC's signal comes from the patch grid itself).
     c.augment = common.augment_defaults(image_size=28)

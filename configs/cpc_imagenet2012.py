@@ -26,9 +26,7 @@ Expected: not measured; with this plain ConvNet expect clearly less than CPC v2'
 numbers (63.8% ResNet-50, 71.5% ResNet-161 linear top-1).
 """
 
-import ml_collections
-
-from configs import common
+from configs import common, methods
 
 
 def get_config():
@@ -38,28 +36,11 @@ def get_config():
     c.total_steps = 250_200  # 100 epochs of 1,281,167 images at batch 512
     c.dtype = "bfloat16"
 
-    c.objective = ml_collections.ConfigDict()
-    c.objective.name = "cpc"
-    c.objective.prediction_steps = 5
-    c.objective.directions = 4
-    c.objective.patch_flip_prob = 0.5
-    c.objective.patch_color_drop_prob = 0.5
-
-    c.model.encoder = "convnet"
     # Per 64x64 patch: 32x32x64 -> 16x16x128 -> 8x8x256 -> 4x4x512 -> 4x4x1024 -> 1024-d.
-    c.model.encoder_kwargs.widths = (64, 128, 256, 512, 1024)
-    c.model.encoder_kwargs.strides = (2, 2, 2, 2, 1)
-    c.model.encoder_kwargs.norm = "layer"
-    c.model.conv_batch_chunk = 0
-    c.model.patches = ml_collections.ConfigDict(dict(size=64, stride=32))
-    c.model.context = ml_collections.ConfigDict(dict(width=1024, num_blocks=5, kernel_size=(2, 3)))
-    del c.model["projector"]
-
-    c.optimizer.name = "adamw"
-    c.optimizer.base_learning_rate = 2e-4
-    c.optimizer.lr_scaling = "none"
-    c.optimizer.weight_decay = 0.0
-    c.optimizer.warmup_steps = 2500
+    methods.cpc(c, prediction_steps=5, widths=(64, 128, 256, 512, 1024), strides=(2, 2, 2, 2, 1),
+                patch_size=64, patch_stride=32, context_width=1024, context_blocks=5,
+                patch_flip_prob=0.5, patch_color_drop_prob=0.5, learning_rate=2e-4,
+                weight_decay=0.0, warmup_steps=2500)
 
     c.augment = common.augment_defaults(image_size=256)
     c.augment.output_size = (256, 256)

@@ -87,3 +87,32 @@ def vicreg(c, *, sim_coeff=25.0, std_coeff=25.0, cov_coeff=1.0, dim=8192):
     c.objective.cov_coeff = cov_coeff
     c.model.projector = mlp((dim, dim), dim)
     return c
+
+
+def cpc(c, *, prediction_steps, widths, strides, patch_size, patch_stride, context_width,
+        context_blocks, patch_flip_prob, patch_color_drop_prob, learning_rate, weight_decay,
+        warmup_steps, directions=4):
+    """CPC v2 (Henaff et al. 2020): LayerNorm patch encoder, masked-convolution context
+    network over the patch grid, one linear critic per offset, all four directions, Adam."""
+    c.objective = ml_collections.ConfigDict()
+    c.objective.name = "cpc"
+    c.objective.prediction_steps = prediction_steps
+    c.objective.directions = directions
+    c.objective.patch_flip_prob = patch_flip_prob
+    c.objective.patch_color_drop_prob = patch_color_drop_prob
+    c.model.encoder = "convnet"
+    c.model.encoder_kwargs.widths = tuple(widths)
+    c.model.encoder_kwargs.strides = tuple(strides)
+    c.model.encoder_kwargs.norm = "layer"
+    # Dozens of patches per image already make small convolutions: one call is fastest.
+    c.model.conv_batch_chunk = 0
+    c.model.patches = ml_collections.ConfigDict(dict(size=patch_size, stride=patch_stride))
+    c.model.context = ml_collections.ConfigDict(
+        dict(width=context_width, num_blocks=context_blocks, kernel_size=(2, 3)))
+    del c.model["projector"]
+    c.optimizer.name = "adamw"
+    c.optimizer.base_learning_rate = learning_rate
+    c.optimizer.lr_scaling = "none"
+    c.optimizer.weight_decay = weight_decay
+    c.optimizer.warmup_steps = warmup_steps
+    return c

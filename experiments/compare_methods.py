@@ -130,16 +130,18 @@ def run_method(method: str, dataset: str, workdir: str, budget_seconds: float,
         "collapse_std": last.get("collapse_std"),
         "collapse_std_ref": last.get("collapse_std_ref"),
         "effective_rank": last.get("effective_rank"),
-        "embedding_dim": _embedding_dim(config),
     }
+    row["embedding_dim"] = _embedding_dim(row)
     write_json_atomic(row_path, row)
     print(f"[{method}] linear top-1 {row['top1']:.4f}, kNN {fmt(row['knn_top1'])}, "
           f"{row['steps']} steps in {train_seconds:.0f} s", flush=True)
     return row
 
 
-def _embedding_dim(config) -> int:
-    return int(config.model.projector.output_dim) if "projector" in config.model else 0
+def _embedding_dim(row: dict) -> int:
+    """Width of the monitored embedding, from the logged ``1 / sqrt(d)`` reference."""
+    ref = row.get("collapse_std_ref")
+    return int(round(1.0 / ref**2)) if ref else 0
 
 
 def _flat(report: dict) -> dict:

@@ -77,3 +77,20 @@ def tiny_config(data_dir: str | None = None):
 @pytest.fixture(scope="session")
 def make_tiny_config():
     return tiny_config
+
+
+def identity_augment(config):
+    """Augmentations that change nothing, so views do not depend on the device's key."""
+    config.augment.crop_scale = (1.0, 1.0)
+    config.augment.crop_ratio = (1.0, 1.0)
+    config.augment.flip = False
+    config.augment.color_jitter_strength = 0.0
+    config.augment.grayscale_prob = 0.0
+    config.augment.blur_prob = 0.0
+    return config
+
+
+@pytest.fixture(scope="session")
+def make_identity_config():
+    """The tiny config with identity augmentations (device-count equality tests)."""
+    return lambda: identity_augment(tiny_config())

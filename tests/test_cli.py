@@ -46,6 +46,25 @@ def test_train_rejects_bad_names_and_sizes(tmp_path, override, pattern):
     assert not workdir.exists()  # nothing is created for a config that cannot run
 
 
+@pytest.mark.parametrize(
+    "config,override,pattern",
+    [
+        ("moco_fashion_mnist.py", "--config.objective.queue_size=1000",
+         r"queue_size=1000 must be a positive multiple of the global batch_size=256"),
+        ("byol_fashion_mnist.py", "--config.objective.ema_momentum=1.2",
+         r"ema_momentum=1.2 must lie in \[0, 1\]"),
+        ("cpc_fashion_mnist.py", "--config.model.patches.size=40",
+         r"patch size 40 is larger than the 28x28 images"),
+    ],
+)
+def test_train_rejects_method_settings(tmp_path, config, override, pattern):
+    workdir = tmp_path / "run"
+    proc = run(["ssljax.train", f"--config={os.path.join(ROOT, 'configs', config)}",
+                f"--workdir={workdir}", override])
+    assert_one_line_error(proc, pattern)
+    assert not workdir.exists()
+
+
 def test_train_missing_config_file(tmp_path):
     proc = run(["ssljax.train", "--config=configs/nope.py", f"--workdir={tmp_path}"])
     assert_one_line_error(proc, r"nope\.py")

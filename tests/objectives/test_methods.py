@@ -17,15 +17,9 @@ from ssljax.training.step import make_train_step, shard_map_driver
 MEMORY = 64
 
 
-def tiny_method_config(make_tiny_config, method):
-    c = make_tiny_config()
+def tiny_method_config(make_identity_config, method):
     # Identity augmentations: views do not depend on the device's key, so device counts agree.
-    c.augment.crop_scale = (1.0, 1.0)
-    c.augment.crop_ratio = (1.0, 1.0)
-    c.augment.flip = False
-    c.augment.color_jitter_strength = 0.0
-    c.augment.grayscale_prob = 0.0
-    c.augment.blur_prob = 0.0
+    c = make_identity_config()
     c.optimizer.warmup_steps = 0  # the first step already moves the parameters
     setters = {
         "moco": lambda: method_configs.moco(c, queue_size=32, ema_momentum=0.9),
@@ -83,13 +77,13 @@ def assert_trees_close(a, b, rtol=2e-4, atol=2e-5):
 
 
 @pytest.fixture(scope="module")
-def runs(make_tiny_config):
+def runs(make_identity_config):
     """``{method: (state8, metrics8, state1, metrics1, config, initial_state, batches)}``."""
     cache = {}
 
     def get(method):
         if method not in cache:
-            config = tiny_method_config(make_tiny_config, method)
+            config = tiny_method_config(make_identity_config, method)
             validate_config(config)
             # AlignMaxEnt's nearest-neighbour entropy has a kink where two neighbours tie:
             # seed 0 puts one within 4e-6 relative, where float32 summation order picks
@@ -119,8 +113,8 @@ def test_eight_devices_equal_one_device(runs, method):
     assert int(s8.step) == 1
 
 
-def test_one_byol_step_applies_the_ema_formula(make_tiny_config):
-    config = tiny_method_config(make_tiny_config, "byol")
+def test_one_byol_step_applies_the_ema_formula(make_identity_config):
+    config = tiny_method_config(make_identity_config, "byol")
     config.objective.ema_schedule = "constant"
     s1, _ = run(config, jax.devices()[:1], global_batches(1))
     init = jax.device_get(initial_state(config, build_setup(config)))
@@ -166,8 +160,8 @@ def test_every_method_is_registered():
         ("instance_discrimination", "memory_momentum", 2.0, r"memory_momentum=2.0 must lie in \[0, 1\]"),
     ],
 )
-def test_bad_settings_fail_with_one_line(make_tiny_config, method, key, value, message):
-    config = tiny_method_config(make_tiny_config, method)
+def test_bad_settings_fail_with_one_line(make_identity_config, method, key, value, message):
+    config = tiny_method_config(make_identity_config, method)
     config.objective[key] = value
     with pytest.raises(ValueError, match=message):
         validate_config(config)

@@ -12,17 +12,6 @@ from ssljax.training.loop import build_setup, initial_state
 from ssljax.training.step import make_train_step, pmap_driver, shard_map_driver
 
 
-def identity_augment(config):
-    """Augmentations that change nothing, so views do not depend on the device's key."""
-    config.augment.crop_scale = (1.0, 1.0)
-    config.augment.crop_ratio = (1.0, 1.0)
-    config.augment.flip = False
-    config.augment.color_jitter_strength = 0.0
-    config.augment.grayscale_prob = 0.0
-    config.augment.blur_prob = 0.0
-    return config
-
-
 def host_batch(n_dev, per_dev, seed=0):
     rng = np.random.default_rng(seed)
     return {
@@ -55,8 +44,8 @@ def assert_trees_close(a, b, rtol=2e-4, atol=2e-5):
         np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=rtol, atol=atol)
 
 
-def test_eight_devices_equal_one_device(make_tiny_config):
-    config = identity_augment(make_tiny_config())
+def test_eight_devices_equal_one_device(make_identity_config):
+    config = make_identity_config()
     batches = [host_batch(8, 2, seed=s) for s in range(3)]
     state8, losses8 = run_steps(config, jax.devices(), batches)
     state1, losses1 = run_steps(config, jax.devices()[:1], batches)
@@ -67,9 +56,9 @@ def test_eight_devices_equal_one_device(make_tiny_config):
     assert int(state8.step) == int(state1.step) == 3
 
 
-def test_without_cross_replica_bn_statistics_differ(make_tiny_config):
+def test_without_cross_replica_bn_statistics_differ(make_identity_config):
     """Control for the test above: per-device BatchNorm gives different running stats."""
-    config = identity_augment(make_tiny_config())
+    config = make_identity_config()
     setup = build_setup(config)
     local_model = setup.objective.build_model(config, None)  # no axis name: local stats
     setup_local = dataclasses.replace(setup, train_model=local_model)

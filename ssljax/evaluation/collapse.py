@@ -17,23 +17,17 @@ from __future__ import annotations
 from typing import Any
 
 import chex
-import jax
 import jax.numpy as jnp
 
+from ssljax.objectives.contrastive import gather_batch
+
 Array = Any
-
-
-def gather_rows(x: Array, axis_name: str | None) -> Array:
-    """The global batch ``[devices * n, ...]`` from each device's ``[n, ...]`` rows."""
-    if axis_name is None:
-        return x
-    return jax.lax.all_gather(x, axis_name, tiled=True)
 
 
 def normalized_std(z: Array, axis_name: str | None = None, eps: float = 1e-12) -> Array:
     """Mean over dimensions of the batch std of ``z / ||z||`` (0 = collapsed)."""
     chex.assert_rank(z, 2)
-    z = gather_rows(z.astype(jnp.float32), axis_name)
+    z, _ = gather_batch(z.astype(jnp.float32), axis_name)
     z = z / jnp.maximum(jnp.linalg.norm(z, axis=-1, keepdims=True), eps)
     return jnp.mean(jnp.std(z, axis=0))
 
@@ -41,7 +35,7 @@ def normalized_std(z: Array, axis_name: str | None = None, eps: float = 1e-12) -
 def effective_rank(z: Array, axis_name: str | None = None, eps: float = 1e-12) -> Array:
     """``exp(H(p))`` with ``p`` the covariance eigenvalues of ``z`` divided by their sum."""
     chex.assert_rank(z, 2)
-    z = gather_rows(z.astype(jnp.float32), axis_name)
+    z, _ = gather_batch(z.astype(jnp.float32), axis_name)
     z = z - jnp.mean(z, axis=0, keepdims=True)
     cov = z.T @ z / z.shape[0]
     eigenvalues = jnp.clip(jnp.linalg.eigvalsh(cov), 0.0, None)

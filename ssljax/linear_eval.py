@@ -1,6 +1,7 @@
 """Linear evaluation entry point: reads a pretraining workdir's latest checkpoint.
 
   python -m ssljax.linear_eval --workdir runs/demo [--layer block3 --grid 2 --step 1000]
+  python -m ssljax.linear_eval --workdir runs/demo --layer all   # every block, best by validation
 
 Writes ``DIR/linear_eval.json`` (top1, top5, kNN, and the raw-pixel and random-encoder
 baselines) and prints a table.
@@ -13,7 +14,11 @@ from absl import flags
 from ssljax import cli
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Pretraining run directory.")
-_LAYER = flags.DEFINE_string("layer", None, "Encoder layer to probe (default: config.eval.layer).")
+_LAYER = flags.DEFINE_string(
+    "layer", None,
+    "Encoder layer to probe: a sown name, a comma-separated list, or 'all' (each is probed, "
+    "the best by validation top-1 is reported; default: config.eval.layer).",
+)
 _GRID = flags.DEFINE_integer("grid", None, "Spatial pooling grid for feature maps.")
 _STEP = flags.DEFINE_integer("step", None, "Checkpoint step (default: latest).")
 _BASELINES = flags.DEFINE_bool("baselines", None, "Also probe raw pixels and a random encoder.")

@@ -63,12 +63,22 @@ def test_cli_pretrain_then_linear_eval_on_generated_fashion_mnist(tiny_fashion_m
     assert "completed at step 4" in train.stdout
     assert "4/4" in train.stderr  # the progress bar's final line
     evaluate = subprocess.run(
-        [sys.executable, "-m", "ssljax.linear_eval", f"--workdir={workdir}", "--layer=block1",
-         "--grid=2"],
+        [sys.executable, "-m", "ssljax.linear_eval", f"--workdir={workdir}",
+         "--layer=block1,pooled", "--grid=2"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert evaluate.returncode == 0, evaluate.stderr[-3000:]
     assert "| features | top1 | top5 | knn_top1 |" in evaluate.stdout
     report = check_report(json.load(open(workdir / "linear_eval.json")), str(workdir), 4)
-    assert report["layer"] == "block1" and report["feature_dim"] == 2 * 2 * 8
+    # Both layers probed; the reported one is the better by validation top-1, and the
+    # random encoder made the same choice among the same layers.
+    from ssljax.evaluation.checkpoint_eval import select_layer
+
+    assert set(report["layers"]) == {"block1", "pooled"}
+    assert report["layers"]["block1"]["feature_dim"] == 2 * 2 * 8
+    assert report["layers"]["pooled"]["feature_dim"] == 16
+    val = {k: dict(val_top1={"x": v["val_top1"]}) for k, v in report["layers"].items()}
+    assert report["layer"] == select_layer(val)
+    assert report["top1"] == report["layers"][report["layer"]]["top1"]
+    assert report["random_init"]["layer"] in ("block1", "pooled")
     # The generated classes are bars at class-dependent rows: raw pixels separate them.
     assert report["raw_pixels"]["top1"] >= 0.9

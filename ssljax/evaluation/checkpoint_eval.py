@@ -79,15 +79,61 @@ def encoder_of(setup, params, model_state):
     return setup.eval_model.encoder, variables
 
 
+def resolve_layers(spec: str, available: list[str]) -> list[str]:
+    """The layers to probe: ``'all'``, one sown name, or a comma-separated list of names.
+
+    Raises:
+      ValueError: a name the encoder does not sow (the message lists the ones it does).
+    """
+    names = list(available) if spec.strip() == "all" else [n.strip() for n in spec.split(",")]
+    names = [n for n in names if n]
+    bad = [n for n in names if n not in available]
+    if bad or not names:
+        raise ValueError(
+            f"unknown layer {(bad or [spec])[0]!r}; the encoder sows {available} "
+            "(or pass 'all', or a comma-separated list)"
+        )
+    return names
+
+
+def best_validation_top1(report: dict) -> float:
+    """The probe's best validation top-1 over its l2 grid (its training top-1 with no grid)."""
+    values = list(report.get("val_top1", {}).values())
+    return float(max(values)) if values else float(report["train_top1"])
+
+
+def select_layer(reports: dict[str, dict]) -> str:
+    """The layer whose probe has the best *validation* top-1 (held out from the train split;
+    the test split never chooses). Ties go to the layer listed first."""
+    names = list(reports)
+    return max(names, key=lambda n: (best_validation_top1(reports[n]), -names.index(n)))
+
+
+def summarise_layers(reports: dict[str, dict]) -> dict[str, dict]:
+    """Per-layer summary kept in the JSON report when several layers are probed."""
+    return {
+        name: dict(top1=r["top1"], top5=r["top5"], knn_top1=r["knn"]["top1"],
+                   val_top1=best_validation_top1(r), feature_dim=r["feature_dim"])
+        for name, r in reports.items()
+    }
+
+
 def evaluate_workdir(workdir: str, *, layer: str | None = None, grid: int | None = None,
                      step: int | None = None, baselines: bool | None = None) -> dict:
     """Evaluates the checkpoint in ``workdir`` and writes ``workdir/linear_eval.json``.
 
+    ``layer`` is one sown layer (``'block3'``), a comma-separated list, or ``'all'`` (every
+    layer the encoder sows). With several layers each is probed, and the reported one is
+    the best by validation top-1 (``select_layer``): the best layer is often not the last
+    (Kolesnikov et al. 2019, iGPT). The random-encoder baseline gets the same choice.
+
     Returns the report: ``top1``, ``top5``, ``l2``, ``knn``, ``checkpoint_step``, the probed
-    ``layer``/``grid``, and (with baselines) ``raw_pixels`` and ``random_init`` reports.
+    ``layer``/``grid``, ``layers`` (per-layer summary, several layers only), and (with
+    baselines) ``raw_pixels`` and ``random_init`` reports.
     """
     from ssljax.data.datasets import get_dataset_spec
     from ssljax.data.input_pipeline import load_split_arrays
+    from ssljax.models import encoder_layer_names
     from ssljax.training.loop import initial_state, restore_for_eval
 
     t0 = time.perf_counter()
@@ -98,25 +144,37 @@ def evaluate_workdir(workdir: str, *, layer: str | None = None, grid: int | None
     baselines = bool(eval_cfg.get("baselines", True) if baselines is None else baselines)
     spec = get_dataset_spec(config.dataset.name)
     data_dir = config.dataset.get("data_dir")
-    _log(f"checkpoint step {step} of {workdir}; dataset {spec.name}; layer {layer} grid {grid}")
+
+    encoder, variables = encoder_of(setup, state.params, state.model_state)
+    sample = jax.ShapeDtypeStruct((1, *spec.image_shape), jnp.float32)
+    layers = resolve_layers(layer, encoder_layer_names(encoder, variables, sample))
+    _log(f"checkpoint step {step} of {workdir}; dataset {spec.name}; "
+         f"layer {','.join(layers)} grid {grid}")
 
     train_images, train_labels = load_split_arrays(spec.name, spec.train_split, data_dir=data_dir)
     test_images, test_labels = load_split_arrays(spec.name, spec.test_split, data_dir=data_dir)
     _log(f"{len(train_images)} train / {len(test_images)} test images")
-
-    encoder, variables = encoder_of(setup, state.params, state.model_state)
-    fn = feature_fn(encoder, layer=layer, grid=grid)
     bs = int(eval_cfg.batch_size)
 
     def probe(vars_, name):
-        t = time.perf_counter()
-        tr = compute_features(fn, vars_, train_images, batch_size=bs)
-        te = compute_features(fn, vars_, test_images, batch_size=bs)
-        res = evaluate_features(tr, train_labels, te, test_labels,
-                                num_classes=spec.num_classes, eval_cfg=eval_cfg)
-        _log(f"{name}: top1 {res['top1']:.4f} knn {res['knn']['top1']:.4f} "
-             f"(dim {tr.shape[1]}, {time.perf_counter() - t:.0f} s)")
-        return res
+        reports = {}
+        for layer_name in layers:
+            t = time.perf_counter()
+            fn = feature_fn(encoder, layer=layer_name, grid=grid)
+            tr = compute_features(fn, vars_, train_images, batch_size=bs)
+            te = compute_features(fn, vars_, test_images, batch_size=bs)
+            res = evaluate_features(tr, train_labels, te, test_labels,
+                                    num_classes=spec.num_classes, eval_cfg=eval_cfg)
+            _log(f"{name} {layer_name}: top1 {res['top1']:.4f} knn {res['knn']['top1']:.4f} "
+                 f"val {best_validation_top1(res):.4f} (dim {tr.shape[1]}, "
+                 f"{time.perf_counter() - t:.0f} s)")
+            reports[layer_name] = res
+        best = select_layer(reports)
+        report = dict(reports[best], layer=best)
+        if len(layers) > 1:
+            report["layers"] = summarise_layers(reports)
+            _log(f"{name}: best layer by validation top-1 is {best}")
+        return report
 
     report = probe(variables, "pretrained encoder")
     report.update(
@@ -124,7 +182,6 @@ def evaluate_workdir(workdir: str, *, layer: str | None = None, grid: int | None
         dataset=spec.name,
         objective=config.objective.name,
         encoder=config.model.encoder,
-        layer=layer,
         grid=grid,
     )
     if baselines:
@@ -158,10 +215,15 @@ def format_report(report: dict) -> str:
     rows = [dict(features=f"{report['objective']} {report['encoder']} "
                           f"(step {report['checkpoint_step']}, {report['layer']})",
                  top1=report["top1"], top5=report["top5"], knn_top1=report["knn"]["top1"])]
+    for name, r in report.get("layers", {}).items():
+        if name != report["layer"]:
+            rows.append(dict(features=f"  {name} (val top-1 {r['val_top1']:.4f})",
+                             top1=r["top1"], top5=r["top5"], knn_top1=r["knn_top1"]))
     for key, name in (("random_init", "random-init encoder"), ("raw_pixels", "raw pixels")):
         if key in report:
             r = report[key]
-            rows.append(dict(features=name, top1=r["top1"], top5=r["top5"],
+            label = f"{name} ({r['layer']})" if "layer" in r else name
+            rows.append(dict(features=label, top1=r["top1"], top5=r["top5"],
                              knn_top1=r["knn"]["top1"]))
     title = f"Linear evaluation on {report['dataset']} (test split)"
     return title + "\n" + format_table(rows, ["features", "top1", "top5", "knn_top1"])

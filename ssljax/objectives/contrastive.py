@@ -255,6 +255,25 @@ def instance_discrimination_loss(
     return cross_entropy_at(logits, indices), contrastive_accuracy(logits, indices)
 
 
+def proximal_term(features: chex.Array, rows: chex.Array) -> chex.Array:
+    """Wu et al. 2018's proximal regulariser: mean ``||normalize(f_i) - v_i||^2`` over the batch.
+
+    Pulls each image's current embedding towards its memory-bank row ``v_i`` (from its last
+    visit), which slows the drift of the features between visits, so the stale rows stay
+    usable as targets (Sec. 3.4 of the paper, weighted by lambda in the loss). The rows are
+    constants (no gradient). Lies in ``[0, 4]`` for unit rows.
+
+    Args:
+      features: ``[n, d]`` embeddings (l2-normalised here).
+      rows: ``[n, d]`` their memory rows.
+    """
+    chex.assert_rank([features, rows], 2)
+    chex.assert_equal_shape([features, rows])
+    f = l2_normalize(features.astype(jnp.float32))
+    v = jax.lax.stop_gradient(rows).astype(jnp.float32)
+    return jnp.mean(jnp.sum(jnp.square(f - v), axis=-1))
+
+
 def update_memory_bank(
     memory: chex.Array, indices: chex.Array, features: chex.Array, *, momentum: float = 0.5
 ) -> chex.Array:

@@ -11,7 +11,8 @@ Config keys read (``config.objective``):
   moco                  temperature, queue_size, ema_momentum, ema_schedule
   byol                  ema_momentum, ema_schedule ('cosine': base -> 1 as in BYOL)
   simsiam               (none)
-  instance_discrimination  temperature, memory_momentum, num_negatives (0: full softmax)
+  instance_discrimination  temperature, memory_momentum, num_negatives (0: full softmax),
+                        proximal_weight (Wu et al.'s lambda; 0: off)
   binary_contrastive    temperature, bias
   align_maxent          entropy_weight
   barlow_twins          lambd
@@ -209,6 +210,10 @@ def check_instance_discrimination(config) -> None:
             f"objective.num_negatives={config.objective.num_negatives} must be >= 0 "
             "(0: softmax over the whole memory bank)"
         )
+    if float(config.objective.get("proximal_weight", 0.0)) < 0:
+        raise ValueError(
+            f"objective.proximal_weight={config.objective.proximal_weight} must be >= 0"
+        )
 
 
 def init_memory_bank(params, model_state, config):
@@ -244,8 +249,14 @@ def instance_discrimination_objective_loss(
             f, memory[indices], memory[negatives], temperature=temperature
         )
         accuracy = contrastive.contrastive_accuracy(logits, jnp.zeros_like(indices))
+    metrics = {"instance_accuracy": accuracy}
+    weight = float(config.objective.get("proximal_weight", 0.0))
+    if weight > 0:
+        proximal = contrastive.proximal_term(f, memory[indices])
+        metrics["proximal"] = proximal
+        loss = loss + weight * proximal
     outputs = {"embedding": f, "indices": indices}
-    return loss, ({"loss": loss, "instance_accuracy": accuracy}, new_state, outputs)
+    return loss, (dict(metrics, loss=loss), new_state, outputs)
 
 
 def update_memory(extra, outputs, *, config, axis_name, **_):

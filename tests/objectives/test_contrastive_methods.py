@@ -13,6 +13,7 @@ from ssljax.objectives import (
     enqueue,
     instance_discrimination_loss,
     moco_loss,
+    proximal_term,
     update_memory_bank,
 )
 
@@ -215,3 +216,16 @@ def test_update_memory_bank():
     np.testing.assert_allclose(new0[indices], _unit(features), rtol=1e-5, atol=1e-6)
     new1 = np.asarray(jax.jit(update_memory_bank)(memory, jnp.asarray(indices), features, momentum=1.0))
     np.testing.assert_allclose(new1, memory, rtol=1e-6, atol=1e-7)
+
+
+def test_proximal_term_matches_numpy_and_only_moves_features():
+    rng = np.random.default_rng(6)
+    rows = _unit(rng.normal(size=(5, 3))).astype(np.float32)
+    features = rng.normal(size=(5, 3)).astype(np.float32) * 3.0
+    expected = np.mean(np.sum((_unit(features) - rows.astype(np.float64)) ** 2, axis=1))
+    assert float(proximal_term(features, rows)) == pytest.approx(expected, rel=1e-5)
+    # Zero at the rows themselves (any scale), 4 at the opposite rows: the known bounds.
+    assert float(proximal_term(2.0 * rows, rows)) == pytest.approx(0.0, abs=1e-6)
+    assert float(proximal_term(-rows, rows)) == pytest.approx(4.0, rel=1e-6)
+    g_rows = jax.grad(lambda r: proximal_term(features, r))(jnp.asarray(rows))
+    assert np.all(np.asarray(g_rows) == 0)

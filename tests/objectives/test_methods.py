@@ -158,6 +158,7 @@ def test_every_method_is_registered():
         ("byol", "ema_momentum", -0.1, r"objective.ema_momentum=-0.1 must lie in \[0, 1\]"),
         ("byol", "ema_schedule", "linear", r"unknown objective.ema_schedule 'linear'; choose one of \['cosine', 'constant'\]"),
         ("instance_discrimination", "memory_momentum", 2.0, r"memory_momentum=2.0 must lie in \[0, 1\]"),
+        ("instance_discrimination", "proximal_weight", -1.0, r"objective.proximal_weight=-1.0 must be >= 0"),
     ],
 )
 def test_bad_settings_fail_with_one_line(make_identity_config, method, key, value, message):

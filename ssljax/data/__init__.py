@@ -11,6 +11,7 @@ from ssljax.data.datasets import (
     get_dataset_spec,
 )
 from ssljax.data.fashion_mnist import FashionMnistLocal
+from ssljax.data.dsprites import DSprites, Dsprites  # registers the 'dsprites' TFDS builder
 from ssljax.data.input_pipeline import (
     DatasetUnavailableError,
     batch_layout,
@@ -24,6 +25,8 @@ from ssljax.data.input_pipeline import (
 
 __all__ = [
     "DATASETS",
+    "DSprites",
+    "Dsprites",
     "DatasetSpec",
     "DatasetUnavailableError",
     "FashionMnistLocal",

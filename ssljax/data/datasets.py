@@ -161,6 +161,21 @@ DATASETS: Mapping[str, DatasetSpec] = types.MappingProxyType({
             fits_in_memory=False,
             manual_download=True,
         ),
+        DatasetSpec(
+            # Rendered in code by ssljax.data.dsprites (TFDS builder 'dsprites', no
+            # download). One split of all 737,280 images in index order; the label is
+            # the shape (3 classes), the other factors are TFDS features and follow
+            # from the example's index. Probes train and test on the same split (as
+            # disentanglement metrics sample from the whole set). About 3 GB in memory.
+            name="dsprites",
+            tfds_name="dsprites",
+            image_shape=(64, 64, 1),
+            num_classes=3,
+            pretrain_split="train",
+            train_split="train",
+            test_split="train",
+            label_key="label_shape",
+        ),
     )
 })
 

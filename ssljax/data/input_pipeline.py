@@ -87,8 +87,11 @@ def _check_download_allowed(builder: tfds.core.DatasetBuilder) -> None:
     """Raises when preparing ``builder`` would download and downloads are switched off.
 
     Setting ``SSLJAX_NO_DOWNLOAD=1`` keeps every run offline (clusters without network,
-    hermetic tests): data must then already be prepared or come from local files.
+    hermetic tests): data must then already be prepared, come from local files, or be
+    generated in code (builders with ``GENERATED_IN_CODE = True``, e.g. dSprites).
     """
+    if getattr(builder, "GENERATED_IN_CODE", False):
+        return
     if os.environ.get(NO_DOWNLOAD_ENV_VAR, "") not in ("", "0") and not builder.is_prepared():
         raise RuntimeError(f"downloads are switched off by {NO_DOWNLOAD_ENV_VAR}=1")
 

@@ -2,7 +2,7 @@
 
   python experiments/compare_methods.py --dataset fashion_mnist --budget_minutes 3 \
       [--methods simclr,byol] [--workdir runs/compare_fashion_mnist] \
-      [--eval_layer block4 --eval_grid 3]
+      [--eval_layer block4 --eval_grid 3]   # or --eval_layer all: each run's best layer
 
 For each registered objective that has a ``configs/<objective>_<dataset>.py``, the script
 compiles its step, times a few steps on random data, sets ``total_steps`` so that pretraining
@@ -33,7 +33,7 @@ _BUDGET = flags.DEFINE_float("budget_minutes", 3.0, "Pretraining wall-clock budg
 _METHODS = flags.DEFINE_list("methods", [], "Methods to run (default: every one with a config).")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Output directory (default runs/compare_<dataset>).")
 _TIMING_STEPS = flags.DEFINE_integer("timing_steps", 5, "Steps timed to size the budget.")
-_EVAL_LAYER = flags.DEFINE_string("eval_layer", None, "Probe this layer for every method and baseline (default: each config's eval.layer).")
+_EVAL_LAYER = flags.DEFINE_string("eval_layer", None, "Probe this layer for every method and baseline: a name, a list, or 'all' (best by validation); default: each config's eval.layer.")
 _EVAL_GRID = flags.DEFINE_integer("eval_grid", None, "Spatial pooling grid of the probed layer (default: the config's).")
 
 
@@ -75,18 +75,20 @@ def markdown_table(rows: list[dict], baselines: dict, *, dataset: str, budget: f
         f"Dataset `{dataset}`, pretraining budget {budget:g} min per method "
         "(same ConvNet encoder, batch and optimizer unless the method's config says otherwise).",
         "",
-        "| method | steps | images seen | linear top-1 | kNN top-1 | collapse std (1/sqrt(d)) "
-        "| effective rank (d) |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| method | steps | images seen | probed layer | linear top-1 | kNN top-1 "
+        "| collapse std (1/sqrt(d)) | effective rank (d) |",
+        "|---|---:|---:|---|---:|---:|---:|---:|",
     ]
     for r in rows:
         lines.append(
-            f"| {r['method']} | {r['steps']} | {r['images_seen']:,} | {fmt(r['top1'])} "
+            f"| {r['method']} | {r['steps']} | {r['images_seen']:,} | {r.get('layer', '-')} "
+            f"| {fmt(r['top1'])} "
             f"| {fmt(r['knn_top1'])} | {fmt(r['collapse_std'])} ({fmt(r['collapse_std_ref'])}) "
             f"| {fmt(r['effective_rank'], 1)} ({r['embedding_dim']}) |"
         )
     for name, report in baselines.items():
-        lines.append(f"| *{name}* | - | - | {fmt(report['top1'])} | {fmt(report.get('knn_top1'))} "
+        lines.append(f"| *{name}* | - | - | {report.get('layer', '-')} | {fmt(report['top1'])} "
+                     f"| {fmt(report.get('knn_top1'))} "
                      "| - | - |")
     return "\n".join(lines) + "\n"
 
@@ -123,6 +125,7 @@ def run_method(method: str, dataset: str, workdir: str, budget_seconds: float,
         "steps": result["step"],
         "images_seen": int(result["step"]) * int(config.batch_size),
         "train_seconds": round(train_seconds, 1),
+        "layer": probed_layer(report),
         "top1": report["top1"],
         "top5": report.get("top5"),
         "knn_top1": report.get("knn", {}).get("top1"),
@@ -144,9 +147,16 @@ def _embedding_dim(row: dict) -> int:
     return int(round(1.0 / ref**2)) if ref else 0
 
 
-def _flat(report: dict) -> dict:
-    """``{'top1', 'knn_top1'}`` of a probe report."""
-    return {"top1": report["top1"], "knn_top1": report.get("knn", {}).get("top1")}
+def probed_layer(report: dict) -> str:
+    """``'block4 3x3'``: the layer a probe read (the chosen one with ``--eval_layer all``)."""
+    grid = report.get("grid")
+    return f"{report['layer']} {grid}x{grid}" if grid and report["layer"] != "pooled" else report["layer"]
+
+
+def _flat(report: dict, grid=None) -> dict:
+    """``{'top1', 'knn_top1', 'layer'}`` of a probe report."""
+    layer = probed_layer(dict(report, grid=grid)) if "layer" in report else "-"
+    return {"top1": report["top1"], "knn_top1": report.get("knn", {}).get("top1"), "layer": layer}
 
 
 def baselines_for(dataset: str, workdir: str, probe: dict) -> dict:
@@ -167,7 +177,8 @@ def baselines_for(dataset: str, workdir: str, probe: dict) -> dict:
         config.optimizer.warmup_steps = 0
     train_and_evaluate(config, run_dir, progress=False)
     report = evaluate_workdir(run_dir, baselines=True, **probe)
-    out = {"random encoder": _flat(report["random_init"]), "raw pixels": _flat(report["raw_pixels"])}
+    out = {"random encoder": _flat(report["random_init"], report["grid"]),
+           "raw pixels": dict(_flat(report["raw_pixels"]), layer="pixels")}
     with open(path, "w") as f:
         json.dump(out, f, indent=1)
     return out

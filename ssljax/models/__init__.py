@@ -16,9 +16,13 @@ import jax
 import jax.numpy as jnp
 
 from ssljax.models.convnet import ConvNet
+from ssljax.models.critics import BilinearCritic, ConcatCritic, DIMNetwork, SeparableCritic
+from ssljax.models.decoders import ConvDecoder, PatchDiscriminator, ReconstructionNetwork
 from ssljax.models.heads import MLPHead
 from ssljax.models.layers import batch_norm, spatial_pool
+from ssljax.models.pretext_heads import PretextClassifier
 from ssljax.models.resnet import ResNet, ResNet18, ResNet50
+from ssljax.models.vae import TCDiscriminator, VAEDecoder, VAEEncoder, VAENetwork
 
 Array = Any
 
@@ -26,6 +30,7 @@ ENCODERS: dict[str, Callable[..., nn.Module]] = {
     "convnet": ConvNet,
     "resnet18": ResNet18,
     "resnet50": ResNet50,
+    "vae_conv": VAEEncoder,
 }
 
 INTERMEDIATES = "intermediates"
@@ -114,14 +119,26 @@ def extract_features(
 
 __all__ = [
     "ConvNet",
+    "ConvDecoder",
     "ENCODERS",
     "MLPHead",
+    "PatchDiscriminator",
+    "PretextClassifier",
     "ResNet",
     "ResNet18",
     "ResNet50",
+    "ReconstructionNetwork",
     "batch_norm",
     "build_encoder",
     "encoder_layer_names",
     "extract_features",
     "spatial_pool",
+    "BilinearCritic",
+    "ConcatCritic",
+    "DIMNetwork",
+    "SeparableCritic",
+    "TCDiscriminator",
+    "VAEDecoder",
+    "VAEEncoder",
+    "VAENetwork",
 ]

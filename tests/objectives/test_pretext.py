@@ -1,0 +1,179 @@
+"""Pretext classification objectives: loss against numpy, model wiring, 8 == 1 device, configs."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from configs import methods as method_configs
+from ssljax import objectives, parallel
+from ssljax.models import ConvNet, PretextClassifier
+from ssljax.models.network import encoder_variables
+from ssljax.objectives import per_class_accuracy, pretext_classification_loss
+from ssljax.training.loop import build_setup, initial_state, validate_config
+from ssljax.training.step import make_train_step, shard_map_driver
+
+
+def numpy_cross_entropy(logits, labels):
+    logits = np.asarray(logits, np.float64)
+    shifted = logits - logits.max(1, keepdims=True)
+    log_probs = shifted - np.log(np.exp(shifted).sum(1, keepdims=True))
+    return -np.mean(log_probs[np.arange(len(labels)), labels])
+
+
+def test_loss_matches_numpy_cross_entropy():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(12, 5)) * 3
+    labels = rng.integers(0, 5, 12)
+    loss, accuracy = pretext_classification_loss(jnp.asarray(logits, jnp.float32),
+                                                 jnp.asarray(labels))
+    assert float(loss) == pytest.approx(numpy_cross_entropy(logits, labels), rel=1e-6)
+    assert float(accuracy) == pytest.approx(np.mean(logits.argmax(1) == labels))
+    # Uniform logits: log K exactly; huge correct logits: 0 and accuracy 1.
+    loss, _ = pretext_classification_loss(jnp.zeros((3, 1000)), jnp.array([0, 5, 999]))
+    assert float(loss) == pytest.approx(np.log(1000), rel=1e-6)
+    loss, accuracy = pretext_classification_loss(100.0 * jax.nn.one_hot(labels, 5),
+                                                 jnp.asarray(labels))
+    assert float(loss) < 1e-6 and float(accuracy) == 1.0
+    per_class = per_class_accuracy(jnp.asarray(logits), jnp.asarray(labels), 6)
+    for k in range(6):
+        mask = labels == k
+        want = np.mean(logits.argmax(1)[mask] == k) if mask.any() else 0.0
+        assert float(per_class[k]) == pytest.approx(want)
+
+
+def test_crop_network_shares_the_encoder_and_keeps_it_under_encoder():
+    encoder = ConvNet(widths=(4, 8), strides=(1, 2))
+    net = PretextClassifier(encoder=encoder, num_classes=7, num_inputs=3, crop_dim=5,
+                            hidden_dims=(6,))
+    variables = jax.jit(lambda k, x: net.init(k, x, train=False))(
+        jax.random.PRNGKey(0), jnp.zeros((1, 28, 28, 1)))
+    assert set(variables["params"]) == {"encoder", "crop_layer", "classifier"}
+    apply = jax.jit(lambda v, x: net.apply(v, x, train=False))
+    encode = jax.jit(lambda v, x: encoder.apply(v, x, train=False))
+    crops = jax.random.uniform(jax.random.PRNGKey(1), (2, 3, 6, 6, 1))
+    out = apply(variables, crops)
+    assert out["logits"].shape == (2, 7)
+    # Every crop goes through the same encoder weights; 'features' is their mean.
+    enc_vars = encoder_variables(variables)
+    per_crop = encode(enc_vars, crops.reshape(6, 6, 6, 1)).reshape(2, 3, -1)
+    np.testing.assert_allclose(out["features"], per_crop.mean(1), rtol=1e-5, atol=1e-6)
+    # The order of the crops matters to the classifier (it concatenates slots).
+    swapped = apply(variables, crops[:, ::-1])["logits"]
+    assert not np.allclose(swapped, out["logits"])
+    # Whole images: only features, from the plain encoder (what the linear probe reads).
+    images = jax.random.uniform(jax.random.PRNGKey(2), (2, 28, 28, 1))
+    whole = apply(variables, images)
+    assert set(whole) == {"features"}
+    np.testing.assert_allclose(whole["features"], encode(enc_vars, images), rtol=1e-6)
+    with pytest.raises(ValueError, match=r"expects \[B, H, W, C\] images or \[B, 3, h, w, C\]"):
+        net.apply(variables, crops[:, :2], train=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# Through the generic step.
+
+
+def tiny_pretext_config(make_identity_config, method):
+    c = make_identity_config()
+    c.optimizer.warmup_steps = 0
+    if method == "rotation":
+        method_configs.rotation(c, hidden_dims=(8,))
+    elif method == "jigsaw":
+        method_configs.jigsaw(c, tile_size=7, gap=2, jitter=1, num_permutations=10,
+                              min_hamming_distance=8, crop_dim=8, hidden_dims=(8,))
+    else:
+        method_configs.relative_patch_location(c, patch_size=10, gap=4, jitter=2, crop_dim=8,
+                                               hidden_dims=(8,))
+    return c
+
+
+def run(config, devices, batch):
+    setup = build_setup(config)
+    mesh = parallel.make_mesh(devices)
+    state = parallel.replicate_on_mesh(initial_state(config, setup), mesh)
+    step = shard_map_driver(
+        make_train_step(objective=setup.objective, model=setup.train_model, tx=setup.tx,
+                        config=config),
+        mesh,
+    )
+    local = {k: v.reshape((len(devices), -1) + v.shape[1:]) for k, v in batch.items()}
+    state, metrics = step(state, parallel.batch_to_global(local, mesh))
+    return jax.device_get(state), jax.device_get(metrics)
+
+
+def test_rotation_step_on_eight_devices_equals_one_device(make_identity_config):
+    config = tiny_pretext_config(make_identity_config, "rotation")
+    validate_config(config)
+    rng = np.random.default_rng(0)
+    batch = {"image": rng.integers(0, 256, (16, 28, 28, 1), dtype=np.uint8),
+             "label": np.zeros(16, np.int32), "index": np.arange(16, dtype=np.int32)}
+    s8, m8 = run(config, jax.devices(), batch)
+    s1, m1 = run(config, jax.devices()[:1], batch)
+    assert bool(m8["finite"]) and bool(m1["finite"])
+    for key in ("loss", "pretext_accuracy", "accuracy_0", "accuracy_270", "collapse_std"):
+        np.testing.assert_allclose(m8[key], m1[key], rtol=1e-4, atol=1e-6)
+    # At initialisation the 4-way loss is near log 4.
+    assert abs(float(m1["loss"]) - np.log(4)) < 0.5
+    for a, b in zip(jax.tree.leaves(s8.params), jax.tree.leaves(s1.params)):
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=2e-4)
+    for a, b in zip(jax.tree.leaves(s8.model_state), jax.tree.leaves(s1.model_state)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("method", ["jigsaw", "relative_patch_location"])
+def test_crop_tasks_build_views_and_loss(make_identity_config, method):
+    """Views have the task's shapes and label range; the loss is the cross entropy of them."""
+    config = tiny_pretext_config(make_identity_config, method)
+    validate_config(config)
+    setup = build_setup(config)
+    state = initial_state(config, setup)
+    images = jnp.asarray(np.random.default_rng(0).integers(0, 256, (6, 28, 28, 1)), jnp.uint8)
+    objective = objectives.get(method)
+
+    @jax.jit
+    def views_and_loss(rng):
+        views = objective.make_views(rng, images, config)
+        loss, (metrics, _, outputs) = objective.loss(
+            state.params, state.model_state, views, rng, model=setup.eval_model, config=config,
+            axis_name=None, extra=None, batch=None)
+        return views, loss, metrics, outputs
+
+    (inputs, labels), loss, metrics, outputs = views_and_loss(jax.random.PRNGKey(0))
+    crops, classes = (9, 10) if method == "jigsaw" else (2, 8)
+    side = 7 if method == "jigsaw" else 10
+    assert inputs.shape == (6, crops, side, side, 1) and labels.shape == (6,)
+    assert 0 <= int(labels.min()) and int(labels.max()) < classes
+    assert outputs["logits"].shape == (6, classes)
+    want = numpy_cross_entropy(outputs["logits"], np.asarray(labels))
+    assert float(loss) == pytest.approx(want, rel=1e-5)
+    assert float(metrics["pretext_accuracy"]) == pytest.approx(
+        np.mean(np.asarray(outputs["logits"]).argmax(1) == np.asarray(labels)))
+
+
+@pytest.mark.parametrize("method, key, value, message", [
+    ("rotation", "rotations", (0, 45), r"rotations=\(0, 45\) is invalid; choose at least two distinct angles from \(0, 90, 180, 270\)"),
+    ("rotation", "rotations", (90,), r"rotations=\(90,\) is invalid"),
+    ("rotation", "pad_crop", -1, r"objective.pad_crop=-1 must be an int >= 0"),
+    ("jigsaw", "tile_size", 9, r"objective \(jigsaw\) on fashion_mnist: a 3x3 grid of 9px tiles with gap 2 and jitter 1 spans 33px .* > the 28x28 images"),
+    ("jigsaw", "num_permutations", 400_000, r"num_permutations=400000 is invalid; 9 tiles have 362880 permutations"),
+    ("jigsaw", "num_permutations", 40, r"num_permutations=40 with min_hamming_distance=8 is not attainable: .* at most 20 permutations keep distance >= 8"),
+    ("jigsaw", "grid", 4, r"objective.grid=4 is invalid; choose 2 or 3"),
+    ("jigsaw", "color_mode", "sepia", r"unknown colour countermeasure 'sepia'; choose one of \('none', 'drop', 'gray', 'project'\)"),
+    ("jigsaw", "color_prob", 1.5, r"objective.color_prob=1.5 must lie in \[0, 1\]"),
+    ("relative_patch_location", "patch_size", 12, r"objective \(relative_patch_location\) on fashion_mnist: patches of 12px with gap 4 and jitter 2 need 30px"),
+])
+def test_impossible_settings_fail_with_one_line(make_identity_config, method, key, value,
+                                                message):
+    config = tiny_pretext_config(make_identity_config, method)
+    config.objective[key] = value
+    with pytest.raises(ValueError, match=message) as err:
+        validate_config(config)
+    assert "\n" not in str(err.value)
+
+
+def test_registered_with_descriptions():
+    for name in ("rotation", "jigsaw", "relative_patch_location"):
+        record = objectives.get(name)
+        assert record.name == name and record.description
+        assert not record.has_target and not record.needs_index

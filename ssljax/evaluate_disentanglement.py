@@ -1,0 +1,496 @@
+"""Disentanglement evaluation of a pretraining checkpoint on dSprites' ground-truth factors.
+
+  python -m ssljax.evaluate_disentanglement --workdir runs/vae_dsprites
+  python -m ssljax.evaluate_disentanglement --workdir runs/vae_dsprites \\
+      --num_train=1000 --num_test=500            # quick: fewer samples for every metric
+  python -m ssljax.evaluate_disentanglement --workdir DIR --metrics=mig,dci --nofigures
+
+Reads the checkpoint and the config stored beside it (``ssljax.training.loop.restore_for_eval``,
+as ``ssljax.linear_eval`` does), cuts the encoder out of the network
+(``checkpoint_eval.encoder_of``) and uses its output as the representation: the posterior
+means for the latent-variable models of ``ssljax.objectives.latent`` (any other encoder's
+pooled features otherwise). Every metric of ``ssljax.evaluation.disentanglement`` (BetaVAE,
+FactorVAE, MIG, DCI, SAP, Modularity/Explicitness, IRS and the logistic-regression /
+gradient-boosting downstream tasks) runs on ``ssljax.data.dsprites.DSprites`` with the suite's
+defaults (disentanglement_lib's sample counts) unless ``--num_train``/``--num_test`` lower them;
+each metric gets a fresh ``RandomState(--seed)`` as in disentanglement_lib.
+
+Writes ``DIR/disentanglement.json`` (atomically) and, for models with a decoder, the figures
+``DIR/reconstructions.png`` (images and reconstructions from the posterior means),
+``DIR/traversals.png`` (one row per latent, each varied over its 2%-98% range across images
+while the others stay at one image's code; rows sorted by KL) and ``DIR/embedding.png`` (a 2-D
+PCA, or t-SNE, of the representation of random images, one panel per factor, coloured by the
+factor's value). The JSON also holds latent statistics: mean KL to N(0, I) per latent, active
+units (Burda et al. 2016: latents whose posterior mean varies across images with variance
+> 0.01) and the reconstruction log-loss and pixel error rate.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from typing import Callable, Mapping, Optional, Sequence
+
+import numpy as np
+from absl import flags
+
+from ssljax import cli
+
+REPORT_FILE = "disentanglement.json"
+FIGURE_FILES = ("reconstructions.png", "traversals.png", "embedding.png")
+EMBEDDINGS = ("pca", "tsne")
+ACTIVE_UNIT_THRESHOLD = 0.01
+
+# Headline score of each metric: (metric, key, column name).
+SUMMARY_KEYS = (
+    ("beta_vae", "eval_accuracy", "beta_vae"),
+    ("factor_vae", "eval_accuracy", "factor_vae"),
+    ("mig", "discrete_mig", "mig"),
+    ("dci", "disentanglement", "dci_disentanglement"),
+    ("dci", "completeness", "dci_completeness"),
+    ("dci", "informativeness_test", "dci_informativeness"),
+    ("sap", "SAP_score", "sap"),
+    ("modularity_explicitness", "modularity_score", "modularity"),
+    ("modularity_explicitness", "explicitness_score_test", "explicitness"),
+    ("irs", "IRS", "irs"),
+)
+
+
+def _log(message: str) -> None:
+    print(f"[disentanglement] {message}", flush=True)
+
+
+# ---------------------------------------------------------------------------
+# Pieces
+# ---------------------------------------------------------------------------
+
+
+def batched_fn(fn: Callable, *, batch_size: int = 512) -> Callable[[np.ndarray], np.ndarray]:
+    """``fn`` (jitted, array -> array) applied in fixed-size chunks, the last one zero-padded,
+    so it compiles once whatever sizes the metrics ask for."""
+
+    def run(x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, np.float32)
+        out = []
+        for start in range(0, len(x), batch_size):
+            chunk = x[start: start + batch_size]
+            pad = batch_size - len(chunk)
+            if pad:
+                chunk = np.concatenate([chunk, np.zeros((pad,) + chunk.shape[1:], chunk.dtype)])
+            out.append(np.asarray(fn(chunk))[: batch_size - pad])
+        return np.concatenate(out, axis=0) if out else np.zeros((0,), np.float32)
+
+    return run
+
+
+def representation_fn(encoder, variables, *, batch_size: int = 512) -> Callable:
+    """Observations ``[n, 64, 64, 1]`` in [0, 1] -> the encoder's output ``[n, d]`` (float64)."""
+    import jax
+
+    fn = jax.jit(lambda x: encoder.apply(variables, x, train=False))
+    run = batched_fn(fn, batch_size=batch_size)
+    return lambda x: run(x).astype(np.float64)
+
+
+def sample_overrides(num_train: Optional[int] = None,
+                     num_test: Optional[int] = None) -> dict[str, dict]:
+    """Per-metric overrides of the suite's sample counts.
+
+    ``num_train`` replaces every metric's training (and FactorVAE's variance-estimate) count;
+    the downstream tasks keep their sizes up to it (or ``(num_train,)`` when none is that
+    small). ``num_test`` replaces every test/eval count. None keeps the defaults.
+    """
+    from ssljax.evaluation.disentanglement import DEFAULTS
+
+    for name, value in (("num_train", num_train), ("num_test", num_test)):
+        if value is not None and int(value) < 1:
+            raise ValueError(f"{name}={value} is invalid; valid: an int >= 1")
+    overrides: dict[str, dict] = {}
+    for metric, defaults in DEFAULTS.items():
+        o = {}
+        if num_train is not None:
+            if isinstance(defaults["num_train"], tuple):
+                o["num_train"] = tuple(n for n in defaults["num_train"] if n <= num_train) or (
+                    int(num_train),)
+            else:
+                o["num_train"] = int(num_train)
+            if "num_variance_estimate" in defaults:
+                o["num_variance_estimate"] = int(num_train)
+        if num_test is not None:
+            for key in ("num_test", "num_eval"):
+                if key in defaults:
+                    o[key] = int(num_test)
+        if o:
+            overrides[metric] = o
+    return overrides
+
+
+def summary_scores(results: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
+    """Headline numbers (``SUMMARY_KEYS``, downstream accuracies at the largest training size,
+    statistical efficiency) of an ``evaluate_all``-style result."""
+    out = {}
+    for metric, key, column in SUMMARY_KEYS:
+        if metric in results and key in results[metric]:
+            out[column] = float(results[metric][key])
+    for metric, column in (("downstream_logistic_regression", "lr"),
+                           ("downstream_gradient_boosting", "gbt")):
+        scores = results.get(metric)
+        if not scores:
+            continue
+        sizes = sorted(int(k.split(":")[0]) for k in scores if k.endswith(":mean_test_accuracy"))
+        if sizes:
+            out[f"{column}{sizes[-1]}_accuracy"] = float(scores[f"{sizes[-1]}:mean_test_accuracy"])
+        if "statistical_efficiency" in scores:
+            out[f"{column}_efficiency"] = float(scores["statistical_efficiency"])
+    return out
+
+
+def to_jsonable(obj):
+    """Numpy scalars/arrays and tuples -> plain JSON types (non-finite floats -> None)."""
+    if isinstance(obj, Mapping):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return to_jsonable(obj.tolist())
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        value = float(obj)
+        return value if math.isfinite(value) else None
+    if isinstance(obj, (np.bool_,)):
+        return bool(obj)
+    return obj
+
+
+def latent_statistics(mean: np.ndarray, log_var: np.ndarray) -> dict:
+    """KL to N(0, I) per latent (averaged over images), active units, posterior std."""
+    kl = 0.5 * (mean**2 + np.exp(log_var) - log_var - 1.0)
+    variance_of_means = np.var(mean, axis=0)
+    return {
+        "kl_per_latent": kl.mean(axis=0),
+        "kl": float(kl.sum(axis=1).mean()),
+        "variance_of_means": variance_of_means,
+        "mean_posterior_std": np.exp(0.5 * log_var).mean(axis=0),
+        "active_units": int(np.sum(variance_of_means > ACTIVE_UNIT_THRESHOLD)),
+    }
+
+
+def reconstruction_errors(images: np.ndarray, decoded: np.ndarray, *, likelihood: str,
+                          gaussian_std: float) -> dict:
+    """``-log p(x | decode(mean))`` per image (nats) and the fraction of pixels on the wrong
+    side of 0.5, for decoder outputs ``decoded`` (logits)."""
+    x = images.reshape(len(images), -1).astype(np.float64)
+    logits = decoded.reshape(len(decoded), -1).astype(np.float64)
+    prob = 1.0 / (1.0 + np.exp(-logits))
+    if likelihood == "gaussian":
+        var = gaussian_std**2
+        nll = 0.5 * np.sum((x - prob) ** 2 / var + np.log(2 * np.pi * var), axis=1)
+    else:
+        nll = np.sum(np.logaddexp(0.0, logits) - x * logits, axis=1)
+    return {"nll": float(nll.mean()),
+            "pixel_error": float(np.mean((prob > 0.5) != (x > 0.5)))}
+
+
+# ---------------------------------------------------------------------------
+# Figures
+# ---------------------------------------------------------------------------
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_reconstructions(path: str, images: np.ndarray, reconstructions: np.ndarray) -> None:
+    """Two rows: images (top) and reconstructions (bottom), ``[n, H, W, 1]`` in [0, 1]."""
+    plt = _pyplot()
+    n = len(images)
+    fig, axes = plt.subplots(2, n, figsize=(1.2 * n, 2.6), squeeze=False)
+    for i in range(n):
+        for row, img in enumerate((images[i], reconstructions[i])):
+            ax = axes[row, i]
+            ax.imshow(img[..., 0], cmap="gray", vmin=0.0, vmax=1.0)
+            ax.set_xticks([])
+            ax.set_yticks([])
+    axes[0, 0].set_ylabel("input")
+    axes[1, 0].set_ylabel("recon.")
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+def save_traversals(path: str, grid: np.ndarray, labels: Sequence[str]) -> None:
+    """``grid [rows, cols, H, W, 1]`` of decoded traversals, one labelled row per latent."""
+    plt = _pyplot()
+    rows, cols = grid.shape[:2]
+    fig, axes = plt.subplots(rows, cols, figsize=(1.0 * cols + 1.2, 1.0 * rows), squeeze=False)
+    for r in range(rows):
+        for c in range(cols):
+            ax = axes[r, c]
+            ax.imshow(grid[r, c, ..., 0], cmap="gray", vmin=0.0, vmax=1.0)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        axes[r, 0].set_ylabel(labels[r], rotation=0, ha="right", va="center", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=70)
+    plt.close(fig)
+
+
+def embed_2d(codes: np.ndarray, method: str = "pca", random_state: int = 0) -> np.ndarray:
+    """A 2-D embedding ``[n, 2]`` of ``codes`` by PCA or t-SNE (scikit-learn)."""
+    if method not in EMBEDDINGS:
+        raise ValueError(f"embedding={method!r} is invalid; choose one of {EMBEDDINGS}")
+    codes = np.asarray(codes, np.float64)
+    if codes.shape[1] < 2:
+        return np.concatenate([codes, np.zeros_like(codes)], axis=1)[:, :2]
+    if method == "tsne":
+        from sklearn.manifold import TSNE
+
+        perplexity = float(min(30.0, max(2.0, (len(codes) - 1) / 3.0)))
+        return TSNE(n_components=2, init="pca", perplexity=perplexity,
+                    random_state=random_state).fit_transform(codes)
+    from sklearn.decomposition import PCA
+
+    return PCA(n_components=2, random_state=random_state).fit_transform(codes)
+
+
+def save_embedding(path: str, points: np.ndarray, factors: np.ndarray,
+                   factor_names: Sequence[str], method: str) -> None:
+    """One scatter panel per factor, points coloured by the factor's index."""
+    plt = _pyplot()
+    k = factors.shape[1]
+    fig, axes = plt.subplots(1, k, figsize=(3.2 * k, 3.2), squeeze=False)
+    for j in range(k):
+        ax = axes[0, j]
+        few = int(factors[:, j].max()) < 10  # categorical colours, one per value
+        sc = ax.scatter(points[:, 0], points[:, 1], c=factors[:, j], s=3,
+                        cmap="tab10" if few else "viridis",
+                        vmin=-0.5 if few else None, vmax=9.5 if few else None)
+        ax.set_title(factor_names[j], fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        fig.colorbar(sc, ax=ax, fraction=0.046, pad=0.02)
+    fig.suptitle(f"{method.upper()} of the representation", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=70)
+    plt.close(fig)
+
+
+def traversal_grid(decode_fn: Callable, code: np.ndarray, codes: np.ndarray, order: Sequence[int],
+                   *, steps: int = 9) -> np.ndarray:
+    """Decoded traversals ``[len(order), steps, H, W, C]`` (probabilities): latent ``d`` of
+    ``code`` set to ``steps`` values over the 2%-98% range of ``codes[:, d]``."""
+    rows = []
+    for d in order:
+        lo, hi = np.quantile(codes[:, d], [0.02, 0.98])
+        if hi - lo < 1e-6:
+            lo, hi = lo - 1.0, hi + 1.0
+        z = np.repeat(code[None], steps, axis=0).astype(np.float32)
+        z[:, d] = np.linspace(lo, hi, steps)
+        rows.append(decode_fn(z))
+    logits = np.stack(rows)
+    return 1.0 / (1.0 + np.exp(-logits))
+
+
+# ---------------------------------------------------------------------------
+# Driver
+# ---------------------------------------------------------------------------
+
+
+def evaluate_workdir(
+    workdir: str,
+    *,
+    step: Optional[int] = None,
+    metrics: Optional[Sequence[str]] = None,
+    num_train: Optional[int] = None,
+    num_test: Optional[int] = None,
+    overrides: Optional[Mapping[str, Mapping]] = None,
+    random_seed: int = 0,
+    figures: bool = True,
+    embedding: str = "pca",
+    embedding_points: int = 2000,
+    statistics_points: int = 2048,
+) -> dict:
+    """Evaluates the checkpoint in ``workdir``; writes ``disentanglement.json`` and figures.
+
+    Args:
+      workdir: a pretraining run directory (checkpoints/ + config).
+      step: checkpoint step (default: latest).
+      metrics: names of ``ssljax.evaluation.disentanglement.METRICS`` (default: all).
+      num_train, num_test: lower sample counts (``sample_overrides``); None: the defaults.
+      overrides: ``{metric: {setting: value}}`` applied on top of those (e.g. fewer points
+        for the expensive BetaVAE / FactorVAE scores only).
+      random_seed: seed of every metric's RandomState and of the image samples.
+      figures: write the PNG figures (models with a decoder).
+      embedding: 'pca' or 't-SNE' ('tsne') for the embedding figure.
+      embedding_points, statistics_points: images for the embedding / latent statistics.
+
+    Returns:
+      The report written to ``disentanglement.json``.
+    """
+    import jax
+
+    from ssljax.data.dsprites import DSprites
+    from ssljax.evaluation import disentanglement as dis
+    from ssljax.evaluation.checkpoint_eval import encoder_of, write_json_atomic
+    from ssljax.training.loop import restore_for_eval
+
+    t0 = time.perf_counter()
+    names = list(dis.METRICS) if metrics is None else list(metrics)
+    for name in names:
+        if name not in dis.METRICS:
+            raise ValueError(f"unknown disentanglement metric {name!r}; valid: "
+                             f"{', '.join(dis.METRICS)}")
+    if embedding not in EMBEDDINGS:
+        raise ValueError(f"embedding={embedding!r} is invalid; choose one of {EMBEDDINGS}")
+    merged = sample_overrides(num_train, num_test)
+    for name, extra in (overrides or {}).items():
+        if name not in dis.METRICS:
+            raise ValueError(f"unknown disentanglement metric {name!r} in overrides; valid: "
+                             f"{', '.join(dis.METRICS)}")
+        merged[name] = dict(merged.get(name, {}), **extra)
+    overrides = merged
+    config, setup, state, step = restore_for_eval(workdir, step)
+    if config.dataset.name != "dsprites":
+        raise ValueError(f"the checkpoint in {workdir} was pretrained on "
+                         f"{config.dataset.name!r}; disentanglement is measured on dSprites' "
+                         "factors: pretrain with dataset.name='dsprites'")
+    data = DSprites()
+    encoder, enc_vars = encoder_of(setup, state.params, state.model_state)
+    represent = representation_fn(encoder, enc_vars)
+    _log(f"checkpoint step {step} of {workdir}; objective {config.objective.name}; "
+         f"metrics {','.join(names)}"
+         + (f"; sample overrides {shown}" if (shown := {n: overrides[n] for n in names
+                                                         if n in overrides}) else ""))
+
+    report: dict = {
+        "workdir": os.path.abspath(workdir),
+        "checkpoint_step": int(step),
+        "objective": config.objective.name,
+        "dataset": config.dataset.name,
+        "encoder": config.model.encoder,
+        "random_seed": int(random_seed),
+        "settings": {n: dis.metric_settings(n, overrides.get(n)) for n in names},
+        "metrics": {},
+        "metric_seconds": {},
+    }
+    for name in names:
+        t = time.perf_counter()
+        result = dis.evaluate_all(data, represent, random_seed=random_seed, metrics=[name],
+                                  overrides={name: overrides[name]} if name in overrides else None)
+        report["metrics"][name] = result[name]
+        report["metric_seconds"][name] = time.perf_counter() - t
+        shown = {k: round(float(v), 4) for k, v in result[name].items()
+                 if np.ndim(v) == 0 and ":" not in k}
+        _log(f"{name}: {shown} ({report['metric_seconds'][name]:.0f} s)")
+    report["summary"] = summary_scores(report["metrics"])
+
+    model = setup.eval_model
+    variables = {"params": state.params, **state.model_state}
+    rs = np.random.RandomState(random_seed)
+    if hasattr(model, "encode") and hasattr(model, "decode"):
+        encode = batched_fn(jax.jit(lambda x: jax.numpy.concatenate(
+            model.apply(variables, x, train=False, method="encode"), axis=-1)))
+        decode = batched_fn(jax.jit(lambda z: model.apply(variables, z, train=False,
+                                                          method="decode")))
+        factors, images = data.sample(statistics_points, rs)
+        both = encode(images)
+        latent_dim = both.shape[1] // 2
+        mean, log_var = both[:, :latent_dim], both[:, latent_dim:]
+        stats = latent_statistics(mean, log_var)
+        decoded = decode(mean)
+        obj = config.objective
+        stats["reconstruction"] = reconstruction_errors(
+            images, decoded, likelihood=str(obj.get("likelihood", "bernoulli")),
+            gaussian_std=float(obj.get("gaussian_std", math.sqrt(0.5))))
+        report["latents"] = stats
+        report["summary"].update(
+            reconstruction_nll=stats["reconstruction"]["nll"],
+            pixel_error=stats["reconstruction"]["pixel_error"],
+            kl=stats["kl"], active_units=stats["active_units"])
+        _log(f"latents: KL {stats['kl']:.2f} nats, {stats['active_units']} active units; "
+             f"reconstruction -log p {stats['reconstruction']['nll']:.1f} nats, pixel error "
+             f"{stats['reconstruction']['pixel_error']:.4f}")
+        if figures:
+            n = 10
+            probs = 1.0 / (1.0 + np.exp(-decoded[:n]))
+            save_reconstructions(os.path.join(workdir, FIGURE_FILES[0]), images[:n], probs)
+            order = np.argsort(-stats["kl_per_latent"])
+            labels = [f"z{d} KL {stats['kl_per_latent'][d]:.2f}" for d in order]
+            grid = traversal_grid(decode, mean[0], mean, order)
+            save_traversals(os.path.join(workdir, FIGURE_FILES[1]), grid, labels)
+            report["figures"] = [FIGURE_FILES[0], FIGURE_FILES[1]]
+    elif figures:
+        _log("the model has no decoder: no reconstruction or traversal figures")
+    if figures:
+        factors, images = data.sample(embedding_points, rs)
+        points = embed_2d(represent(images), embedding, random_state=random_seed)
+        save_embedding(os.path.join(workdir, FIGURE_FILES[2]), points, factors,
+                       data.factor_names, embedding)
+        report.setdefault("figures", []).append(FIGURE_FILES[2])
+        _log(f"figures: {', '.join(report['figures'])} in {workdir}")
+    report["seconds"] = time.perf_counter() - t0
+    report = to_jsonable(report)
+    write_json_atomic(os.path.join(workdir, REPORT_FILE), report)
+    return report
+
+
+def format_report(report: dict) -> str:
+    """A two-column Markdown table of the headline scores."""
+    from ssljax.training.logging import format_table
+
+    rows = [dict(score=k, value=v) for k, v in report["summary"].items()]
+    title = (f"Disentanglement of {report['objective']} (step {report['checkpoint_step']}) on "
+             f"dSprites, {report['seconds']:.0f} s")
+    return title + "\n" + format_table(rows, ["score", "value"])
+
+
+# ---------------------------------------------------------------------------
+# Command line
+# ---------------------------------------------------------------------------
+
+def define_flags() -> None:
+    """Defines the command-line flags (only when run as a program, so that importing this
+    module as a library never clashes with other entry points' flags of the same name)."""
+    flags.DEFINE_string("workdir", None, "Pretraining run directory.")
+    flags.DEFINE_integer("step", None, "Checkpoint step (default: latest).")
+    flags.DEFINE_string("metrics", None, "Comma-separated metric names (default: every metric).")
+    flags.DEFINE_integer("num_train", None, "Training points of every metric (default: the "
+                         "suite's).")
+    flags.DEFINE_integer("num_test", None, "Test/eval points of every metric (default: the "
+                         "suite's).")
+    flags.DEFINE_integer("seed", 0, "Random seed of the metrics and image samples.")
+    flags.DEFINE_bool("figures", True, "Write the PNG figures.")
+    flags.DEFINE_string("embedding", "pca", "2-D embedding: pca or tsne.")
+    flags.DEFINE_integer("embedding_points", 2000, "Images in the embedding figure.")
+
+
+def main() -> int:
+    f = flags.FLAGS
+    if not f.workdir:
+        raise ValueError("missing --workdir; e.g. --workdir runs/vae_dsprites")
+    metrics = None
+    if f.metrics:
+        metrics = [m.strip() for m in f.metrics.split(",") if m.strip()]
+    report = evaluate_workdir(
+        f.workdir, step=f.step, metrics=metrics, num_train=f.num_train, num_test=f.num_test,
+        random_seed=f.seed, figures=f.figures, embedding=f.embedding,
+        embedding_points=f.embedding_points)
+    print(format_report(report), flush=True)
+    return 0
+
+
+def cli_main() -> None:
+    """Console-script entry point."""
+    define_flags()
+    cli.run(main)
+
+
+if __name__ == "__main__":
+    cli_main()

@@ -276,7 +276,7 @@ def save_embedding(path: str, points: np.ndarray, factors: np.ndarray,
         ax.set_xticks([])
         ax.set_yticks([])
         fig.colorbar(sc, ax=ax, fraction=0.046, pad=0.02)
-    fig.suptitle(f"{method.upper()} of the representation", fontsize=10)
+    fig.suptitle(f"{dict(pca='PCA', tsne='t-SNE')[method]} of the representation", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=70)
     plt.close(fig)

@@ -148,10 +148,11 @@ def rotation(c, *, rotations=(0, 90, 180, 270), pad_crop=0, flip=False, hidden_d
 
 def jigsaw(c, *, tile_size, gap, jitter, grid=3, num_permutations=1000, min_hamming_distance=1,
            permutation_seed=0, color_mode="gray", color_prob=0.3, noise_fraction=0.0,
-           normalize=False, crop_dim=1024, hidden_dims=(4096,)):
+           normalize=False, crop_dim=1024, hidden_dims=(4096,), image_stats_fraction=0.25):
     """Jigsaw puzzles (Noroozi & Favaro 2016): 3x3 tiles, 1000 max-Hamming permutations,
     per-tile shared encoder + fc6 (1024), concatenation, fc7 (4096), fc8; gaps, jitter and
-    per-tile colour handling against shortcuts."""
+    per-tile colour handling against shortcuts. The encoder's BatchNorm statistics come from
+    a quarter of the batch's whole images (what the probe sees; ours)."""
     _pretext(c, "jigsaw", classifier(hidden_dims, crop_dim=crop_dim))
     c.objective.grid = grid
     c.objective.tile_size = tile_size
@@ -164,15 +165,17 @@ def jigsaw(c, *, tile_size, gap, jitter, grid=3, num_permutations=1000, min_hamm
     c.objective.color_prob = color_prob
     c.objective.noise_fraction = noise_fraction
     c.objective.normalize = normalize
+    c.objective.image_stats_fraction = image_stats_fraction
     return c
 
 
 def relative_patch_location(c, *, patch_size, gap, jitter, color_mode="drop", color_prob=1.0,
                             noise_fraction=0.01, normalize=False, crop_dim=4096,
-                            hidden_dims=(4096,)):
+                            hidden_dims=(4096,), image_stats_fraction=0.25):
     """Context prediction (Doersch et al. 2015): centre patch + one of 8 neighbours, gap and
     jitter between them, colour dropping (2 of 3 channels -> noise of 1/100 the kept std)
-    against chromatic aberration; per-patch fc6, concatenation, fc7, fc8 (8-way)."""
+    against chromatic aberration; per-patch fc6, concatenation, fc7, fc8 (8-way). The
+    encoder's BatchNorm statistics come from a quarter of the batch's whole images (ours)."""
     _pretext(c, "relative_patch_location", classifier(hidden_dims, crop_dim=crop_dim))
     c.objective.patch_size = patch_size
     c.objective.gap = gap
@@ -181,6 +184,7 @@ def relative_patch_location(c, *, patch_size, gap, jitter, color_mode="drop", co
     c.objective.color_prob = color_prob
     c.objective.noise_fraction = noise_fraction
     c.objective.normalize = normalize
+    c.objective.image_stats_fraction = image_stats_fraction
     return c
 
 

@@ -7,7 +7,9 @@ with 48-pixel gaps and up to 7 pixels of jitter; the gap here is 0.4 of a patch.
 goes through the demo's ConvNet (shared weights) and a per-patch Dense(256) (fc6), the two
 vectors, concatenated (centre first), through Dense(512) (fc7) and the 8-way classifier.
 Grayscale images: no chromatic aberration to counter. Batch 128 pairs; SGD with momentum
-0.9, learning rate 0.1, weight decay 5e-4 (our settings).
+0.9, learning rate 0.1, weight decay 5e-4 (our settings). The encoder's BatchNorm statistics
+come from 32 whole images per step (objective.image_stats_fraction 0.25), not from the
+patches: the probe runs the encoder on whole images.
 
 Linear probe: the plain encoder on whole 28x28 images, block4 pooled to 3x3 (2,304-d), the
 demo's probe.

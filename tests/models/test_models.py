@@ -244,7 +244,7 @@ def test_mlp_head_bn_on_output_and_no_bn():
 
 
 def test_build_encoder_registry():
-    assert set(ENCODERS) == {"convnet", "resnet18", "resnet50"}
+    assert set(ENCODERS) == {"convnet", "resnet18", "resnet50", "vae_conv"}
     enc = build_encoder("resnet18", axis_name="batch", dtype=jnp.bfloat16, stem="cifar")
     assert isinstance(enc, ResNet)
     assert (enc.axis_name, enc.dtype, enc.stem, enc.block) == ("batch", jnp.bfloat16, "cifar", "basic")

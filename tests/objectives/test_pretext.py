@@ -123,32 +123,47 @@ def test_rotation_step_on_eight_devices_equals_one_device(make_identity_config):
 
 @pytest.mark.parametrize("method", ["jigsaw", "relative_patch_location"])
 def test_crop_tasks_build_views_and_loss(make_identity_config, method):
-    """Views have the task's shapes and label range; the loss is the cross entropy of them."""
+    """Views have the task's shapes and label range; the loss is the cross entropy of them;
+    the encoder's BatchNorm statistics come from the whole images, the classifier's from
+    the crops."""
     config = tiny_pretext_config(make_identity_config, method)
+    config.objective.image_stats_fraction = 0.5
     validate_config(config)
     setup = build_setup(config)
     state = initial_state(config, setup)
+    model, variables = setup.eval_model, {"params": state.params, **state.model_state}
     images = jnp.asarray(np.random.default_rng(0).integers(0, 256, (6, 28, 28, 1)), jnp.uint8)
     objective = objectives.get(method)
 
     @jax.jit
     def views_and_loss(rng):
         views = objective.make_views(rng, images, config)
-        loss, (metrics, _, outputs) = objective.loss(
-            state.params, state.model_state, views, rng, model=setup.eval_model, config=config,
+        loss, (metrics, new_state, outputs) = objective.loss(
+            state.params, state.model_state, views, rng, model=model, config=config,
             axis_name=None, extra=None, batch=None)
-        return views, loss, metrics, outputs
+        stats = lambda x: model.apply(variables, x, train=True,  # noqa: E731
+                                      mutable=["batch_stats"])[1]["batch_stats"]
+        return views, loss, metrics, outputs, new_state, stats(views[0]), stats(views[2])
 
-    (inputs, labels), loss, metrics, outputs = views_and_loss(jax.random.PRNGKey(0))
+    views, loss, metrics, outputs, new_state, crop_stats, image_stats = views_and_loss(
+        jax.random.PRNGKey(0))
+    inputs, labels, whole = views
     crops, classes = (9, 10) if method == "jigsaw" else (2, 8)
     side = 7 if method == "jigsaw" else 10
     assert inputs.shape == (6, crops, side, side, 1) and labels.shape == (6,)
     assert 0 <= int(labels.min()) and int(labels.max()) < classes
+    np.testing.assert_array_equal(whole, np.asarray(images[:3], np.float32) / 255.0)
     assert outputs["logits"].shape == (6, classes)
     want = numpy_cross_entropy(outputs["logits"], np.asarray(labels))
     assert float(loss) == pytest.approx(want, rel=1e-5)
     assert float(metrics["pretext_accuracy"]) == pytest.approx(
         np.mean(np.asarray(outputs["logits"]).argmax(1) == np.asarray(labels)))
+    got = new_state["batch_stats"]
+    for a, b in zip(jax.tree.leaves(got["encoder"]), jax.tree.leaves(image_stats["encoder"])):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    assert not np.allclose(got["encoder"]["bn1"]["mean"], crop_stats["encoder"]["bn1"]["mean"])
+    for a, b in zip(jax.tree.leaves(got["classifier"]), jax.tree.leaves(crop_stats["classifier"])):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
 
 
 @pytest.mark.parametrize("method, key, value, message", [
@@ -162,6 +177,7 @@ def test_crop_tasks_build_views_and_loss(make_identity_config, method):
     ("jigsaw", "color_mode", "sepia", r"unknown colour countermeasure 'sepia'; choose one of \('none', 'drop', 'gray', 'project'\)"),
     ("jigsaw", "color_prob", 1.5, r"objective.color_prob=1.5 must lie in \[0, 1\]"),
     ("relative_patch_location", "patch_size", 12, r"objective \(relative_patch_location\) on fashion_mnist: patches of 12px with gap 4 and jitter 2 need 30px"),
+    ("relative_patch_location", "image_stats_fraction", 2.0, r"objective.image_stats_fraction=2.0 must lie in \[0, 1\]"),
 ])
 def test_impossible_settings_fail_with_one_line(make_identity_config, method, key, value,
                                                 message):

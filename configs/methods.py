@@ -45,15 +45,17 @@ def simsiam(c, *, dim=2048, predictor_hidden=512):
 
 
 def instance_discrimination(c, *, memory_size, temperature=0.07, memory_momentum=0.5,
-                            num_negatives=4096, proximal_weight=0.0):
-    """Wu et al. 2018: 128-d features, tau 0.07, bank momentum 0.5, 4096 negatives;
-    ``proximal_weight`` is their proximal regulariser's lambda (0: off)."""
+                            num_negatives=4096, proximal_weight=0.0, memory_init="random"):
+    """Wu et al. 2018: 128-d features, tau 0.07, bank momentum 0.5, 4096 negatives, random
+    initial rows; ``proximal_weight`` is their proximal regulariser's lambda (0: off);
+    ``memory_init='first_visit'`` fills rows from the network as images are first seen."""
     c.objective.name = "instance_discrimination"
     c.objective.temperature = temperature
     c.objective.memory_size = memory_size
     c.objective.memory_momentum = memory_momentum
     c.objective.num_negatives = num_negatives
     c.objective.proximal_weight = float(proximal_weight)
+    c.objective.memory_init = memory_init
     return c
 
 

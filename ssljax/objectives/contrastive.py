@@ -226,7 +226,8 @@ def binary_contrastive_loss(
 
 
 def instance_discrimination_loss(
-    features: chex.Array, memory: chex.Array, indices: chex.Array, *, temperature: float
+    features: chex.Array, memory: chex.Array, indices: chex.Array, *, temperature: float,
+    written: chex.Array | None = None,
 ) -> tuple[chex.Array, chex.Array]:
     """Non-parametric instance classification (Wu et al. 2018, eq. 2) with the full softmax.
 
@@ -240,6 +241,9 @@ def instance_discrimination_loss(
       memory: ``[N, d]`` memory bank with unit-norm rows.
       indices: ``[n]`` int dataset indices of the images, i.e. their classes.
       temperature: softmax temperature (paper: 0.07).
+      written: optional ``[N]`` bool, which rows hold a feature (``first_visit_rows``).
+        Unwritten rows drop out of the softmax, and an image whose own row is unwritten
+        scores against its own (constant) feature instead.
 
     Returns:
       ``(loss, accuracy)``: mean cross entropy at ``indices`` and the fraction of images
@@ -250,9 +254,39 @@ def instance_discrimination_loss(
     chex.assert_equal_shape_prefix([features, indices], 1)
     f = l2_normalize(features.astype(jnp.float32))
     memory = jax.lax.stop_gradient(memory).astype(jnp.float32)
-    logits = f @ memory.T / temperature  # [n, N]
     indices = indices.astype(jnp.int32)
+    logits = f @ memory.T / temperature  # [n, N]
+    if written is not None:
+        chex.assert_shape(written, memory.shape[:1])
+        logits = jnp.where(written[None, :], logits, -jnp.inf)
+        own = jnp.sum(f * first_visit_rows(memory, indices, f, written), axis=-1) / temperature
+        logits = logits.at[jnp.arange(f.shape[0]), indices].set(own)
     return cross_entropy_at(logits, indices), contrastive_accuracy(logits, indices)
+
+
+def first_visit_rows(
+    memory: chex.Array, indices: chex.Array, features: chex.Array, written: chex.Array
+) -> chex.Array:
+    """Memory rows at ``indices``, with a row never written replaced by the image's own
+    (l2-normalised, gradient-free) feature: what the bank would hold had it been filled by
+    the network before training (``[n, d]``, float32)."""
+    f = l2_normalize(jax.lax.stop_gradient(features).astype(jnp.float32))
+    rows = memory[indices].astype(jnp.float32)
+    return jnp.where(written[indices][:, None], rows, f)
+
+
+def masked_moco_loss(
+    q: chex.Array, k: chex.Array, queue: chex.Array, queue_mask: chex.Array, *,
+    temperature: float,
+) -> tuple[chex.Array, chex.Array]:
+    """``moco_loss`` with the queue rows where ``queue_mask [K]`` is False left out of the
+    softmax (their logits are ``-inf``)."""
+    chex.assert_shape(queue_mask, queue.shape[:1])
+    _, logits = moco_loss(q, k, queue, temperature=temperature)
+    keep = jnp.concatenate([jnp.ones((1,), bool), queue_mask.astype(bool)])
+    logits = jnp.where(keep[None, :], logits, -jnp.inf)
+    labels = jnp.zeros((q.shape[0],), jnp.int32)
+    return cross_entropy_at(logits, labels), logits
 
 
 def proximal_term(features: chex.Array, rows: chex.Array) -> chex.Array:
@@ -275,7 +309,8 @@ def proximal_term(features: chex.Array, rows: chex.Array) -> chex.Array:
 
 
 def update_memory_bank(
-    memory: chex.Array, indices: chex.Array, features: chex.Array, *, momentum: float = 0.5
+    memory: chex.Array, indices: chex.Array, features: chex.Array, *, momentum: float = 0.5,
+    written: chex.Array | None = None,
 ) -> chex.Array:
     """Proximal memory update of Wu et al. 2018: ``v_i <- normalize(m v_i + (1 - m) f_i)``.
 
@@ -290,6 +325,8 @@ def update_memory_bank(
       indices: ``[n]`` distinct int row indices.
       features: ``[n, d]`` new embeddings of those images.
       momentum: weight of the old row.
+      written: optional ``[N]`` bool; a row not yet written takes ``normalize(f_i)`` itself
+        (no mixing with its initial value). The caller marks the rows written afterwards.
 
     Returns:
       The new ``[N, d]`` memory bank (same dtype as ``memory``).
@@ -300,5 +337,7 @@ def update_memory_bank(
     memory = jnp.asarray(memory)
     f = l2_normalize(jax.lax.stop_gradient(features).astype(jnp.float32))
     old = memory[indices].astype(jnp.float32)
+    if written is not None:
+        old = first_visit_rows(memory, indices, f, written)
     new_rows = l2_normalize(momentum * old + (1.0 - momentum) * f)
     return memory.at[indices].set(new_rows.astype(memory.dtype))

@@ -12,7 +12,8 @@ Config keys read (``config.objective``):
   byol                  ema_momentum, ema_schedule ('cosine': base -> 1 as in BYOL)
   simsiam               (none)
   instance_discrimination  temperature, memory_momentum, num_negatives (0: full softmax),
-                        proximal_weight (Wu et al.'s lambda; 0: off)
+                        proximal_weight (Wu et al.'s lambda; 0: off), memory_init
+                        ('random': Wu et al.; 'first_visit': see ``init_memory_bank``)
   binary_contrastive    temperature, bias
   align_maxent          entropy_weight
   barlow_twins          lambd
@@ -210,19 +211,42 @@ def check_instance_discrimination(config) -> None:
             f"objective.num_negatives={config.objective.num_negatives} must be >= 0 "
             "(0: softmax over the whole memory bank)"
         )
+    init = config.objective.get("memory_init", "random")
+    if init not in MEMORY_INITS:
+        raise ValueError(f"unknown objective.memory_init {init!r}; choose one of "
+                         f"{list(MEMORY_INITS)}")
     if float(config.objective.get("proximal_weight", 0.0)) < 0:
         raise ValueError(
             f"objective.proximal_weight={config.objective.proximal_weight} must be >= 0"
         )
 
 
+MEMORY_INITS = ("random", "first_visit")
+
+
+def _first_visit(config) -> bool:
+    return config.objective.get("memory_init", "random") == "first_visit"
+
+
 def init_memory_bank(params, model_state, config):
-    """One random unit vector per training example."""
+    """One random unit vector per training example (Wu et al.'s initialisation).
+
+    With ``objective.memory_init = 'first_visit'`` (ours) the bank also keeps a ``written``
+    flag per row. Until an image's row is first written it is not a negative for anyone, and
+    the image's own positive is its current feature; the first write stores the feature
+    itself instead of mixing it with the random start. With random rows, every image of the
+    first epoch is pulled towards a random direction and half of each first write stays
+    random; over Wu et al.'s 200 epochs that washes out, in a run of one or two epochs it is
+    most of what the network learns.
+    """
     del params, model_state
     dim = int(config.model.projector.output_dim)
     rng = jax.random.fold_in(jax.random.PRNGKey(config.seed), 0x6D656D)
     bank = jax.random.normal(rng, (memory_size(config), dim), jnp.float32)
-    return {"memory": contrastive.l2_normalize(bank)}
+    extra = {"memory": contrastive.l2_normalize(bank)}
+    if _first_visit(config):
+        extra["written"] = jnp.zeros((bank.shape[0],), bool)
+    return extra
 
 
 def instance_discrimination_objective_loss(
@@ -236,23 +260,32 @@ def instance_discrimination_objective_loss(
     """
     out, new_state = apply_to_views(params, model_state, views, model=model)
     f = out["projection"][0]
-    memory, indices = extra["memory"], batch["index"]
+    memory, indices, written = extra["memory"], batch["index"], extra.get("written")
     temperature = config.objective.temperature
     m = int(config.objective.num_negatives)
+    own_rows = (memory[indices] if written is None
+                else contrastive.first_visit_rows(memory, indices, f, written))
     if m == 0:
         loss, accuracy = contrastive.instance_discrimination_loss(
-            f, memory, indices, temperature=temperature
+            f, memory, indices, temperature=temperature, written=written
         )
     else:
         negatives = jax.random.randint(rng, (m,), 0, memory.shape[0])
-        loss, logits = contrastive.moco_loss(
-            f, memory[indices], memory[negatives], temperature=temperature
-        )
+        if written is None:
+            loss, logits = contrastive.moco_loss(
+                f, own_rows, memory[negatives], temperature=temperature
+            )
+        else:
+            loss, logits = contrastive.masked_moco_loss(
+                f, own_rows, memory[negatives], written[negatives], temperature=temperature
+            )
         accuracy = contrastive.contrastive_accuracy(logits, jnp.zeros_like(indices))
     metrics = {"instance_accuracy": accuracy}
+    if written is not None:
+        metrics["bank_written"] = jnp.mean(written.astype(jnp.float32))
     weight = float(config.objective.get("proximal_weight", 0.0))
     if weight > 0:
-        proximal = contrastive.proximal_term(f, memory[indices])
+        proximal = contrastive.proximal_term(f, own_rows)
         metrics["proximal"] = proximal
         loss = loss + weight * proximal
     outputs = {"embedding": f, "indices": indices}
@@ -263,10 +296,14 @@ def update_memory(extra, outputs, *, config, axis_name, **_):
     """Writes the global batch's features into their rows of the bank."""
     features, _ = contrastive.gather_batch(outputs["embedding"], axis_name)
     indices, _ = contrastive.gather_batch(outputs["indices"], axis_name)
+    written = extra.get("written")
     memory = contrastive.update_memory_bank(
-        extra["memory"], indices, features, momentum=config.objective.memory_momentum
+        extra["memory"], indices, features, momentum=config.objective.memory_momentum,
+        written=written,
     )
-    return dict(extra, memory=memory)
+    if written is None:
+        return dict(extra, memory=memory)
+    return dict(extra, memory=memory, written=written.at[indices].set(True))
 
 
 # ---------------------------------------------------------------------------------------------

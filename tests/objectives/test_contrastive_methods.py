@@ -11,7 +11,9 @@ from jax.sharding import Mesh, PartitionSpec as P
 from ssljax.objectives import (
     binary_contrastive_loss,
     enqueue,
+    first_visit_rows,
     instance_discrimination_loss,
+    masked_moco_loss,
     moco_loss,
     proximal_term,
     update_memory_bank,
@@ -229,3 +231,65 @@ def test_proximal_term_matches_numpy_and_only_moves_features():
     assert float(proximal_term(-rows, rows)) == pytest.approx(4.0, rel=1e-6)
     g_rows = jax.grad(lambda r: proximal_term(features, r))(jnp.asarray(rows))
     assert np.all(np.asarray(g_rows) == 0)
+
+
+# ------------------------------------------------------ memory bank filled at first visit
+
+
+def test_unwritten_rows_leave_the_softmax_and_the_own_feature_is_the_positive():
+    rng = np.random.default_rng(7)
+    memory = _unit(rng.normal(size=(10, 4))).astype(np.float32)
+    written = np.array([1, 1, 0, 1, 0, 1, 1, 0, 1, 1], bool)
+    indices = np.array([3, 7, 0, 2])  # rows 7 and 2 not written yet
+    features = rng.normal(size=(4, 4)).astype(np.float32)
+    loss, acc = instance_discrimination_loss(features, memory, jnp.asarray(indices),
+                                             temperature=0.1, written=jnp.asarray(written))
+    # Independent reference: softmax over the written rows plus the image's own class,
+    # whose row is the feature itself when unwritten (score 1 / tau).
+    f, total, correct = _unit(features), 0.0, 0
+    for fi, idx in zip(f, indices):
+        rows = {j: memory[j].astype(np.float64) for j in range(10) if written[j]}
+        rows[idx] = memory[idx].astype(np.float64) if written[idx] else fi
+        logits = {j: fi @ v / 0.1 for j, v in rows.items()}
+        total += math.log(sum(math.exp(s) for s in logits.values())) - logits[idx]
+        correct += int(max(logits, key=logits.get) == idx)
+    assert float(loss) == pytest.approx(total / 4, rel=1e-5)
+    assert float(acc) == pytest.approx(correct / 4)
+    g = jax.grad(lambda x: instance_discrimination_loss(
+        x, memory, jnp.asarray(indices), temperature=0.1, written=jnp.asarray(written))[0])(
+            jnp.asarray(features))
+    assert np.all(np.isfinite(np.asarray(g)))
+    # An empty bank: each image only has itself, loss 0.
+    loss, acc = instance_discrimination_loss(features, memory, jnp.asarray(indices),
+                                             temperature=0.1, written=jnp.zeros(10, bool))
+    assert float(loss) == pytest.approx(0.0, abs=1e-6) and float(acc) == 1.0
+
+
+def test_masked_moco_loss_equals_moco_on_the_kept_rows():
+    rng = np.random.default_rng(8)
+    q, k = rng.normal(size=(3, 5)), rng.normal(size=(3, 5))
+    queue = _unit(rng.normal(size=(6, 5))).astype(np.float32)
+    keep = np.array([1, 0, 1, 1, 0, 1], bool)
+    loss, logits = masked_moco_loss(q, k, queue, jnp.asarray(keep), temperature=0.2)
+    ref, ref_logits = moco_loss(q, k, queue[keep], temperature=0.2)
+    assert float(loss) == pytest.approx(float(ref), rel=1e-6)
+    np.testing.assert_allclose(np.asarray(logits)[:, 1:][:, keep], np.asarray(ref_logits)[:, 1:],
+                               rtol=1e-6)
+    assert np.all(np.isneginf(np.asarray(logits)[:, 1:][:, ~keep]))
+
+
+def test_first_write_stores_the_feature_later_writes_mix():
+    rng = np.random.default_rng(9)
+    memory = _unit(rng.normal(size=(6, 3))).astype(np.float32)
+    written = jnp.asarray(np.array([0, 1, 0, 1, 0, 0], bool))
+    indices = jnp.asarray([0, 1, 4])
+    features = rng.normal(size=(3, 3)).astype(np.float32) * 4.0
+    rows = np.asarray(first_visit_rows(memory, indices, features, written))
+    np.testing.assert_allclose(rows[[0, 2]], _unit(features[[0, 2]]), rtol=1e-5)
+    np.testing.assert_array_equal(rows[1], memory[1])
+    new = np.asarray(update_memory_bank(memory, indices, features, momentum=0.5,
+                                        written=written))
+    np.testing.assert_allclose(new[[0, 4]], _unit(features[[0, 2]]), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(new[1], _unit(0.5 * memory[1] + 0.5 * _unit(features[1])),
+                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(new[[2, 3, 5]], memory[[2, 3, 5]])

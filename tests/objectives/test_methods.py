@@ -143,6 +143,43 @@ def test_memory_bank_writes_only_the_batch_rows(runs):
     np.testing.assert_allclose(np.linalg.norm(memory, axis=1), 1.0, rtol=1e-5)
 
 
+@pytest.mark.parametrize("num_negatives", [0, 8])
+def test_first_visit_bank_starts_empty_and_fills_with_features(make_identity_config, runs,
+                                                               num_negatives):
+    """With an empty bank every image only meets itself: the first step's loss is exactly 0
+    (full softmax or sampled negatives). A step writes its batch's rows, with the features
+    themselves, and marks them written; the second batch then has negatives and a positive
+    loss. Against Wu et al.'s random start (the ``runs`` fixture: same first batch, same
+    initial network, so the same features), a first write there is normalize(r + f)."""
+    config = tiny_method_config(make_identity_config, "instance_discrimination")
+    config.objective.memory_init = "first_visit"
+    config.objective.num_negatives = num_negatives
+    validate_config(config)
+    batches = global_batches(2)
+    state, history = run(config, jax.devices()[:1], batches)
+    init = jax.device_get(initial_state(config, build_setup(config)))
+    assert not np.asarray(init.extra["written"]).any()
+    assert float(history[0]["loss"]) == pytest.approx(0.0, abs=1e-6)
+    assert float(history[0]["instance_accuracy"]) == 1.0
+    assert float(history[0]["bank_written"]) == 0.0
+    assert float(history[1]["loss"]) > 0.1
+    assert float(history[1]["bank_written"]) == pytest.approx(16 / MEMORY)
+    first, second = batches[0]["index"], batches[1]["index"]
+    written = np.asarray(state.extra["written"])
+    np.testing.assert_array_equal(np.flatnonzero(written), np.union1d(first, second))
+    memory, memory0 = np.asarray(state.extra["memory"]), np.asarray(init.extra["memory"])
+    np.testing.assert_array_equal(memory[~written], memory0[~written])
+    np.testing.assert_allclose(np.linalg.norm(memory[written], axis=1), 1.0, rtol=1e-5)
+    only_first = np.setdiff1d(first, second)
+    assert only_first.size > 0
+    _, _, s1_random, *_ = runs("instance_discrimination")
+    f = memory[only_first].astype(np.float64)
+    r = memory0[only_first].astype(np.float64)
+    mixed = (r + f) / np.linalg.norm(r + f, axis=1, keepdims=True)
+    np.testing.assert_allclose(np.asarray(s1_random.extra["memory"])[only_first], mixed,
+                               rtol=1e-4, atol=1e-5)
+
+
 def test_every_method_is_registered():
     for name in METHODS:
         assert objectives.get(name).name == name
@@ -159,6 +196,7 @@ def test_every_method_is_registered():
         ("byol", "ema_schedule", "linear", r"unknown objective.ema_schedule 'linear'; choose one of \['cosine', 'constant'\]"),
         ("instance_discrimination", "memory_momentum", 2.0, r"memory_momentum=2.0 must lie in \[0, 1\]"),
         ("instance_discrimination", "proximal_weight", -1.0, r"objective.proximal_weight=-1.0 must be >= 0"),
+        ("instance_discrimination", "memory_init", "zeros", r"unknown objective.memory_init 'zeros'; choose one of \['random', 'first_visit'\]"),
     ],
 )
 def test_bad_settings_fail_with_one_line(make_identity_config, method, key, value, message):

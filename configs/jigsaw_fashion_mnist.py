@@ -30,24 +30,13 @@ from configs import common, methods
 
 
 def get_config():
-    c = common.get_config()
-    c.dataset.name = "fashion_mnist"
+    c = common.demo_convnet(common.get_config())
     c.batch_size = 64  # puzzles; 9 x 64 tiles per step
     c.total_steps = 2000
     methods.jigsaw(c, tile_size=7, gap=2, jitter=1, num_permutations=100,
                    min_hamming_distance=6, color_mode="none", color_prob=0.0,
                    crop_dim=256, hidden_dims=(512,))
-    c.model.encoder = "convnet"
-    c.model.encoder_kwargs.widths = (32, 64, 128, 256)
-    c.model.encoder_kwargs.strides = (2, 2, 1, 1)
     # Hundreds of 7x7 tiles per step already make small convolutions: one call is fastest.
     c.model.conv_batch_chunk = 0
-    c.optimizer.name = "sgd"
-    c.optimizer.base_learning_rate = 0.1
-    c.optimizer.lr_scaling = "none"
-    c.optimizer.weight_decay = 5e-4
-    c.optimizer.momentum = 0.9
-    c.optimizer.warmup_steps = 50
-    c.eval.layer = "block4"
-    c.eval.grid = 3
+    methods.sgd(c, 0.1, weight_decay=5e-4, warmup_steps=50)
     return c

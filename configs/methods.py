@@ -8,6 +8,27 @@ them; the dataset files (``configs/<method>_<dataset>.py``) state only what diff
 import ml_collections
 
 
+def adamw(c, learning_rate, *, weight_decay, warmup_steps):
+    """AdamW at ``learning_rate`` without batch-size scaling (the non-contrastive methods)."""
+    c.optimizer.name = "adamw"
+    c.optimizer.base_learning_rate = learning_rate
+    c.optimizer.lr_scaling = "none"
+    c.optimizer.weight_decay = weight_decay
+    c.optimizer.warmup_steps = warmup_steps
+    return c
+
+
+def sgd(c, learning_rate, *, weight_decay, warmup_steps, momentum=0.9):
+    """SGD with momentum at ``learning_rate`` without batch-size scaling (the pretext tasks)."""
+    c.optimizer.name = "sgd"
+    c.optimizer.base_learning_rate = learning_rate
+    c.optimizer.lr_scaling = "none"
+    c.optimizer.momentum = momentum
+    c.optimizer.weight_decay = weight_decay
+    c.optimizer.warmup_steps = warmup_steps
+    return c
+
+
 def mlp(hidden_dims, output_dim, *, use_bn=True, bn_on_output=False):
     """An ``MLPHead`` description (``model.projector`` / ``model.predictor``)."""
     return ml_collections.ConfigDict(
@@ -114,12 +135,7 @@ def cpc(c, *, prediction_steps, widths, strides, patch_size, patch_stride, conte
     c.model.context = ml_collections.ConfigDict(
         dict(width=context_width, num_blocks=context_blocks, kernel_size=(2, 3)))
     del c.model["projector"]
-    c.optimizer.name = "adamw"
-    c.optimizer.base_learning_rate = learning_rate
-    c.optimizer.lr_scaling = "none"
-    c.optimizer.weight_decay = weight_decay
-    c.optimizer.warmup_steps = warmup_steps
-    return c
+    return adamw(c, learning_rate, weight_decay=weight_decay, warmup_steps=warmup_steps)
 
 
 def classifier(hidden_dims=(), *, use_bn=True, crop_dim=0):
@@ -208,12 +224,7 @@ def _reconstruction(c, name, dec, *, learning_rate, weight_decay, warmup_steps):
     c.objective.augment = False
     c.model.decoder = dec
     del c.model["projector"]
-    c.optimizer.name = "adamw"
-    c.optimizer.base_learning_rate = learning_rate
-    c.optimizer.lr_scaling = "none"
-    c.optimizer.weight_decay = weight_decay
-    c.optimizer.warmup_steps = warmup_steps
-    return c
+    return adamw(c, learning_rate, weight_decay=weight_decay, warmup_steps=warmup_steps)
 
 
 def inpainting(c, dec, *, mask="random_region", hole_size=0, num_blocks=4, block_size=0,
@@ -299,12 +310,7 @@ def dim(c, *, estimator="jsd", global_weight=0.0, local_weight=1.0, prior_weight
     c.model.dim = ml_collections.ConfigDict(
         dict(local_layer=local_layer, critic_hidden=critic_hidden, critic_embed=critic_embed,
              critic_layers=critic_layers, prior_hidden=tuple(prior_hidden)))
-    c.optimizer.name = "adamw"
-    c.optimizer.base_learning_rate = learning_rate
-    c.optimizer.lr_scaling = "none"
-    c.optimizer.weight_decay = weight_decay
-    c.optimizer.warmup_steps = warmup_steps
-    return c
+    return adamw(c, learning_rate, weight_decay=weight_decay, warmup_steps=warmup_steps)
 
 
 def latent_variable_model(c, *, latent_dim=10, learning_rate=1e-4, encoder_kernel_sizes=(4, 4, 4, 4)):
@@ -321,11 +327,7 @@ def latent_variable_model(c, *, latent_dim=10, learning_rate=1e-4, encoder_kerne
         dict(hidden=256, start_shape=(4, 4, 64), widths=(64, 32, 32), kernel_size=4))
     if "projector" in c.model:
         del c.model["projector"]
-    c.optimizer.name = "adamw"
-    c.optimizer.base_learning_rate = learning_rate
-    c.optimizer.lr_scaling = "none"
-    c.optimizer.weight_decay = 0.0
-    c.optimizer.warmup_steps = 0
+    adamw(c, learning_rate, weight_decay=0.0, warmup_steps=0)
     c.optimizer.end_learning_rate_factor = 1.0  # constant learning rate
     c.eval.layer = "mean"  # the latent means are the representation
     return c

@@ -35,12 +35,7 @@ def get_config():
                                     color_prob=1.0, noise_fraction=0.01)
     c.model.encoder = "resnet18"
     c.model.encoder_kwargs.stem = "cifar"
-    c.optimizer.name = "sgd"
-    c.optimizer.base_learning_rate = 0.01
-    c.optimizer.lr_scaling = "none"
-    c.optimizer.momentum = 0.9
-    c.optimizer.weight_decay = 5e-4
-    c.optimizer.warmup_steps = 500
+    methods.sgd(c, 0.01, weight_decay=5e-4, warmup_steps=500)
     c.checkpoint_every_steps = 5000
     c.log_every_steps = 100
     c.eval.layer = "block3"

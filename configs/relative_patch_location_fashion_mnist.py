@@ -25,23 +25,12 @@ from configs import common, methods
 
 
 def get_config():
-    c = common.get_config()
-    c.dataset.name = "fashion_mnist"
+    c = common.demo_convnet(common.get_config())
     c.batch_size = 128  # centre/neighbour pairs
     c.total_steps = 2000
     methods.relative_patch_location(c, patch_size=10, gap=4, jitter=2, color_mode="none",
                                     color_prob=0.0, noise_fraction=0.0, crop_dim=256,
                                     hidden_dims=(512,))
-    c.model.encoder = "convnet"
-    c.model.encoder_kwargs.widths = (32, 64, 128, 256)
-    c.model.encoder_kwargs.strides = (2, 2, 1, 1)
     c.model.conv_batch_chunk = 0
-    c.optimizer.name = "sgd"
-    c.optimizer.base_learning_rate = 0.1
-    c.optimizer.lr_scaling = "none"
-    c.optimizer.weight_decay = 5e-4
-    c.optimizer.momentum = 0.9
-    c.optimizer.warmup_steps = 50
-    c.eval.layer = "block4"
-    c.eval.grid = 3
+    methods.sgd(c, 0.1, weight_decay=5e-4, warmup_steps=50)
     return c

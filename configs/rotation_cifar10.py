@@ -34,12 +34,7 @@ def get_config():
     methods.rotation(c, pad_crop=4, flip=True)
     c.model.encoder = "resnet18"
     c.model.encoder_kwargs.stem = "cifar"
-    c.optimizer.name = "sgd"
-    c.optimizer.base_learning_rate = 0.1
-    c.optimizer.lr_scaling = "none"
-    c.optimizer.momentum = 0.9
-    c.optimizer.weight_decay = 5e-4
-    c.optimizer.warmup_steps = 0
+    methods.sgd(c, 0.1, weight_decay=5e-4, warmup_steps=0)
     c.checkpoint_every_steps = 5000
     c.log_every_steps = 100
     c.eval.layer = "block3"

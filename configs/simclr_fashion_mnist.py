@@ -13,8 +13,8 @@ from configs import common
 
 
 def get_config():
-    c = common.get_config()
-    c.dataset.name = "fashion_mnist"
+    # The demo's ConvNet and its probe (block4 pooled to 3x3): common.demo_convnet.
+    c = common.demo_convnet(common.get_config())
     c.batch_size = 256
     c.total_steps = 1000
     # SimCLR's small-batch recipe: square-root learning-rate scaling (0.075 * sqrt(256) = 1.2
@@ -23,17 +23,8 @@ def get_config():
     c.objective.temperature = 0.1
     c.optimizer.lr_scaling = "sqrt"
     c.optimizer.base_learning_rate = 0.075
-    c.model.encoder = "convnet"
-    # Two stride-2 layers first, then two stride-1 layers at 7x7: the FLOPs sit in wide,
-    # low-resolution convolutions, which XLA CPU runs near its matmul speed.
-    c.model.encoder_kwargs.widths = (32, 64, 128, 256)
-    c.model.encoder_kwargs.strides = (2, 2, 1, 1)
     c.augment = common.augment_defaults(image_size=28)
     c.augment.crop_scale = (0.2, 1.0)
     c.augment.color_jitter_strength = 0.5
     c.augment.grayscale_prob = 0.0
-    # Probe the last feature map pooled to 3x3 (as iGPT and Kolesnikov et al. note, pooled
-    # outputs are not always the best layer for a linear probe).
-    c.eval.layer = "block4"
-    c.eval.grid = 3
     return c

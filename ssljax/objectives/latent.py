@@ -71,6 +71,7 @@ The model is ``ssljax.models.vae.VAENetwork`` (``model.encoder = 'vae_conv'`` wi
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import chex
@@ -649,14 +650,8 @@ VAE = register(Objective(
                 "2014; Higgins et al. 2017)",
 ))
 
-BETA_VAE = register(Objective(
-    name="beta_vae",
-    build_model=build_latent_model,
-    make_views=image_views,
-    loss=vae_loss,
-    init_extra=init_noise_extra,
-    update_extra=update_noise_extra,
-    check_config=check_vae_config,
+BETA_VAE = register(dataclasses.replace(
+    VAE, name="beta_vae",
     description="beta-VAE (Higgins et al. 2017): the 'vae' record under its own name",
 ))
 

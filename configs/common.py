@@ -104,3 +104,12 @@ def demo_convnet(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     c.eval.layer = "block4"
     c.eval.grid = 3
     return c
+
+
+def cifar10_resnet18(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """CIFAR-10 with ResNet-18 and its CIFAR stem (3x3 stride-1 first convolution, no max
+    pool), the encoder of every ``*_cifar10.py`` config."""
+    c.dataset.name = "cifar10"
+    c.model.encoder = "resnet18"
+    c.model.encoder_kwargs.stem = "cifar"
+    return c

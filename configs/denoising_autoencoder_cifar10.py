@@ -20,12 +20,9 @@ from configs import common, methods
 
 
 def get_config():
-    c = common.get_config()
-    c.dataset.name = "cifar10"
+    c = common.cifar10_resnet18(common.get_config())
     c.batch_size = 256
     c.total_steps = 19_600  # 100 epochs of 50,000 images at batch 256
-    c.model.encoder = "resnet18"
-    c.model.encoder_kwargs.stem = "cifar"
     methods.denoising_autoencoder(
         c, methods.decoder((256, 128, 64), feature_layer="block4"),
         noise="gaussian", noise_stddev=0.3, learning_rate=1e-3, weight_decay=0.0,

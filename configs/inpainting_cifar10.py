@@ -28,12 +28,9 @@ CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 
 
 def get_config():
-    c = common.get_config()
-    c.dataset.name = "cifar10"
+    c = common.cifar10_resnet18(common.get_config())
     c.batch_size = 256
     c.total_steps = 19_600  # 100 epochs of 50,000 images at batch 256
-    c.model.encoder = "resnet18"
-    c.model.encoder_kwargs.stem = "cifar"
     methods.inpainting(
         c, methods.decoder((256, 128, 64), feature_layer="block4", channel_fc=True),
         mask="random_region", region_fraction=0.25, region_scale=4.0, fill_value=CIFAR10_MEAN,

@@ -27,14 +27,11 @@ from configs import common, methods
 
 
 def get_config():
-    c = common.get_config()
-    c.dataset.name = "cifar10"
+    c = common.cifar10_resnet18(common.get_config())
     c.batch_size = 256
     c.total_steps = 39_100  # 200 epochs of 50,000 images at batch 256
     methods.jigsaw(c, tile_size=8, gap=2, jitter=1, num_permutations=1000,
                    min_hamming_distance=5, color_mode="gray", color_prob=0.3)
-    c.model.encoder = "resnet18"
-    c.model.encoder_kwargs.stem = "cifar"
     methods.sgd(c, 0.01, weight_decay=5e-4, warmup_steps=500)
     c.checkpoint_every_steps = 5000
     c.log_every_steps = 100

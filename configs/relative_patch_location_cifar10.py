@@ -27,14 +27,11 @@ from configs import common, methods
 
 
 def get_config():
-    c = common.get_config()
-    c.dataset.name = "cifar10"
+    c = common.cifar10_resnet18(common.get_config())
     c.batch_size = 256
     c.total_steps = 39_100  # 200 epochs of 50,000 images at batch 256
     methods.relative_patch_location(c, patch_size=12, gap=6, jitter=1, color_mode="drop",
                                     color_prob=1.0, noise_fraction=0.01)
-    c.model.encoder = "resnet18"
-    c.model.encoder_kwargs.stem = "cifar"
     methods.sgd(c, 0.01, weight_decay=5e-4, warmup_steps=500)
     c.checkpoint_every_steps = 5000
     c.log_every_steps = 100

@@ -27,13 +27,10 @@ from configs import common, methods
 
 
 def get_config():
-    c = common.get_config()
-    c.dataset.name = "cifar10"
+    c = common.cifar10_resnet18(common.get_config())
     c.batch_size = 128  # images; 4 x 128 rotated inputs per step
     c.total_steps = 78_125  # 200 epochs of 50,000 images at batch 128
     methods.rotation(c, pad_crop=4, flip=True)
-    c.model.encoder = "resnet18"
-    c.model.encoder_kwargs.stem = "cifar"
     methods.sgd(c, 0.1, weight_decay=5e-4, warmup_steps=0)
     c.checkpoint_every_steps = 5000
     c.log_every_steps = 100

@@ -13,13 +13,10 @@ from configs import common
 
 
 def get_config():
-    c = common.get_config()
-    c.dataset.name = "cifar10"
+    c = common.cifar10_resnet18(common.get_config())
     c.batch_size = 512
     c.total_steps = 97_600  # 1000 epochs of 50,000 images at batch 512
     c.objective.temperature = 0.5
-    c.model.encoder = "resnet18"
-    c.model.encoder_kwargs.stem = "cifar"
     c.model.projector.hidden_dims = (2048,)
     c.model.projector.output_dim = 128
     c.optimizer.base_learning_rate = 1.0

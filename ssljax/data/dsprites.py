@@ -348,7 +348,10 @@ class FactorGridData:
         return factors
 
     def sample_observations_from_factors(self, factors: np.ndarray, random_state) -> np.ndarray:
-        raise NotImplementedError
+        """The observations of ``factors``; each dataset (``DSprites``) renders its own."""
+        raise NotImplementedError(
+            f"{type(self).__name__} does not render observations; use a dataset class such "
+            "as DSprites")
 
     def sample(self, num: int, random_state) -> tuple[np.ndarray, np.ndarray]:
         """``(factors [num, num_factors], observations [num, ...])``."""

@@ -5,12 +5,17 @@
 
 Data: ``x ~ N(0, I_20)``, ``y = rho x + sqrt(1 - rho^2) eps`` with ``rho`` set so that the true
 MI ``-(d/2) log(1 - rho^2)`` climbs the staircase 2, 4, 6, 8, 10 nats, ``steps_per_level``
-steps each (4000 in the paper), and the cubic variant ``y -> y^3`` (same MI). Every
+steps each (4000 in the paper), and the cubic variant ``y -> y^3`` of Song & Ermon 2020
+(same MI). Every
 estimator trains its own critic with Adam (lr 5e-4) on fresh batches of 64, one run through
-all levels, with a separable critic ``g(x)^T h(y)`` (2 x 256 ReLU, 32-d embedding) and a
-concatenation critic ``MLP([x; y])`` (2 x 256 ReLU) evaluated on all 64^2 pairs. TUBA and the
+all levels, with a separable critic ``g(x)^T h(y)`` (3 x 256 ReLU, 32-d embedding) and a
+concatenation critic ``MLP([x; y])`` (3 x 256 ReLU) evaluated on all 64^2 pairs. TUBA and the
 interpolated bound learn a baseline ``log a(x)`` (the same MLP shape, 1 output); JS trains
 with the JS objective and reports NWJ; MINE is DV with the moving-average gradient.
+Layers start as PyTorch's ``nn.Linear`` default (``--init_scheme torch``: uniform in
+``+-1/sqrt(fan_in)``), which Song & Ermon's reference code for the cubic case gets; with Flax's
+LeCun-normal default (``--init_scheme lecun``) a separable critic starts with scores near 30
+on ``y^3`` and the ``exp(f)`` bounds (NWJ, TUBA, MINE, JS) overflow from the first step.
 
 Efficiency: one ``jax.jit`` per critic trains a whole level with ``lax.scan``; each scan step
 advances every estimator on the same batch (all start from the same critic), ``vmap``-ed over
@@ -52,7 +57,8 @@ _DIM = flags.DEFINE_integer("dim", 20, "Dimension of x and y.")
 _LR = flags.DEFINE_float("learning_rate", 5e-4, "Adam learning rate.")
 _HIDDEN = flags.DEFINE_integer("hidden_dim", 256, "Critic hidden width.")
 _EMBED = flags.DEFINE_integer("embed_dim", 32, "Separable critic embedding.")
-_LAYERS = flags.DEFINE_integer("layers", 2, "Critic hidden layers.")
+_LAYERS = flags.DEFINE_integer("layers", 3, "Critic hidden layers (3: the PyTorch reference code of the cubic benchmark, whose mlp(layers=2) has an input layer and 2 more hidden layers; Poole et al.'s TensorFlow code has 2).")
+_INIT = flags.DEFINE_enum("init_scheme", "torch", ["torch", "lecun"], "Critic and baseline initialisation (ssljax.models.critics.dense_initializers): 'torch' as the cubic benchmark's reference code, 'lecun' is Flax's default.")
 _EVAL_FRACTION = flags.DEFINE_float("eval_fraction", 0.5, "Last fraction of each level scored.")
 _SEED = flags.DEFINE_integer("seed", 0, "PRNG seed (critic init and data).")
 _PLOT_ONLY = flags.DEFINE_bool("plot_only", False, "Only redraw figure and tables from results.")
@@ -93,7 +99,8 @@ def bound_value(bound: str, settings: dict, scores, log_baseline, mine_state):
 def build_critic(name: str):
     from ssljax.models.critics import build_critic as build
 
-    return build(name, hidden_dim=_HIDDEN.value, embed_dim=_EMBED.value, layers=_LAYERS.value)
+    return build(name, hidden_dim=_HIDDEN.value, embed_dim=_EMBED.value, layers=_LAYERS.value,
+                 init_scheme=_INIT.value)
 
 
 def make_level_runner(critic, baseline, tx, names, transforms, *, steps, batch, dim):
@@ -174,7 +181,7 @@ def train_critic(critic_name: str, names, transforms, levels, *, steps: int) -> 
 
     batch, dim = _BATCH.value, _DIM.value
     critic = build_critic(critic_name)
-    baseline = MLP(_HIDDEN.value, 1, _LAYERS.value)
+    baseline = MLP(_HIDDEN.value, 1, _LAYERS.value, init_scheme=_INIT.value)
     tx = optax.adam(_LR.value)
     members = len(names) * len(transforms)
     carry = init_members(critic, baseline, tx, names, len(transforms), seed=_SEED.value,
@@ -294,6 +301,7 @@ def tables(results: dict, eval_fraction: float) -> tuple[str, dict]:
                          "estimators": {}}
             lines += [
                 f"**{critic} critic, {transform}** ({meta['steps_per_level']} steps per level, "
+                f"{meta.get('init_scheme', 'lecun')} init, "
                 f"last {eval_fraction:.0%} scored; cells: bias / variance / MSE in nats)",
                 "",
                 "| estimator | " + " | ".join(f"{lv:g} nats" for lv in meta["levels"]) + " |",
@@ -337,6 +345,7 @@ def main(argv):
                     "batch_size": _BATCH.value, "dim": _DIM.value,
                     "learning_rate": _LR.value, "hidden_dim": _HIDDEN.value,
                     "embed_dim": _EMBED.value, "layers": _LAYERS.value, "seed": _SEED.value,
+                    "init_scheme": _INIT.value,
                     "level_seconds": res["seconds"].round(1).tolist(),
                     "total_seconds": round(time.perf_counter() - t, 1)}
             np.savez_compressed(os.path.join(out_dir, f"results_{critic}.npz"),

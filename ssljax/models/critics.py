@@ -14,6 +14,13 @@ The three families are those compared by Poole et al. 2019 and Tschannen et al. 
 ``MLP`` follows Poole et al.'s reference code: ``layers`` hidden Dense + activation layers of
 ``hidden_dim`` units, then a linear output layer.
 
+Initialisation (``init_scheme``): ``'lecun'`` is Flax's default (LeCun-normal kernels, zero
+biases); ``'torch'`` is PyTorch's ``nn.Linear`` default, which Song & Ermon's reference code for
+the cubic benchmark gets: kernels and biases uniform in ``+-1/sqrt(fan_in)`` (kernel standard
+deviation ``1/sqrt(3 fan_in)``). The scale matters for bounds with ``exp(f)`` terms: on
+``y^3`` inputs a LeCun-initialised separable critic starts with scores near 30, whose
+exponentials overflow in the first step (``docs/mutual_information.md``).
+
 ``DIMNetwork`` composes an encoder with the heads and critics of Deep InfoMax (Hjelm et al.
 2019); the objective lives in ``ssljax.objectives.dim``.
 """
@@ -36,6 +43,25 @@ ACTIVATIONS: dict[str, Callable[[Array], Array]] = {
 }
 
 
+INIT_SCHEMES = ("lecun", "torch")
+
+
+def dense_initializers(scheme: str, fan_in: int) -> dict[str, Callable]:
+    """``{'kernel_init', 'bias_init'}`` of a Dense layer with ``fan_in`` inputs under ``scheme``."""
+    if scheme == "lecun":
+        return {"kernel_init": nn.initializers.lecun_normal(),
+                "bias_init": nn.initializers.zeros_init()}
+    if scheme == "torch":
+        bound = 1.0 / float(fan_in) ** 0.5
+
+        def bias_init(key, shape, dtype=jnp.float32):
+            return jax.random.uniform(key, shape, dtype, -bound, bound)
+
+        return {"kernel_init": nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform"),
+                "bias_init": bias_init}
+    raise ValueError(f"unknown init_scheme {scheme!r}; choose one of {list(INIT_SCHEMES)}")
+
+
 def activation_fn(name: str) -> Callable[[Array], Array]:
     """The activation called ``name``; unknown names list the choices."""
     if name not in ACTIVATIONS:
@@ -54,13 +80,16 @@ class MLP(nn.Module):
     output_dim: int = 1
     layers: int = 2
     activation: str = "relu"
+    init_scheme: str = "lecun"
 
     @nn.compact
     def __call__(self, x: Array) -> Array:
         act = activation_fn(self.activation)
         for i in range(self.layers):
-            x = act(nn.Dense(self.hidden_dim, name=f"hidden{i + 1}")(x))
-        return nn.Dense(self.output_dim, name="output")(x)
+            inits = dense_initializers(self.init_scheme, x.shape[-1])
+            x = act(nn.Dense(self.hidden_dim, name=f"hidden{i + 1}", **inits)(x))
+        inits = dense_initializers(self.init_scheme, x.shape[-1])
+        return nn.Dense(self.output_dim, name="output", **inits)(x)
 
 
 class SeparableCritic(nn.Module):
@@ -71,12 +100,15 @@ class SeparableCritic(nn.Module):
     embed_dim: int = 32
     layers: int = 2
     activation: str = "relu"
+    init_scheme: str = "lecun"
 
     @nn.compact
     def __call__(self, x: Array, y: Array) -> Array:
         _check_pairs(x, y)
-        g = MLP(self.hidden_dim, self.embed_dim, self.layers, self.activation, name="g")(x)
-        h = MLP(self.hidden_dim, self.embed_dim, self.layers, self.activation, name="h")(y)
+        mlp = lambda name: MLP(self.hidden_dim, self.embed_dim, self.layers,  # noqa: E731
+                               self.activation, self.init_scheme, name=name)
+        g = mlp("g")(x)
+        h = mlp("h")(y)
         return g @ h.T
 
 
@@ -102,6 +134,7 @@ class ConcatCritic(nn.Module):
     hidden_dim: int = 256
     layers: int = 2
     activation: str = "relu"
+    init_scheme: str = "lecun"
 
     @nn.compact
     def __call__(self, x: Array, y: Array) -> Array:
@@ -110,13 +143,14 @@ class ConcatCritic(nn.Module):
             raise ValueError(f"ConcatCritic needs layers >= 1, got {self.layers}")
         act = activation_fn(self.activation)
         dx, dy = x.shape[-1], y.shape[-1]
-        kernel = self.param("hidden1_kernel", nn.initializers.lecun_normal(),
-                            (dx + dy, self.hidden_dim))
-        bias = self.param("hidden1_bias", nn.initializers.zeros_init(), (self.hidden_dim,))
+        first = dense_initializers(self.init_scheme, dx + dy)
+        kernel = self.param("hidden1_kernel", first["kernel_init"], (dx + dy, self.hidden_dim))
+        bias = self.param("hidden1_bias", first["bias_init"], (self.hidden_dim,))
         h = act((x @ kernel[:dx])[:, None, :] + (y @ kernel[dx:])[None, :, :] + bias)
+        inits = dense_initializers(self.init_scheme, self.hidden_dim)
         for i in range(1, self.layers):
-            h = act(nn.Dense(self.hidden_dim, name=f"hidden{i + 1}")(h))
-        return nn.Dense(1, name="output")(h)[..., 0]
+            h = act(nn.Dense(self.hidden_dim, name=f"hidden{i + 1}", **inits)(h))
+        return nn.Dense(1, name="output", **inits)(h)[..., 0]
 
 
 CRITICS = {"separable": SeparableCritic, "bilinear": BilinearCritic, "concat": ConcatCritic}

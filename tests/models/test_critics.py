@@ -71,6 +71,31 @@ def test_build_critic_and_bad_inputs(xy):
         SeparableCritic().init(jax.random.PRNGKey(0), x[None], y)
 
 
+def test_torch_init_scheme_is_uniform_within_one_over_sqrt_fan_in():
+    x = jnp.zeros((2, 20), jnp.float32)
+    for critic in (SeparableCritic(hidden_dim=256, embed_dim=32, init_scheme="torch"),
+                   ConcatCritic(hidden_dim=256, init_scheme="torch")):
+        params = critic.init(jax.random.PRNGKey(0), x, x)["params"]
+        leaves = jax.tree_util.tree_flatten_with_path(params)[0]
+        layer = lambda path, kind: jax.tree_util.keystr(path[:-1]) + path[-1].key[:-len(kind)]  # noqa: E731
+        kernels = {layer(k, "kernel"): v for k, v in leaves if k[-1].key.endswith("kernel")}
+        biases = {layer(k, "bias"): v for k, v in leaves if k[-1].key.endswith("bias")}
+        assert kernels.keys() == biases.keys() and len(kernels) >= 3
+        for name, kernel in kernels.items():
+            bound = 1.0 / np.sqrt(kernel.shape[0])
+            assert np.abs(kernel).max() <= bound and np.abs(biases[name]).max() <= bound, name
+            if biases[name].size >= 16:  # not zeros
+                assert np.abs(biases[name]).max() > 0.5 * bound, name
+            if kernel.size >= 256 * 256:  # std of U(-b, b) is b / sqrt(3)
+                np.testing.assert_allclose(np.std(kernel), bound / np.sqrt(3), rtol=0.02)
+    # Flax's default: LeCun normal kernels (std 1/sqrt(fan_in)), zero biases.
+    params = SeparableCritic(hidden_dim=256).init(jax.random.PRNGKey(0), x, x)["params"]
+    assert not np.any(params["g"]["hidden2"]["bias"])
+    np.testing.assert_allclose(np.std(params["g"]["hidden2"]["kernel"]), 1 / 16, rtol=0.05)
+    with pytest.raises(ValueError, match=r"unknown init_scheme 'glorot'; choose one of"):
+        SeparableCritic(init_scheme="glorot").init(jax.random.PRNGKey(0), x, x)
+
+
 @pytest.fixture(scope="module")
 def dim_network():
     encoder = ConvNet(widths=(4, 8), strides=(1, 2))

@@ -170,8 +170,13 @@ def init_members(critic, baseline, tx, names, transforms: int, *, seed: int, bat
     return {name: stacked for name in names}
 
 
-def train_critic(critic_name: str, names, transforms, levels, *, steps: int) -> dict:
-    """Trains every (estimator, transform) with one critic type through the staircase."""
+def train_critic(critic_name: str, names, transforms, levels, *, steps: int,
+                 on_level=None) -> dict:
+    """Trains every (estimator, transform) with one critic type through the staircase.
+
+    ``on_level(result)``, if given, receives the result so far after every level (so a long
+    run that is cut off keeps its finished levels).
+    """
     import jax
     import numpy as np
     import optax
@@ -199,8 +204,11 @@ def train_critic(critic_name: str, names, transforms, levels, *, steps: int) -> 
         estimates.append(est)
         print(f"[{critic_name}] level {level:g} nats: {seconds[-1]:.1f} s "
               f"({'compile + ' if i == 0 else ''}{steps} steps x {members} runs)", flush=True)
-    est = np.stack(estimates)  # [levels, steps, estimators, transforms]
-    return {"estimates": est, "seconds": np.asarray(seconds)}
+        result = {"estimates": np.stack(estimates),  # [levels, steps, estimators, transforms]
+                  "seconds": np.asarray(seconds)}
+        if on_level is not None:
+            on_level(result)
+    return result
 
 
 def summarize(est, levels, *, eval_fraction: float) -> dict:
@@ -339,18 +347,24 @@ def main(argv):
     if not _PLOT_ONLY.value:
         for critic in _CRITICS.value:
             t = time.perf_counter()
-            res = train_critic(critic, names, _TRANSFORMS.value, levels, steps=_STEPS.value)
-            meta = {"critic": critic, "estimators": names, "transforms": _TRANSFORMS.value,
-                    "levels": levels, "steps_per_level": _STEPS.value,
-                    "batch_size": _BATCH.value, "dim": _DIM.value,
-                    "learning_rate": _LR.value, "hidden_dim": _HIDDEN.value,
-                    "embed_dim": _EMBED.value, "layers": _LAYERS.value, "seed": _SEED.value,
-                    "init_scheme": _INIT.value,
-                    "level_seconds": res["seconds"].round(1).tolist(),
-                    "total_seconds": round(time.perf_counter() - t, 1)}
-            np.savez_compressed(os.path.join(out_dir, f"results_{critic}.npz"),
-                                estimates=res["estimates"], meta=json.dumps(meta))
-            print(f"[{critic}] done in {meta['total_seconds']:.0f} s", flush=True)
+
+            def save(res, critic=critic, t=t):
+                done = levels[:len(res["seconds"])]
+                meta = {"critic": critic, "estimators": names, "transforms": _TRANSFORMS.value,
+                        "levels": done, "steps_per_level": _STEPS.value,
+                        "batch_size": _BATCH.value, "dim": _DIM.value,
+                        "learning_rate": _LR.value, "hidden_dim": _HIDDEN.value,
+                        "embed_dim": _EMBED.value, "layers": _LAYERS.value,
+                        "seed": _SEED.value, "init_scheme": _INIT.value,
+                        "level_seconds": res["seconds"].round(1).tolist(),
+                        "total_seconds": round(time.perf_counter() - t, 1)}
+                np.savez_compressed(os.path.join(out_dir, f"results_{critic}.npz"),
+                                    estimates=res["estimates"], meta=json.dumps(meta))
+                return meta
+
+            res = train_critic(critic, names, _TRANSFORMS.value, levels, steps=_STEPS.value,
+                               on_level=save)
+            print(f"[{critic}] done in {save(res)['total_seconds']:.0f} s", flush=True)
     results = load_results(out_dir)
     if not results:
         print(f"error: no results_<critic>.npz in {out_dir}", file=sys.stderr)

@@ -29,11 +29,11 @@ def sgd(c, learning_rate, *, weight_decay, warmup_steps, momentum=0.9):
     return c
 
 
-def mlp(hidden_dims, output_dim, *, use_bn=True, bn_on_output=False):
+def mlp(hidden_dims, output_dim, *, use_bn=True, bn_on_output=False, output_bias=True):
     """An ``MLPHead`` description (``model.projector`` / ``model.predictor``)."""
     return ml_collections.ConfigDict(
         dict(hidden_dims=tuple(hidden_dims), output_dim=output_dim, use_bn=use_bn,
-             bn_on_output=bn_on_output)
+             bn_on_output=bn_on_output, output_bias=output_bias)
     )
 
 
@@ -48,12 +48,17 @@ def moco(c, *, temperature=0.2, queue_size=65536, ema_momentum=0.999):
 
 
 def byol(c, *, ema_momentum=0.996, hidden=4096, output_dim=256):
-    """BYOL (Grill et al. 2020): target momentum 0.996 -> 1 (cosine), 4096-256 MLPs."""
+    """BYOL (Grill et al. 2020): target momentum 0.996 -> 1 (cosine), 4096-256 MLPs without an
+    output bias, each view through its own forward pass (BatchNorm statistics per view), as
+    in the reference code."""
     c.objective.name = "byol"
     c.objective.ema_momentum = ema_momentum
     c.objective.ema_schedule = "cosine"
-    c.model.projector = mlp((hidden,), output_dim)
-    c.model.predictor = mlp((hidden,), output_dim)
+    c.objective.view_batch_norm = "per_view"
+    # The reference MLP: Linear -> BN -> ReLU -> Linear without a bias (its hidden bias is
+    # cancelled by the BN, so MLPHead leaves it out).
+    c.model.projector = mlp((hidden,), output_dim, output_bias=False)
+    c.model.predictor = mlp((hidden,), output_dim, output_bias=False)
     return c
 
 

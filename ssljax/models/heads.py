@@ -18,7 +18,8 @@ class MLPHead(nn.Module):
 
     Layout: for each entry of ``hidden_dims`` a ``Dense -> [BN] -> ReLU``
     layer, then an output ``Dense`` optionally followed by BN. A Dense layer
-    has no bias exactly when a BatchNorm follows it.
+    has no bias when a BatchNorm follows it, and the output Dense none when
+    ``output_bias`` is False (BYOL's reference MLP).
 
     Submodule names: ``hidden{i}`` / ``hidden{i}_bn`` (1-based) and
     ``output`` / ``output_bn``.
@@ -28,6 +29,7 @@ class MLPHead(nn.Module):
       output_dim: width of the output.
       use_bn: BatchNorm after each hidden Dense.
       bn_on_output: BatchNorm after the output Dense.
+      output_bias: bias on the output Dense (when no BatchNorm follows it).
       axis_name: mapped axis for cross-replica BatchNorm, or None.
       dtype: compute dtype (params stay float32).
     """
@@ -36,6 +38,7 @@ class MLPHead(nn.Module):
     output_dim: int = 128
     use_bn: bool = True
     bn_on_output: bool = False
+    output_bias: bool = True
     axis_name: str | None = None
     dtype: Dtype = jnp.float32
 
@@ -58,7 +61,7 @@ class MLPHead(nn.Module):
             x = nn.relu(x)
         x = nn.Dense(
             self.output_dim,
-            use_bias=not self.bn_on_output,
+            use_bias=self.output_bias and not self.bn_on_output,
             dtype=self.dtype,
             param_dtype=jnp.float32,
             name="output",

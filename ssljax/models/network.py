@@ -84,6 +84,7 @@ def build_projector_from_config(
         output_dim=proj.output_dim,
         use_bn=proj.get("use_bn", True),
         bn_on_output=proj.get("bn_on_output", False),
+        output_bias=proj.get("output_bias", True),
         axis_name=axis_name,
         dtype=dtype_from_name(config.get("dtype", "float32")),
     )

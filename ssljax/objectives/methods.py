@@ -9,7 +9,8 @@ optimiser step. The pure losses live in ``contrastive.py``, ``bootstrap.py``,
 
 Config keys read (``config.objective``):
   moco                  temperature, queue_size, ema_momentum, ema_schedule
-  byol                  ema_momentum, ema_schedule ('cosine': base -> 1 as in BYOL)
+  byol                  ema_momentum, ema_schedule ('cosine': base -> 1 as in BYOL),
+                        view_batch_norm ('per_view' as the reference code, or 'joint')
   simsiam               (none)
   instance_discrimination  temperature, memory_momentum, num_negatives (0: full softmax),
                         proximal_weight (Wu et al.'s lambda; 0: off), memory_init
@@ -27,7 +28,12 @@ import jax.numpy as jnp
 
 from ssljax.objectives import bootstrap, contrastive, entropy, redundancy
 from ssljax.objectives.registry import Objective, register
-from ssljax.objectives.simclr import apply_to_views, build_simclr_model, two_augmented_views
+from ssljax.objectives.simclr import (
+    apply_to_views,
+    build_simclr_model,
+    two_augmented_views,
+    view_forward,
+)
 
 EMA_SCHEDULES = ("cosine", "constant")
 
@@ -88,9 +94,9 @@ def init_target(params, model_state, config):
     return {"target_params": copy(params), "target_state": copy(model_state)}
 
 
-def apply_target(extra, views, *, model):
+def apply_target(extra, views, *, model, forward=apply_to_views):
     """Target network (no predictor) on ``views``; returns its outputs and new BN state."""
-    return apply_to_views(
+    return forward(
         extra["target_params"], extra["target_state"], views, model=model, predict=False
     )
 
@@ -161,10 +167,16 @@ def update_moco(extra, outputs, *, params, step, config, axis_name, **_):
 
 
 def byol_objective_loss(params, model_state, views, rng, *, model, config, extra, **_):
-    """Symmetric BYOL: each view's prediction regresses the target projection of the other."""
-    del rng, config
-    online, new_state = apply_to_views(params, model_state, views, model=model)
-    target, target_state = apply_target(extra, views, model=model)
+    """Symmetric BYOL: each view's prediction regresses the target projection of the other.
+
+    With ``objective.view_batch_norm = 'per_view'`` (the BYOL configs) both networks see each
+    view in its own forward pass, so BatchNorm statistics are per view, as in the reference
+    code (``byol_experiment.py``, one ``forward`` per view).
+    """
+    del rng
+    forward = view_forward(config)
+    online, new_state = forward(params, model_state, views, model=model)
+    target, target_state = apply_target(extra, views, model=model, forward=forward)
     p1, p2 = online["prediction"]
     z1, z2 = target["projection"]
     loss = bootstrap.byol_loss(p1, z2) + bootstrap.byol_loss(p2, z1)
@@ -174,6 +186,7 @@ def byol_objective_loss(params, model_state, views, rng, *, model, config, extra
 
 def check_byol(config) -> None:
     check_ema(config)
+    view_forward(config)
 
 
 def simsiam_objective_loss(params, model_state, views, rng, *, model, **_):

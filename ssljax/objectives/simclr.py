@@ -48,6 +48,33 @@ def apply_to_views(params, model_state, views, *, model, **kwargs):
     return split, new_state
 
 
+def apply_per_view(params, model_state, views, *, model, **kwargs):
+    """Runs the network in train mode on each view in turn, threading the BatchNorm state.
+
+    Each view is normalised over its own (global) batch and the running averages advance once
+    per view, as in the BYOL reference code's separate forward passes; ``apply_to_views``
+    normalises over all views together. Same return value as ``apply_to_views``.
+    """
+    outs = []
+    for view in views:
+        out, model_state = apply_to_views(params, model_state, (view,), model=model, **kwargs)
+        outs.append(out)
+    return {k: [o[k][0] for o in outs] for k in outs[0]}, model_state
+
+
+VIEW_BATCH_NORM = {"joint": apply_to_views, "per_view": apply_per_view}
+
+
+def view_forward(config):
+    """``apply_to_views`` or ``apply_per_view`` as ``config.objective.view_batch_norm`` says
+    (``'joint'``, the default, or ``'per_view'``)."""
+    mode = config.objective.get("view_batch_norm", "joint")
+    if mode not in VIEW_BATCH_NORM:
+        raise ValueError(f"unknown objective.view_batch_norm {mode!r}; choose one of "
+                         f"{sorted(VIEW_BATCH_NORM)}")
+    return VIEW_BATCH_NORM[mode]
+
+
 def simclr_objective_loss(params, model_state, views, rng, *, model, config, axis_name, **_):
     """NT-Xent on the projections of two views, with the contrastive accuracy as a metric."""
     del rng

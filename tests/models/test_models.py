@@ -240,6 +240,17 @@ def test_mlp_head_bn_on_output_and_no_bn():
     assert "batch_stats" not in variables
 
 
+def test_mlp_head_without_output_bias():
+    # BYOL's reference MLP: no bias on the output layer, so the output is hidden @ W exactly.
+    head = MLPHead(hidden_dims=(16,), output_dim=4, use_bn=False, output_bias=False)
+    x = jax.random.normal(jax.random.PRNGKey(1), (3, 5))
+    variables = head.init(jax.random.PRNGKey(0), x, train=False)
+    p = variables["params"]
+    assert set(p["output"]) == {"kernel"}
+    want = jax.nn.relu(x @ p["hidden1"]["kernel"] + p["hidden1"]["bias"]) @ p["output"]["kernel"]
+    np.testing.assert_allclose(head.apply(variables, x, train=False), want, rtol=1e-5, atol=1e-6)
+
+
 # ---------------------------------------------------------------- registry and features
 
 

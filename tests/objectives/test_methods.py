@@ -6,11 +6,13 @@ against their definitions, and bad settings fail with one line.
 """
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from configs import methods as method_configs
 from ssljax import objectives, parallel
+from ssljax.objectives.simclr import apply_per_view, apply_to_views
 from ssljax.training.loop import build_setup, initial_state, validate_config
 from ssljax.training.step import make_train_step, shard_map_driver
 
@@ -96,6 +98,40 @@ def runs(make_identity_config):
         return cache[method]
 
     return get
+
+
+def test_per_view_batch_norm_normalises_each_view_on_its_own(make_identity_config):
+    # BYOL's configs run each view through its own forward pass (the reference code's
+    # convention): view 1's outputs cannot depend on view 2, and the BatchNorm running
+    # averages advance once per view, in order.
+    config = tiny_method_config(make_identity_config, "byol")
+    assert config.objective.view_batch_norm == "per_view"
+    setup = build_setup(config)
+    model = setup.objective.build_model(config, None)
+    state = initial_state(config, setup)
+    variables = {"params": state.params, **state.model_state}
+    rng = np.random.default_rng(0)
+    v1 = jnp.asarray(rng.uniform(size=(8, 28, 28, 1)), jnp.float32)
+    v2 = 3.0 * v1[::-1] + 1.0  # other images, other statistics
+    v2b = jnp.asarray(rng.uniform(size=(8, 28, 28, 1)), jnp.float32)
+
+    out, new_state = apply_per_view(state.params, state.model_state, (v1, v2), model=model)
+    out_b, _ = apply_per_view(state.params, state.model_state, (v1, v2b), model=model)
+    alone, after_v1 = model.apply(variables, v1, train=True, mutable=list(state.model_state))
+    alone2, after_v2 = model.apply({"params": state.params, **after_v1}, v2, train=True,
+                                   mutable=list(state.model_state))
+    for key in ("projection", "prediction"):
+        np.testing.assert_allclose(out[key][0], alone[key], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(out_b[key][0], alone[key], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(out[key][1], alone2[key], rtol=1e-5, atol=1e-6)
+    assert_trees_close(new_state, after_v2, rtol=1e-5, atol=1e-7)
+    # Joint BatchNorm (SimCLR's convention) mixes the views' statistics.
+    joint, _ = apply_to_views(state.params, state.model_state, (v1, v2), model=model)
+    assert np.max(np.abs(joint["prediction"][0] - alone["prediction"])) > 1e-2
+    config.objective.view_batch_norm = "sideways"
+    with pytest.raises(ValueError, match=r"unknown objective.view_batch_norm 'sideways'; "
+                                         r"choose one of \['joint', 'per_view'\]"):
+        validate_config(config)
 
 
 @pytest.mark.parametrize("method", METHODS)

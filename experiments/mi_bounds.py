@@ -360,11 +360,11 @@ def main(argv):
                         "total_seconds": round(time.perf_counter() - t, 1)}
                 np.savez_compressed(os.path.join(out_dir, f"results_{critic}.npz"),
                                     estimates=res["estimates"], meta=json.dumps(meta))
-                return meta
 
-            res = train_critic(critic, names, _TRANSFORMS.value, levels, steps=_STEPS.value,
-                               on_level=save)
-            print(f"[{critic}] done in {save(res)['total_seconds']:.0f} s", flush=True)
+            # ``save`` has written the file after the last level already.
+            train_critic(critic, names, _TRANSFORMS.value, levels, steps=_STEPS.value,
+                         on_level=save)
+            print(f"[{critic}] done in {time.perf_counter() - t:.0f} s", flush=True)
     results = load_results(out_dir)
     if not results:
         print(f"error: no results_<critic>.npz in {out_dir}", file=sys.stderr)

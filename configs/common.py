@@ -11,7 +11,8 @@ Keys:
                        on accelerators); results do not depend on it.
   optimizer.*          name (lars | adamw | sgd | lamb), base_learning_rate scaled by
                        batch_size / 256 when lr_scaling='linear' (SimCLR, BYOL), weight decay
-                       masked off biases and normalisation parameters, warmup + cosine.
+                       masked off biases and normalisation parameters, warmup + cosine;
+                       lr_multipliers.<part> scales one part's updates (1: unchanged).
   augment.*            SimCLR augmentation parameters (ssljax.data.augment).
   eval.*               linear probe / kNN settings read by ssljax.linear_eval.
 """
@@ -70,6 +71,10 @@ def get_config() -> ml_collections.ConfigDict:
     c.optimizer.momentum = 0.9
     c.optimizer.warmup_steps = 100
     c.optimizer.end_learning_rate_factor = 0.0
+    # Factor on the final updates of each top-level part of the model (1: unchanged).
+    c.optimizer.lr_multipliers = ml_collections.ConfigDict(
+        dict(encoder=1.0, projector=1.0, predictor=1.0)
+    )
 
     c.augment = augment_defaults(image_size=28)
 

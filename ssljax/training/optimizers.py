@@ -4,6 +4,9 @@ Weight decay (and LARS/LAMB trust ratios) apply only to kernels (``ndim > 1``); 
 BatchNorm scales/offsets are excluded, as in SimCLR and BYOL. The peak learning rate follows
 the global batch: ``base * batch / 256`` ('linear', SimCLR/BYOL), ``base * sqrt(batch)``
 ('sqrt', SimCLR's small-batch rule with base 0.075) or ``base`` ('none').
+``optimizer.lr_multipliers`` (``{top-level parameter name: factor}``, 1 = unchanged) scales
+the final updates of one part of the model, e.g. ``predictor=10`` for a faster BYOL/SimSiam
+predictor (Tian et al. 2021 study the predictor's relative learning rate).
 """
 
 from __future__ import annotations
@@ -47,8 +50,40 @@ def learning_rate_schedule(config) -> optax.Schedule:
     )
 
 
+def scale_by_multipliers(multipliers) -> optax.GradientTransformation:
+    """Multiplies the updates under each top-level parameter name by its factor.
+
+    Raises:
+      ValueError: a non-positive factor, or (at ``init``) a name the parameters lack.
+    """
+    multipliers = {str(k): float(v) for k, v in dict(multipliers or {}).items()}
+    for name, factor in multipliers.items():
+        if not factor > 0:
+            raise ValueError(f"optimizer.lr_multipliers[{name!r}]={factor} must be > 0")
+    multipliers = {k: v for k, v in multipliers.items() if v != 1.0}  # 1: nothing to do
+
+    def check(params):
+        missing = [n for n in multipliers if n not in params]
+        if missing:
+            raise ValueError(f"optimizer.lr_multipliers names {missing[0]!r}, which the model "
+                             f"does not have; its top-level parameters are {sorted(params)}")
+
+    def init_fn(params):
+        check(params)
+        return optax.EmptyState()
+
+    def update_fn(updates, state, params=None):
+        del params
+        scaled = {k: (jax.tree.map(lambda u, f=multipliers[k]: u * f, v) if k in multipliers
+                      else v) for k, v in updates.items()}
+        return type(updates)(scaled), state
+
+    return optax.GradientTransformation(init_fn, update_fn)
+
+
 def build_optimizer(config) -> tuple[optax.GradientTransformation, optax.Schedule]:
-    """Returns the optax transformation named by ``config.optimizer.name`` and its schedule."""
+    """Returns the optax transformation named by ``config.optimizer.name`` and its schedule
+    (followed by ``scale_by_multipliers`` when ``optimizer.lr_multipliers`` is set)."""
     opt = config.optimizer
     schedule = learning_rate_schedule(config)
     wd = opt.get("weight_decay", 0.0)
@@ -71,4 +106,9 @@ def build_optimizer(config) -> tuple[optax.GradientTransformation, optax.Schedul
         )
     else:
         raise ValueError(f"unknown optimizer.name {opt.name!r}; choose one of {OPTIMIZERS}")
+    multipliers = dict(opt.get("lr_multipliers", None) or {})
+    if multipliers:
+        scale = scale_by_multipliers(multipliers)  # checks every factor, even the 1s
+        if any(float(v) != 1.0 for v in multipliers.values()):
+            tx = optax.chain(tx, scale)
     return tx, schedule

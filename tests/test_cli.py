@@ -36,6 +36,8 @@ def assert_one_line_error(proc, pattern):
         ("--config.model.encoder=vgg", r"vgg.*convnet"),
         ("--config.batch_size=12", r"batch_size=12 is not divisible by the 8 devices"),
         ("--config.optimizer.name=adagrad", r"adagrad.*lars"),
+        ("--config.optimizer.lr_multipliers.predictor=10",
+         r"lr_multipliers names 'predictor', which the model does not have.*'projector'"),
     ],
 )
 def test_train_rejects_bad_names_and_sizes(tmp_path, override, pattern):

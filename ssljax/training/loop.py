@@ -54,6 +54,9 @@ def validate_config(config) -> None:
         raise ValueError(f"total_steps={config.total_steps} must be positive")
     if objective.check_config is not None:
         objective.check_config(config)
+    multipliers = dict(config.optimizer.get("lr_multipliers", None) or {})
+    if any(float(v) != 1.0 for v in multipliers.values()):
+        abstract_state(config, build_setup(config))  # names the model lacks fail here
 
 
 def build_setup(config) -> Setup:

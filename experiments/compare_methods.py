@@ -10,7 +10,9 @@ takes the budget (the schedule then completes, warmup is capped at a tenth of th
 pretrains in ``WORKDIR/<method>``, and runs the linear probe and kNN from the checkpoint
 (``ssljax.evaluation.checkpoint_eval``). The random-encoder and raw-pixel baselines are
 computed once. It writes ``WORKDIR/compare.md`` (Markdown table) and ``WORKDIR/compare.json``.
-A method whose workdir already holds a finished run and its report is not rerun.
+A method whose workdir already holds a finished run and its report is not rerun; one cut off
+mid-run resumes from its last checkpoint with the step count it was first sized for
+(``WORKDIR/<method>/compare_plan.json``). A workdir sized for another budget is an error.
 """
 
 from __future__ import annotations
@@ -66,6 +68,40 @@ def size_run(config, budget_seconds: float, timing_steps: int) -> tuple[int, flo
     return steps_for_budget(seconds, budget_seconds), seconds
 
 
+PLAN_FILE = "compare_plan.json"
+
+
+def planned_steps(workdir: str, budget_seconds: float, size) -> tuple[int, float, bool]:
+    """``(steps, seconds_per_step, resumed)`` for the method run in ``workdir``.
+
+    The first call sizes the run (``size() -> (steps, seconds)``) and records it in
+    ``workdir/compare_plan.json``; later calls reuse that step count, so a run cut off
+    mid-way (SIGTERM, a closed terminal) resumes from its last checkpoint with the schedule
+    it was sized for instead of being timed again under a different load.
+
+    Raises:
+      ValueError: ``workdir`` was sized for another budget (one line, both budgets).
+    """
+    path = os.path.join(workdir, PLAN_FILE)
+    if os.path.exists(path):
+        with open(path) as f:
+            plan = json.load(f)
+        if abs(plan["budget_seconds"] - budget_seconds) > 1e-6:
+            raise ValueError(
+                f"{workdir} holds a run sized for --budget_minutes "
+                f"{plan['budget_seconds'] / 60:g}, not {budget_seconds / 60:g}; pass that "
+                "budget or another --workdir"
+            )
+        return int(plan["steps"]), float(plan["seconds_per_step"]), True
+    steps, seconds = size()
+    os.makedirs(workdir, exist_ok=True)
+    from ssljax.evaluation.checkpoint_eval import write_json_atomic
+
+    write_json_atomic(path, {"budget_seconds": budget_seconds, "steps": int(steps),
+                             "seconds_per_step": float(seconds)})
+    return int(steps), float(seconds), False
+
+
 def fmt(value, digits=4):
     return "-" if value is None else f"{value:.{digits}f}"
 
@@ -105,23 +141,35 @@ def run_method(method: str, dataset: str, workdir: str, budget_seconds: float,
     if os.path.exists(row_path):
         with open(row_path) as f:
             row = json.load(f)
+        budget = row.get("budget_minutes")  # rows written before budgets were recorded: None
+        if budget is not None and abs(budget - budget_seconds / 60) > 1e-6:
+            raise ValueError(f"{workdir} holds a {budget:g}-min run, not "
+                             f"{budget_seconds / 60:g} min; pass that budget or another "
+                             "--workdir")
         print(f"[{method}] already done: linear top-1 {row['top1']:.4f}", flush=True)
         return row
-    steps, seconds = size_run(config, budget_seconds, timing_steps)
-    print(f"[{method}] {seconds:.3f} s/step -> {steps} steps in {budget_seconds / 60:g} min",
-          flush=True)
+    steps, seconds, resumed = planned_steps(
+        workdir, budget_seconds, lambda: size_run(config, budget_seconds, timing_steps))
+    print(f"[{method}] {seconds:.3f} s/step -> {steps} steps in {budget_seconds / 60:g} min"
+          + (" (resuming the sized run)" if resumed else ""), flush=True)
     with config.unlocked():
         config.total_steps = steps
         config.optimizer.warmup_steps = min(int(config.optimizer.warmup_steps), steps // 10)
-        config.checkpoint_every_steps = steps
+        # Four checkpoints, so an interrupted long run loses at most a quarter of its steps.
+        config.checkpoint_every_steps = max(1, math.ceil(steps / 4))
         config.log_every_steps = max(1, min(int(config.log_every_steps), steps))
     t = time.perf_counter()
     result = train_and_evaluate(config, workdir, progress=False)
     train_seconds = time.perf_counter() - t
+    if result["status"] != "completed":
+        print(f"[{method}] stopped at step {result['step']} of {steps}; rerun the same command "
+              "to resume it", flush=True)
+        raise SystemExit(143)
     report = evaluate_workdir(workdir, baselines=False, **probe)
-    last = result["last_metrics"]
+    last = result["last_metrics"] or last_logged_metrics(workdir)
     row = {
         "method": method,
+        "budget_minutes": budget_seconds / 60,
         "steps": result["step"],
         "images_seen": int(result["step"]) * int(config.batch_size),
         "train_seconds": round(train_seconds, 1),
@@ -139,6 +187,16 @@ def run_method(method: str, dataset: str, workdir: str, budget_seconds: float,
     print(f"[{method}] linear top-1 {row['top1']:.4f}, kNN {fmt(row['knn_top1'])}, "
           f"{row['steps']} steps in {train_seconds:.0f} s", flush=True)
     return row
+
+
+def last_logged_metrics(workdir: str) -> dict:
+    """The last record of ``workdir/metrics.jsonl`` (a run that had already finished)."""
+    path = os.path.join(workdir, "metrics.jsonl")
+    if not os.path.exists(path):
+        return {}
+    with open(path) as f:
+        lines = [line for line in f if line.strip()]
+    return json.loads(lines[-1]) if lines else {}
 
 
 def _embedding_dim(row: dict) -> int:
@@ -202,8 +260,12 @@ def main(argv):
     for m in known:  # methods run earlier into the same workdir keep their row in the table
         row_path = os.path.join(workdir, m, "compare_row.json")
         if m in methods:
-            rows.append(run_method(m, dataset, os.path.join(workdir, m), budget_seconds,
-                                   _TIMING_STEPS.value, probe))
+            try:
+                rows.append(run_method(m, dataset, os.path.join(workdir, m), budget_seconds,
+                                       _TIMING_STEPS.value, probe))
+            except ValueError as err:
+                print(f"error: {err}", file=sys.stderr)
+                return 2
         elif os.path.exists(row_path):
             with open(row_path) as f:
                 rows.append(json.load(f))

@@ -36,3 +36,35 @@ def test_markdown_table_rows_and_baselines():
     assert "| rotation | 300 | 76,800 | - | 0.9000 | - | - (-) | - (0) |" in table
     assert "| *random encoder* | - | - | block4 3x3 | 0.8790 | 0.7801 | - | - |" in table
     assert all(line.count("|") == 9 for line in lines[2:])
+
+
+def test_planned_steps_are_sized_once_and_kept_for_a_resumed_run(tmp_path):
+    import json
+
+    import pytest
+
+    workdir = str(tmp_path / "byol")
+    calls = []
+
+    def size():
+        calls.append(1)
+        return 165, 0.726
+
+    assert compare.planned_steps(workdir, 120.0, size) == (165, 0.726, False)
+    with open(os.path.join(workdir, compare.PLAN_FILE)) as f:
+        assert json.load(f) == {"budget_seconds": 120.0, "steps": 165, "seconds_per_step": 0.726}
+
+    def fail():
+        raise AssertionError("timed again")
+
+    assert compare.planned_steps(workdir, 120.0, fail) == (165, 0.726, True)
+    assert len(calls) == 1
+    with pytest.raises(ValueError, match=r"sized for --budget_minutes 2, not 10; pass that "
+                                         r"budget or another --workdir"):
+        compare.planned_steps(workdir, 600.0, fail)
+
+
+def test_last_logged_metrics(tmp_path):
+    assert compare.last_logged_metrics(str(tmp_path)) == {}
+    (tmp_path / "metrics.jsonl").write_text('{"step": 50, "loss": 2.0}\n{"step": 100, "loss": 1.5}\n')
+    assert compare.last_logged_metrics(str(tmp_path)) == {"step": 100, "loss": 1.5}

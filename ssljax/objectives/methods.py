@@ -14,7 +14,8 @@ Config keys read (``config.objective``):
   simsiam               (none)
   instance_discrimination  temperature, memory_momentum, num_negatives (0: full softmax),
                         proximal_weight (Wu et al.'s lambda; 0: off), memory_init
-                        ('random': Wu et al.; 'first_visit': see ``init_memory_bank``)
+                        ('random': Wu et al.; 'first_visit': see ``init_memory_bank``;
+                        'prefill': see ``prefill_memory_bank``)
   binary_contrastive    temperature, bias
   align_maxent          entropy_weight
   barlow_twins          lambd
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from ssljax.objectives import bootstrap, contrastive, entropy, redundancy
 from ssljax.objectives.registry import Objective, register
@@ -234,11 +236,15 @@ def check_instance_discrimination(config) -> None:
         )
 
 
-MEMORY_INITS = ("random", "first_visit")
+MEMORY_INITS = ("random", "first_visit", "prefill")
+
+
+def _memory_init(config) -> str:
+    return config.objective.get("memory_init", "random")
 
 
 def _first_visit(config) -> bool:
-    return config.objective.get("memory_init", "random") == "first_visit"
+    return _memory_init(config) == "first_visit"
 
 
 def init_memory_bank(params, model_state, config):
@@ -260,6 +266,46 @@ def init_memory_bank(params, model_state, config):
     if _first_visit(config):
         extra["written"] = jnp.zeros((bank.shape[0],), bool)
     return extra
+
+
+def prefill_memory_bank(extra, params, model_state, load_images, *, model, config):
+    """``memory_init='prefill'`` (ours): every row starts as the initial network's feature.
+
+    Runs once before the first step over the whole pretraining split, in index order,
+    un-augmented, with BatchNorm on each batch's own statistics (as the network normalises in
+    training; the running averages are not kept). From the first step every image then has
+    a positive (its own row) and every other row is a real negative; with Wu et al.'s random rows the
+    first epoch pulls each image towards a random vector, with ``first_visit`` it only pushes.
+
+    Args:
+      extra: ``{'memory': [N, d]}`` from ``init_memory_bank``.
+      load_images: ``() -> uint8 [N, H, W, C]``, row ``i`` the example with ``index`` i
+        (called only for ``'prefill'``).
+    Returns:
+      ``extra`` with every row replaced (unchanged for the other ``memory_init`` values).
+    """
+    if _memory_init(config) != "prefill":
+        return extra
+    memory, images = extra["memory"], load_images()
+    if images.shape[0] != memory.shape[0]:
+        raise ValueError(f"memory_init='prefill' needs one bank row per pretraining image: "
+                         f"objective.memory_size={memory.shape[0]}, split has {images.shape[0]}")
+    bs = int(config.batch_size)
+
+    @jax.jit
+    def features(x):
+        out, _ = model.apply({"params": params, **model_state}, x.astype(jnp.float32) / 255.0,
+                             train=True, mutable=list(model_state))
+        return contrastive.l2_normalize(out["projection"])
+
+    rows = []
+    for start in range(0, images.shape[0], bs):
+        chunk = images[start:start + bs]
+        pad = bs - chunk.shape[0]  # a short last batch is padded by repeating its images
+        if pad:
+            chunk = np.concatenate([chunk, chunk[np.arange(pad) % chunk.shape[0]]])
+        rows.append(np.asarray(features(chunk))[:bs - pad])
+    return dict(extra, memory=jnp.asarray(np.concatenate(rows), memory.dtype))
 
 
 def instance_discrimination_objective_loss(
@@ -396,6 +442,7 @@ INSTANCE_DISCRIMINATION = register(Objective(
     name="instance_discrimination", build_model=build_network, make_views=one_augmented_view,
     loss=instance_discrimination_objective_loss, init_extra=init_memory_bank,
     update_extra=update_memory, check_config=check_instance_discrimination, needs_index=True,
+    prefill_extra=prefill_memory_bank,
     description="non-parametric instance classification with a memory bank (Wu et al. 2018)",
 ))
 BINARY_CONTRASTIVE = register(Objective(

@@ -36,6 +36,10 @@ class Objective:
         and memory-bank writes). ``step`` is the number of updates before this one.
       check_config: ``(config) -> None``, raises ValueError with one line for settings the
         method cannot run with (queue size, momentum range, views the data cannot give).
+      prefill_extra: ``(extra, params, model_state, load_images, *, model, config) ->
+        extra``, run once before the first step of a fresh run; ``load_images()`` returns
+        the whole pretraining split (uint8, in ``index`` order), ``model`` is the eval model
+        (memory-bank prefill). None: nothing to do.
       needs_index: whether the loss reads ``batch['index']`` (each example's position in
         the training split, e.g. for a memory bank).
       has_target: whether the method keeps an EMA target network.
@@ -49,6 +53,7 @@ class Objective:
     init_extra: Callable[..., Any] | None = None
     update_extra: Callable[..., Any] | None = None
     check_config: Callable[[Any], None] | None = None
+    prefill_extra: Callable[..., Any] | None = None
     needs_index: bool = False
     has_target: bool = False
     description: str = ""

@@ -75,6 +75,25 @@ def build_setup(config) -> Setup:
     )
 
 
+def prefill(config, setup: Setup, state: TrainState) -> TrainState:
+    """Runs the objective's ``prefill_extra`` (fresh runs); it loads the pretraining split
+    only if it needs it."""
+    from ssljax.data.datasets import get_dataset_spec
+    from ssljax.data.input_pipeline import load_split_arrays
+
+    spec = get_dataset_spec(config.dataset.name)
+
+    def load_images():
+        return load_split_arrays(spec.name, spec.pretrain_split,
+                                 data_dir=config.dataset.get("data_dir"))[0]
+
+    extra = setup.objective.prefill_extra(
+        state.extra, state.params, state.model_state, load_images, model=setup.eval_model,
+        config=config,
+    )
+    return state.replace(extra=extra)
+
+
 def initial_state(config, setup: Setup) -> TrainState:
     """The step-0 state, seeded by ``config.seed``, with the objective's own state."""
     state = create_train_state(
@@ -143,6 +162,8 @@ def train_and_evaluate(config, workdir: str, *, max_steps: int | None = None,
     if checkpointer.latest_step() is not None:
         state = checkpointer.restore_state(state)
         print(f"resuming {workdir} from step {int(state.step)}", flush=True)
+    elif setup.objective.prefill_extra is not None:
+        state = prefill(config, setup, state)
     state = parallel.replicate_on_mesh(state, mesh)
     start = int(state.step)
     total = int(config.total_steps)

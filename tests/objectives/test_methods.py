@@ -216,6 +216,52 @@ def test_first_visit_bank_starts_empty_and_fills_with_features(make_identity_con
                                rtol=1e-4, atol=1e-5)
 
 
+def test_prefilled_bank_holds_each_images_initial_feature(make_identity_config, monkeypatch):
+    """``memory_init='prefill'``: row i is image i's projection by the initial network, in
+    index order, computed per batch with BatchNorm on the batch's own statistics (the last,
+    short batch padded by repeating its images); other inits never load the images."""
+    from ssljax.objectives.methods import prefill_memory_bank
+    from ssljax.training import loop
+
+    config = tiny_method_config(make_identity_config, "instance_discrimination")
+    config.objective.memory_init = "prefill"
+    config.batch_size = 24  # 64 rows: two full batches and one of 16, padded
+    validate_config(config)
+    setup = build_setup(config)
+    state = jax.device_get(initial_state(config, setup))
+    images = np.random.default_rng(3).integers(0, 256, (MEMORY, 28, 28, 1), dtype=np.uint8)
+    monkeypatch.setattr("ssljax.data.input_pipeline.load_split_arrays",
+                        lambda *a, **k: (images, np.zeros(MEMORY, np.int32)))
+    memory = np.asarray(loop.prefill(config, setup, state).extra["memory"])
+
+    def projections(x):  # the eval model in train mode on one batch, rows normalised
+        out, _ = setup.eval_model.apply({"params": state.params, **state.model_state},
+                                        jnp.asarray(x, jnp.float32) / 255.0, train=True,
+                                        mutable=["batch_stats"])
+        p = np.asarray(out["projection"], np.float64)
+        return p / np.linalg.norm(p, axis=1, keepdims=True)
+
+    np.testing.assert_allclose(memory[:24], projections(images[:24]), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(memory[24:48], projections(images[24:48]), rtol=1e-4, atol=1e-5)
+    last = np.concatenate([images[48:], images[48:56]])
+    np.testing.assert_allclose(memory[48:], projections(last)[:16], rtol=1e-4, atol=1e-5)
+    assert not np.allclose(memory[48:], projections(images[48:]), atol=1e-3)  # stats differ
+    np.testing.assert_allclose(np.linalg.norm(memory, axis=1), 1.0, rtol=1e-5)
+
+    def never(*_):
+        raise AssertionError("the images were loaded")
+
+    for init in ("random", "first_visit"):
+        config.objective.memory_init = init
+        extra = dict(state.extra)
+        assert prefill_memory_bank(extra, state.params, state.model_state, never,
+                                   model=setup.eval_model, config=config) is extra
+    config.objective.memory_init = "prefill"
+    with pytest.raises(ValueError, match=r"objective.memory_size=64, split has 10"):
+        prefill_memory_bank(state.extra, state.params, state.model_state, lambda: images[:10],
+                            model=setup.eval_model, config=config)
+
+
 def test_every_method_is_registered():
     for name in METHODS:
         assert objectives.get(name).name == name
@@ -232,7 +278,7 @@ def test_every_method_is_registered():
         ("byol", "ema_schedule", "linear", r"unknown objective.ema_schedule 'linear'; choose one of \['cosine', 'constant'\]"),
         ("instance_discrimination", "memory_momentum", 2.0, r"memory_momentum=2.0 must lie in \[0, 1\]"),
         ("instance_discrimination", "proximal_weight", -1.0, r"objective.proximal_weight=-1.0 must be >= 0"),
-        ("instance_discrimination", "memory_init", "zeros", r"unknown objective.memory_init 'zeros'; choose one of \['random', 'first_visit'\]"),
+        ("instance_discrimination", "memory_init", "zeros", r"unknown objective.memory_init 'zeros'; choose one of \['random', 'first_visit', 'prefill'\]"),
     ],
 )
 def test_bad_settings_fail_with_one_line(make_identity_config, method, key, value, message):

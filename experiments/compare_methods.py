@@ -172,7 +172,8 @@ def run_method(method: str, dataset: str, workdir: str, budget_seconds: float,
         "budget_minutes": budget_seconds / 60,
         "steps": result["step"],
         "images_seen": int(result["step"]) * int(config.batch_size),
-        "train_seconds": round(train_seconds, 1),
+        "train_seconds": round(train_seconds, 1),  # this invocation's share when resumed
+        "resumed": resumed,
         "layer": probed_layer(report),
         "top1": report["top1"],
         "top5": report.get("top5"),
@@ -268,7 +269,14 @@ def main(argv):
                 return 2
         elif os.path.exists(row_path):
             with open(row_path) as f:
-                rows.append(json.load(f))
+                row = json.load(f)
+            budget = row.get("budget_minutes")  # None: a row from before budgets were recorded
+            if budget is not None and abs(budget - _BUDGET.value) > 1e-6:
+                print(f"error: {workdir}/{m} holds a {budget:g}-min run, not "
+                      f"{_BUDGET.value:g} min; pass that budget or another --workdir",
+                      file=sys.stderr)
+                return 2
+            rows.append(row)
     table = markdown_table(rows, baselines, dataset=dataset, budget=_BUDGET.value)
     with open(os.path.join(workdir, "compare.md"), "w") as f:
         f.write(table)

@@ -230,6 +230,8 @@ def check_instance_discrimination(config) -> None:
     if init not in MEMORY_INITS:
         raise ValueError(f"unknown objective.memory_init {init!r}; choose one of "
                          f"{list(MEMORY_INITS)}")
+    if init == "prefill":
+        check_prefill(config)
     if float(config.objective.get("proximal_weight", 0.0)) < 0:
         raise ValueError(
             f"objective.proximal_weight={config.objective.proximal_weight} must be >= 0"
@@ -237,6 +239,28 @@ def check_instance_discrimination(config) -> None:
 
 
 MEMORY_INITS = ("random", "first_visit", "prefill")
+
+
+def check_prefill(config) -> None:
+    """``'prefill'`` loads the pretraining split into host memory at the network's input
+    size, and needs one bank row per image."""
+    from ssljax.data.datasets import get_dataset_spec
+    from ssljax.data.input_pipeline import num_examples
+
+    spec = get_dataset_spec(config.dataset.name)
+    if not spec.fits_in_memory or spec.train_preprocess is not None:
+        raise ValueError(
+            f"objective.memory_init='prefill' needs a pretraining split held in memory at the "
+            f"training size; {spec.name} is not (use 'first_visit' or 'random')"
+        )
+    size = int(config.objective.get("memory_size", 0) or 0)
+    if size > 0:
+        n = num_examples(spec.name, spec.pretrain_split, data_dir=config.dataset.get("data_dir"))
+        if size != n:
+            raise ValueError(
+                f"objective.memory_init='prefill' needs one bank row per pretraining image: "
+                f"objective.memory_size={size}, the {spec.pretrain_split} split has {n}"
+            )
 
 
 def _memory_init(config) -> str:

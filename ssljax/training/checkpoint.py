@@ -37,14 +37,23 @@ def _json_default(value):
     return repr(value)
 
 
+# Keys added to the configs after runs were stored: a stored config without one means this
+# value, which leaves training unchanged, so such runs still resume.
+LATER_DEFAULTS = {
+    "optimizer.lr_multipliers": {"encoder": 1.0, "projector": 1.0, "predictor": 1.0},
+}
+
+
 def config_differences(old: dict, new: dict, prefix: str = "") -> list[str]:
-    """Dotted keys whose values differ between two config dicts (run-control keys ignored)."""
+    """Dotted keys whose values differ between two config dicts (run-control keys ignored;
+    a key of ``LATER_DEFAULTS`` missing on one side counts as its default)."""
     diffs = []
     for key in sorted(set(old) | set(new)):
         path = f"{prefix}{key}"
         if not prefix and key in RUN_CONTROL_KEYS:
             continue
-        a, b = old.get(key, "<missing>"), new.get(key, "<missing>")
+        missing = LATER_DEFAULTS.get(path, "<missing>")
+        a, b = old.get(key, missing), new.get(key, missing)
         if isinstance(a, dict) and isinstance(b, dict):
             diffs += config_differences(a, b, prefix=path + ".")
         elif a != b:

@@ -56,10 +56,12 @@ def scale_by_multipliers(multipliers) -> optax.GradientTransformation:
     Raises:
       ValueError: a non-positive factor, or (at ``init``) a name the parameters lack.
     """
-    multipliers = {str(k): float(v) for k, v in dict(multipliers or {}).items()}
+    multipliers = {str(k): v for k, v in dict(multipliers or {}).items()}
     for name, factor in multipliers.items():
-        if not factor > 0:
-            raise ValueError(f"optimizer.lr_multipliers[{name!r}]={factor} must be > 0")
+        if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not factor > 0:
+            raise ValueError(f"optimizer.lr_multipliers[{name!r}]={factor!r} must be a number "
+                             "> 0")
+    multipliers = {k: float(v) for k, v in multipliers.items()}
     multipliers = {k: v for k, v in multipliers.items() if v != 1.0}  # 1: nothing to do
 
     def check(params):
@@ -109,6 +111,6 @@ def build_optimizer(config) -> tuple[optax.GradientTransformation, optax.Schedul
     multipliers = dict(opt.get("lr_multipliers", None) or {})
     if multipliers:
         scale = scale_by_multipliers(multipliers)  # checks every factor, even the 1s
-        if any(float(v) != 1.0 for v in multipliers.values()):
+        if any(v != 1.0 for v in multipliers.values()):
             tx = optax.chain(tx, scale)
     return tx, schedule

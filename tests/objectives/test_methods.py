@@ -226,6 +226,7 @@ def test_prefilled_bank_holds_each_images_initial_feature(make_identity_config, 
     config = tiny_method_config(make_identity_config, "instance_discrimination")
     config.objective.memory_init = "prefill"
     config.batch_size = 24  # 64 rows: two full batches and one of 16, padded
+    monkeypatch.setattr("ssljax.data.input_pipeline.num_examples", lambda *a, **k: MEMORY)
     validate_config(config)
     setup = build_setup(config)
     state = jax.device_get(initial_state(config, setup))
@@ -260,6 +261,14 @@ def test_prefilled_bank_holds_each_images_initial_feature(make_identity_config, 
     with pytest.raises(ValueError, match=r"objective.memory_size=64, split has 10"):
         prefill_memory_bank(state.extra, state.params, state.model_state, lambda: images[:10],
                             model=setup.eval_model, config=config)
+    # Both caught before anything is written: a bank of the wrong size, a split too big.
+    monkeypatch.setattr("ssljax.data.input_pipeline.num_examples", lambda *a, **k: 60_000)
+    with pytest.raises(ValueError, match=r"objective.memory_size=64, the train split has 60000"):
+        validate_config(config)
+    config.dataset.name = "imagenet2012"
+    with pytest.raises(ValueError, match=r"'prefill' needs a pretraining split held in memory "
+                                         r"at the training size; imagenet2012 is not"):
+        validate_config(config)
 
 
 def test_every_method_is_registered():

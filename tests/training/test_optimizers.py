@@ -90,7 +90,7 @@ def test_lr_multipliers_scale_only_the_named_part(make_tiny_config, name):
 def test_lr_multipliers_errors(make_tiny_config):
     c = make_tiny_config()
     c.optimizer.lr_multipliers.predictor = 0.0
-    with pytest.raises(ValueError, match=r"lr_multipliers\['predictor'\]=0.0 must be > 0"):
+    with pytest.raises(ValueError, match=r"lr_multipliers\['predictor'\]=0.0 must be a number > 0"):
         build_optimizer(c)
     c.optimizer.lr_multipliers.predictor = 2.0
     tx, _ = build_optimizer(c)

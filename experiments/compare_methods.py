@@ -71,6 +71,16 @@ def size_run(config, budget_seconds: float, timing_steps: int) -> tuple[int, flo
 PLAN_FILE = "compare_plan.json"
 
 
+def check_budget(workdir: str, recorded_minutes, budget_minutes: float) -> None:
+    """One-line ValueError when ``workdir`` was run for another budget (None: not recorded,
+    a row from before budgets were kept)."""
+    if recorded_minutes is not None and abs(recorded_minutes - budget_minutes) > 1e-6:
+        raise ValueError(
+            f"{workdir} holds a run sized for --budget_minutes {recorded_minutes:g}, not "
+            f"{budget_minutes:g}; pass that budget or another --workdir"
+        )
+
+
 def planned_steps(workdir: str, budget_seconds: float, size) -> tuple[int, float, bool]:
     """``(steps, seconds_per_step, resumed)`` for the method run in ``workdir``.
 
@@ -86,12 +96,7 @@ def planned_steps(workdir: str, budget_seconds: float, size) -> tuple[int, float
     if os.path.exists(path):
         with open(path) as f:
             plan = json.load(f)
-        if abs(plan["budget_seconds"] - budget_seconds) > 1e-6:
-            raise ValueError(
-                f"{workdir} holds a run sized for --budget_minutes "
-                f"{plan['budget_seconds'] / 60:g}, not {budget_seconds / 60:g}; pass that "
-                "budget or another --workdir"
-            )
+        check_budget(workdir, plan["budget_seconds"] / 60, budget_seconds / 60)
         return int(plan["steps"]), float(plan["seconds_per_step"]), True
     steps, seconds = size()
     os.makedirs(workdir, exist_ok=True)
@@ -141,11 +146,7 @@ def run_method(method: str, dataset: str, workdir: str, budget_seconds: float,
     if os.path.exists(row_path):
         with open(row_path) as f:
             row = json.load(f)
-        budget = row.get("budget_minutes")  # rows written before budgets were recorded: None
-        if budget is not None and abs(budget - budget_seconds / 60) > 1e-6:
-            raise ValueError(f"{workdir} holds a {budget:g}-min run, not "
-                             f"{budget_seconds / 60:g} min; pass that budget or another "
-                             "--workdir")
+        check_budget(workdir, row.get("budget_minutes"), budget_seconds / 60)
         print(f"[{method}] already done: linear top-1 {row['top1']:.4f}", flush=True)
         return row
     steps, seconds, resumed = planned_steps(
@@ -258,25 +259,20 @@ def main(argv):
     probe = {"layer": _EVAL_LAYER.value, "grid": _EVAL_GRID.value}
     baselines = baselines_for(dataset, workdir, probe)
     rows = []
-    for m in known:  # methods run earlier into the same workdir keep their row in the table
-        row_path = os.path.join(workdir, m, "compare_row.json")
-        if m in methods:
-            try:
+    try:
+        for m in known:  # methods run earlier into the same workdir keep their row
+            row_path = os.path.join(workdir, m, "compare_row.json")
+            if m in methods:
                 rows.append(run_method(m, dataset, os.path.join(workdir, m), budget_seconds,
                                        _TIMING_STEPS.value, probe))
-            except ValueError as err:
-                print(f"error: {err}", file=sys.stderr)
-                return 2
-        elif os.path.exists(row_path):
-            with open(row_path) as f:
-                row = json.load(f)
-            budget = row.get("budget_minutes")  # None: a row from before budgets were recorded
-            if budget is not None and abs(budget - _BUDGET.value) > 1e-6:
-                print(f"error: {workdir}/{m} holds a {budget:g}-min run, not "
-                      f"{_BUDGET.value:g} min; pass that budget or another --workdir",
-                      file=sys.stderr)
-                return 2
-            rows.append(row)
+            elif os.path.exists(row_path):
+                with open(row_path) as f:
+                    row = json.load(f)
+                check_budget(os.path.join(workdir, m), row.get("budget_minutes"), _BUDGET.value)
+                rows.append(row)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     table = markdown_table(rows, baselines, dataset=dataset, budget=_BUDGET.value)
     with open(os.path.join(workdir, "compare.md"), "w") as f:
         f.write(table)

@@ -68,3 +68,13 @@ def test_last_logged_metrics(tmp_path):
     assert compare.last_logged_metrics(str(tmp_path)) == {}
     (tmp_path / "metrics.jsonl").write_text('{"step": 50, "loss": 2.0}\n{"step": 100, "loss": 1.5}\n')
     assert compare.last_logged_metrics(str(tmp_path)) == {"step": 100, "loss": 1.5}
+
+
+def test_check_budget_accepts_the_same_or_an_unrecorded_budget():
+    import pytest
+
+    compare.check_budget("w", None, 10.0)
+    compare.check_budget("w", 10.0, 10.0)
+    with pytest.raises(ValueError, match=r"^w holds a run sized for --budget_minutes 5, not 10; "
+                                         r"pass that budget or another --workdir$"):
+        compare.check_budget("w", 5.0, 10.0)

@@ -87,10 +87,14 @@ def prefill(config, setup: Setup, state: TrainState) -> TrainState:
         return load_split_arrays(spec.name, spec.pretrain_split,
                                  data_dir=config.dataset.get("data_dir"))[0]
 
+    start = time.perf_counter()
     extra = setup.objective.prefill_extra(
         state.extra, state.params, state.model_state, load_images, model=setup.eval_model,
         config=config,
     )
+    if extra is not state.extra:
+        print(f"prefilled the objective's state from the {spec.pretrain_split} split in "
+              f"{time.perf_counter() - start:.1f} s", flush=True)
     return state.replace(extra=extra)
 
 

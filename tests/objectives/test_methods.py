@@ -216,7 +216,8 @@ def test_first_visit_bank_starts_empty_and_fills_with_features(make_identity_con
                                rtol=1e-4, atol=1e-5)
 
 
-def test_prefilled_bank_holds_each_images_initial_feature(make_identity_config, monkeypatch):
+def test_prefilled_bank_holds_each_images_initial_feature(make_identity_config, monkeypatch,
+                                                          capsys):
     """``memory_init='prefill'``: row i is image i's projection by the initial network, in
     index order, computed per batch with BatchNorm on the batch's own statistics (the last,
     short batch padded by repeating its images); other inits never load the images."""
@@ -234,6 +235,7 @@ def test_prefilled_bank_holds_each_images_initial_feature(make_identity_config, 
     monkeypatch.setattr("ssljax.data.input_pipeline.load_split_arrays",
                         lambda *a, **k: (images, np.zeros(MEMORY, np.int32)))
     memory = np.asarray(loop.prefill(config, setup, state).extra["memory"])
+    assert "prefilled the objective's state from the train split in" in capsys.readouterr().out
 
     def projections(x):  # the eval model in train mode on one batch, rows normalised
         out, _ = setup.eval_model.apply({"params": state.params, **state.model_state},

@@ -19,12 +19,46 @@ def to_python(metrics: dict) -> dict:
     return out
 
 
-class MetricWriter:
-    """Appends ``{'step': s, **metrics}`` lines to ``metrics.jsonl`` and writes TB scalars."""
+def set_aside_records_after(path: str, step: int) -> int:
+    """Moves ``metrics.jsonl`` records logged after ``step`` to ``metrics.superseded.jsonl``.
 
-    def __init__(self, workdir: str, *, tensorboard: bool = True):
+    A run cut off between checkpoints resumes from its last checkpoint and logs those steps
+    again; the first run's records of them are kept beside the log, not in it, so the log
+    holds one record per step. Returns how many records were moved.
+    """
+    if not os.path.exists(path):
+        return 0
+    with open(path) as f:
+        lines = [line for line in f if line.strip()]
+    later = [line for line in lines if json.loads(line).get("step", 0) > step]
+    if not later:
+        return 0
+    aside = os.path.join(os.path.dirname(path), "metrics.superseded.jsonl")
+    with open(aside, "a") as f:
+        f.writelines(later)
+    kept = [line for line in lines if json.loads(line).get("step", 0) <= step]
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.writelines(kept)
+    os.replace(tmp, path)
+    return len(later)
+
+
+class MetricWriter:
+    """Appends ``{'step': s, **metrics}`` lines to ``metrics.jsonl`` and writes TB scalars.
+
+    ``start_step``: the step the run starts (or resumes) from; records of later steps from
+    an earlier, cut-off run are moved to ``metrics.superseded.jsonl`` first.
+    """
+
+    def __init__(self, workdir: str, *, tensorboard: bool = True, start_step: int = 0):
         os.makedirs(workdir, exist_ok=True)
-        self._jsonl = open(os.path.join(workdir, "metrics.jsonl"), "a")
+        path = os.path.join(workdir, "metrics.jsonl")
+        moved = set_aside_records_after(path, start_step)
+        if moved:
+            print(f"moved {moved} records logged after step {start_step} by the cut-off run "
+                  f"to metrics.superseded.jsonl", flush=True)
+        self._jsonl = open(path, "a")
         self._tb = None
         if tensorboard:
             from tensorboardX import SummaryWriter

@@ -190,7 +190,7 @@ def train_and_evaluate(config, workdir: str, *, max_steps: int | None = None,
         start_step=start,
         data_dir=config.dataset.get("data_dir"),
     )
-    writer = MetricWriter(workdir)
+    writer = MetricWriter(workdir, start_step=start)
     bar = Progress(total=total, initial=start, enabled=progress)
     status, last = "completed", {}
     t0 = time.perf_counter()

@@ -50,12 +50,35 @@ def test_resume_in_pieces_equals_uninterrupted(uninterrupted, tmp_path):
     workdir = str(tmp_path / "pieces")
     first = train_and_evaluate(config, workdir, max_steps=3, progress=False)
     assert first["status"] == "stopped" and first["step"] == 3
+    # As if the first run had gone on to log step 4 and been killed before checkpointing it.
+    log = os.path.join(workdir, "metrics.jsonl")
+    with open(log, "a") as f:
+        f.write(json.dumps({"step": 4, "loss": 99.0}) + "\n")
     second = train_and_evaluate(config, workdir, progress=False)
     assert second["status"] == "completed" and second["step"] == 6
     a, step_a = final_params(full_dir)
     b, step_b = final_params(workdir)
     assert step_a == step_b == 6
     assert_same_state(a, b)
+    # One record per step (3: where the first run stopped), the resumed run's; the cut-off
+    # run's step 4 is kept aside.
+    lines = [json.loads(l) for l in open(log)]
+    assert [l["step"] for l in lines] == [2, 3, 4, 6] and lines[2]["loss"] != 99.0
+    aside = [json.loads(l) for l in open(os.path.join(workdir, "metrics.superseded.jsonl"))]
+    assert aside == [{"step": 4, "loss": 99.0}]
+
+
+def test_set_aside_records_after_keeps_every_record(tmp_path):
+    from ssljax.training.logging import set_aside_records_after
+
+    log = tmp_path / "metrics.jsonl"
+    assert set_aside_records_after(str(log), 3) == 0 and not log.exists()
+    log.write_text("".join(json.dumps({"step": s, "loss": float(s)}) + "\n" for s in (2, 4, 6)))
+    assert set_aside_records_after(str(log), 6) == 0
+    assert set_aside_records_after(str(log), 3) == 2
+    assert [json.loads(l)["step"] for l in log.read_text().splitlines()] == [2]
+    aside = (tmp_path / "metrics.superseded.jsonl").read_text().splitlines()
+    assert [json.loads(l)["step"] for l in aside] == [4, 6]
 
 
 def test_sigterm_saves_and_resumes_exactly(uninterrupted, tmp_path, monkeypatch):

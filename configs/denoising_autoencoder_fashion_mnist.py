@@ -14,7 +14,8 @@ Launch:
   python -m ssljax.train --config configs/denoising_autoencoder_fashion_mnist.py --workdir runs/dae_fmnist
   python -m ssljax.linear_eval --workdir runs/dae_fmnist
 
-Expected: the README's comparison table (2 minutes, about 250 steps).
+Expected: the README's comparison tables: 0.8837 linear top-1 at 2 minutes (254 steps),
+0.8915 / kNN 0.7872 at 10 minutes (1268 steps), against the random encoder's 0.8790 / 0.7801.
 """
 
 from configs import methods, simclr_fashion_mnist

@@ -17,7 +17,8 @@ Launch:
   python -m ssljax.linear_eval --workdir runs/dim_fashion_mnist
 
 Expected: linear top-1 above the random-encoder baseline when trained for a few hundred
-steps; measured values in the README section on Deep InfoMax.
+steps; measured values in the README section on Deep InfoMax. The method comparison's
+10-minute row: 673 steps, 0.8982 / kNN 0.8169 (random encoder 0.8790 / 0.7801).
 """
 
 from configs import methods, simclr_fashion_mnist

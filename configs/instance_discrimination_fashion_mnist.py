@@ -7,8 +7,8 @@ epochs: every row starts as the initial network's feature of its un-augmented im
 (objective.memory_init = 'prefill', one forward pass before step 1), and the LARS rate is a
 quarter of the demo's. Together they lift a 1696-step run (7 epochs) from level with the
 random encoder (0.8791, with rows filled at each image's first visit and a tenth of the
-rate) to 0.8905 linear top-1; the README's section on comparing methods has the
-measurements.
+rate) to 0.8905 linear top-1; experiments/compare_methods.md has the measurements. The
+method comparison's 10-minute row: 2117 steps, 0.8924 / kNN 0.8296.
 
 Launch:
   python -m ssljax.train --config configs/instance_discrimination_fashion_mnist.py --workdir runs/instance_discrimination_fashion_mnist

@@ -100,7 +100,7 @@ def planned_steps(workdir: str, budget_seconds: float, size) -> tuple[int, float
         return int(plan["steps"]), float(plan["seconds_per_step"]), True
     steps, seconds = size()
     os.makedirs(workdir, exist_ok=True)
-    from ssljax.evaluation.checkpoint_eval import write_json_atomic
+    from ssljax.training.logging import write_json_atomic
 
     write_json_atomic(path, {"budget_seconds": budget_seconds, "steps": int(steps),
                              "seconds_per_step": float(seconds)})
@@ -137,7 +137,8 @@ def markdown_table(rows: list[dict], baselines: dict, *, dataset: str, budget: f
 def run_method(method: str, dataset: str, workdir: str, budget_seconds: float,
                timing_steps: int, probe: dict) -> dict:
     """Sizes, pretrains and evaluates one method; returns its table row."""
-    from ssljax.evaluation.checkpoint_eval import evaluate_workdir, write_json_atomic
+    from ssljax.evaluation.checkpoint_eval import evaluate_workdir
+    from ssljax.training.logging import write_json_atomic
     from ssljax.training.loop import train_and_evaluate, validate_config
 
     config = load_config(method, dataset)

@@ -338,7 +338,8 @@ def evaluate_workdir(
 
     from ssljax.data.dsprites import DSprites
     from ssljax.evaluation import disentanglement as dis
-    from ssljax.evaluation.checkpoint_eval import encoder_of, write_json_atomic
+    from ssljax.evaluation.checkpoint_eval import encoder_of
+    from ssljax.training.logging import write_json_atomic
     from ssljax.training.loop import restore_for_eval
 
     t0 = time.perf_counter()

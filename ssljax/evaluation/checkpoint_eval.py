@@ -5,13 +5,14 @@ Reads only what pretraining wrote (checkpoint + stored config), never training i
 
 from __future__ import annotations
 
-import json
 import os
 import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from ssljax.training.logging import write_json_atomic
 
 REPORT_FILE = "linear_eval.json"
 
@@ -198,14 +199,6 @@ def evaluate_workdir(workdir: str, *, layer: str | None = None, grid: int | None
     report["seconds"] = time.perf_counter() - t0
     write_json_atomic(os.path.join(workdir, REPORT_FILE), report)
     return report
-
-
-def write_json_atomic(path: str, obj) -> None:
-    """Writes JSON to ``path`` through a temporary file, so a crash leaves the old file."""
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=2, sort_keys=True)
-    os.replace(tmp, path)
 
 
 def format_report(report: dict) -> str:

@@ -17,6 +17,8 @@ from typing import Any
 import jax
 import orbax.checkpoint as ocp
 
+from ssljax.training.logging import write_json_atomic
+
 CHECKPOINT_SUBDIR = "checkpoints"
 CONFIG_FILE = "config.json"
 # Keys that only steer logging and saving; a resumed run may change them freely.
@@ -96,10 +98,7 @@ def prepare_workdir(workdir: str, config) -> dict:
             )
         return new
     os.makedirs(workdir, exist_ok=True)
-    tmp = os.path.join(workdir, CONFIG_FILE + ".tmp")
-    with open(tmp, "w") as f:
-        json.dump(new, f, indent=2, sort_keys=True)
-    os.replace(tmp, os.path.join(workdir, CONFIG_FILE))
+    write_json_atomic(os.path.join(workdir, CONFIG_FILE), new)
     return new
 
 

@@ -19,6 +19,19 @@ def to_python(metrics: dict) -> dict:
     return out
 
 
+def write_text_atomic(path: str, text: str) -> None:
+    """Writes ``text`` to ``path`` through a temporary file, so a crash leaves the old file."""
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def write_json_atomic(path: str, obj) -> None:
+    """Writes ``obj`` as indented, key-sorted JSON to ``path`` (atomically)."""
+    write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=True))
+
+
 def set_aside_records_after(path: str, step: int) -> int:
     """Moves ``metrics.jsonl`` records logged after ``step`` to ``metrics.superseded.jsonl``.
 
@@ -28,19 +41,16 @@ def set_aside_records_after(path: str, step: int) -> int:
     """
     if not os.path.exists(path):
         return 0
+    kept, later = [], []
     with open(path) as f:
-        lines = [line for line in f if line.strip()]
-    later = [line for line in lines if json.loads(line).get("step", 0) > step]
+        for line in f:
+            if line.strip():
+                (later if json.loads(line).get("step", 0) > step else kept).append(line)
     if not later:
         return 0
-    aside = os.path.join(os.path.dirname(path), "metrics.superseded.jsonl")
-    with open(aside, "a") as f:
+    with open(os.path.join(os.path.dirname(path), "metrics.superseded.jsonl"), "a") as f:
         f.writelines(later)
-    kept = [line for line in lines if json.loads(line).get("step", 0) <= step]
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.writelines(kept)
-    os.replace(tmp, path)
+    write_text_atomic(path, "".join(kept))
     return len(later)
 
 

@@ -15,6 +15,7 @@ import pytest
 from ssljax import evaluate_disentanglement as ed
 from ssljax.data import dsprites
 from ssljax.evaluation import disentanglement as dis
+from tests.tolerances import assert_close, f32_sum_tol
 
 FIRST, LAST = 100_000, 100_256
 
@@ -91,7 +92,8 @@ def test_report_holds_every_metric_and_is_written_atomically(evaluated):
     # Latent statistics of the 3-latent VAE: KL per latent sums to the KL, recon in nats.
     latents = report["latents"]
     assert len(latents["kl_per_latent"]) == 3
-    assert sum(latents["kl_per_latent"]) == pytest.approx(latents["kl"], rel=1e-6)
+    # Sums of positive terms in two orders: means over the 64 images, sums over 3 latents.
+    assert sum(latents["kl_per_latent"]) == pytest.approx(latents["kl"], rel=f32_sum_tol(64 + 3))
     assert 0 <= summary["active_units"] <= 3
     assert 0 < summary["reconstruction_nll"] < 4096 * math.log(2) * 2
 
@@ -115,7 +117,9 @@ def test_representation_is_the_posterior_mean(evaluated):
     images = dsprites.render_images(np.arange(13)).astype(np.float32)  # 13: padded last chunk
     mean, _ = setup.eval_model.apply({"params": state.params}, images, train=False,
                                      method="encode")
-    np.testing.assert_allclose(represent(images), mean, rtol=1e-5, atol=1e-6)
+    # Chunks of 8 against 13 images may reorder conv1 (4 x 4), conv2 (4 x 4 x 4), dense (64),
+    # heads (16).
+    assert_close(represent(images), mean, rtol=f32_sum_tol(16 + 64 + 64 + 16))
 
 
 def test_sample_overrides_and_summary():

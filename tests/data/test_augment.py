@@ -12,7 +12,11 @@ import pytest
 from jax.sharding import Mesh, PartitionSpec as P
 
 from ssljax.data import augment as aug
+from tests.tolerances import f32_sum_tol
 
+# A vmapped or shard_mapped pipeline may reorder the per-image means of the colour ops over
+# 28 x 28 pixels in [0, 1] (tolerances: tests/tolerances.py).
+AUGMENT_ATOL = f32_sum_tol(28 * 28)
 
 def _key(seed):
     """Key for op-level tests.
@@ -94,7 +98,7 @@ def test_make_views_are_independent_and_match_single_calls():
     fn = _jitted_augment(28)  # same shapes as the pipeline test: cache hit
     keys = jax.random.split(jax.random.key(5), 3)
     for i in range(3):
-        np.testing.assert_allclose(views[i], fn(keys[i], x), atol=1e-5)
+        np.testing.assert_allclose(views[i], fn(keys[i], x), atol=AUGMENT_ATOL)
     with pytest.raises(ValueError, match="num_views"):
         aug.make_views(jax.random.key(0), x, cfg, num_views=0)
 
@@ -115,7 +119,7 @@ def test_inside_shard_map_matches_per_shard_calls():
     single = _jitted_augment(28)  # same per-shard shape as the pipeline test: cache hit
     for i in (0, 5):
         expected = single(jax.random.fold_in(jax.random.key(11), i), x[4 * i : 4 * (i + 1)])
-        np.testing.assert_allclose(out[4 * i : 4 * (i + 1)], expected, atol=1e-5)
+        np.testing.assert_allclose(out[4 * i : 4 * (i + 1)], expected, atol=AUGMENT_ATOL)
     assert not np.allclose(out[:4], out[20:24])
 
 

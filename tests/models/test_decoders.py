@@ -14,6 +14,7 @@ from ssljax.models.decoders import (
     ReconstructionNetwork,
 )
 from ssljax.models.network import encoder_variables
+from tests.tolerances import assert_close, f32_sum_tol
 
 KEY = jax.random.PRNGKey(0)
 
@@ -96,7 +97,8 @@ def test_encoder_variables_have_the_plain_encoder_layout(network):
     out = jax.jit(lambda v, x: net.apply(v, x, train=False))(variables, x)
     assert out["reconstruction"].shape == x.shape
     features = jax.jit(lambda v, x: extract_features(net.encoder, v, x, layer="pooled"))(enc, x)
-    np.testing.assert_allclose(features, out["features"], rtol=1e-6)
+    # Two compiled programs may reorder conv1 (9 terms), conv2 (9 x 4), the pool over 6 x 6.
+    assert_close(features, out["features"], rtol=f32_sum_tol(9 + 36 + 36))
 
 
 def test_train_mode_updates_the_encoder_batch_statistics(network):

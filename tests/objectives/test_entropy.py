@@ -9,6 +9,7 @@ import pytest
 from jax.sharding import Mesh, PartitionSpec as P
 
 from ssljax.objectives import align_maxent_loss, knn_entropy
+from tests.tolerances import assert_close, f32_sum_tol
 
 
 def numpy_kl_entropy(x):
@@ -137,9 +138,13 @@ def test_knn_entropy_and_align_maxent_multi_device_equal_single_device():
         return jax.lax.pmean((loss, aux), "batch"), jax.tree.map(lambda g: g / n_dev, grads)
 
     (loss, (metrics, h)), grads = _sharded(per_device, (P(), P("batch")))(g1, g2)
-    assert float(h) == pytest.approx(float(ref_h), abs=1e-5)
-    assert float(loss) == pytest.approx(float(ref), abs=1e-5)
+    # Reordered chain: squared distances over d=3, the nearest neighbour among 16, the mean of
+    # 16 log-distances; log-distances of points in the unit cube are O(log 16) in size, and
+    # near-zero values (the entropy) are compared at that scale.
+    tol = f32_sum_tol(3 + 16 + 16, magnitude=math.log(16))
+    assert_close(h, ref_h, rtol=0, atol=tol)
+    assert_close(loss, ref, rtol=0, atol=tol)
     for key in ("alignment", "entropy"):
-        assert float(metrics[key]) == pytest.approx(float(ref_m[key]), abs=1e-5)
+        assert_close(metrics[key], ref_m[key], rtol=0, atol=tol)
     for g, r in zip(grads, ref_grads):
-        np.testing.assert_allclose(np.asarray(g), np.asarray(r), atol=1e-5, rtol=1e-4)
+        assert_close(g, r, rtol=tol)

@@ -10,6 +10,7 @@ from jax.sharding import PartitionSpec as P
 
 from ssljax import objectives, parallel
 from ssljax.objectives import mutual_information as mi
+from tests.tolerances import assert_close, f32_sum_tol
 
 # ---------------------------------------------------------------------------------------------
 # Independent float64 references: explicit loops over the score matrix.
@@ -231,7 +232,12 @@ def test_rows_split_over_devices_give_the_global_bound():
 
     split = jax.jit(jax.shard_map(per_device, mesh=mesh, in_specs=(P("batch"), P("batch")),
                                   out_specs=P(), check_vma=False))
-    np.testing.assert_allclose(split(s, b), all_bounds(s, b, None), rtol=1e-5, atol=1e-5)
+    # Reordered chain: log-sum-exp or mean over the 64 scores of a row, then over the 64 rows
+    # (a device mean of 8 rows each); scores are up to ~8 (2 x normal), and the bounds are
+    # differences of such terms, so all ten values are compared at that scale.
+    scale = float(jnp.max(jnp.abs(s)))
+    assert_close(split(s, b), all_bounds(s, b, None), rtol=0,
+                 atol=f32_sum_tol(2 * 64, magnitude=scale))
 
 
 @pytest.mark.parametrize(

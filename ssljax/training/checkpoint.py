@@ -1,28 +1,39 @@
 """Orbax checkpoints of the train state, with the run's config stored beside the weights.
 
-Layout of a workdir::
+Layout of a workdir (a local path or an object-store URI such as ``gs://bucket/run``)::
 
   DIR/config.json              the run's config (checked when a run resumes in DIR)
   DIR/checkpoints/<step>/state    the TrainState (orbax StandardSave)
   DIR/checkpoints/<step>/config   the same config (orbax JsonSave), so evaluation never
                                   re-specifies the architecture
+  DIR/checkpoints_damaged/<step>/ a checkpoint that could not be read, moved aside when a
+                                  run resumed from an older one (never deleted)
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging as std_logging
 import os
-from typing import Any
+import sys
+from typing import Any, Callable
 
 import jax
 import orbax.checkpoint as ocp
 
+from ssljax import io as wio
 from ssljax.training.logging import write_json_atomic
 
 CHECKPOINT_SUBDIR = "checkpoints"
+DAMAGED_SUBDIR = "checkpoints_damaged"
 CONFIG_FILE = "config.json"
 # Keys that only steer logging and saving; a resumed run may change them freely.
 RUN_CONTROL_KEYS = ("log_every_steps", "checkpoint_every_steps", "keep_checkpoints")
+
+
+class CheckpointSaveError(ValueError):
+    """A checkpoint could not be written (disk full, no permission, store unreachable)."""
 
 
 def config_to_dict(config) -> dict:
@@ -43,6 +54,14 @@ def _json_default(value):
 # value, which leaves training unchanged, so such runs still resume.
 LATER_DEFAULTS = {
     "optimizer.lr_multipliers": {"encoder": 1.0, "projector": 1.0, "predictor": 1.0},
+    "accumulate_steps": 1,
+    "eval.feature_dtype": "float32",
+    "eval.max_probe_bytes": 4 * 2**30,
+    "eval.max_raw_pixel_bytes": 4 * 2**30,
+    "eval.probe_chunk_bytes": 256 * 2**20,
+    "eval.probe_epochs": 20,
+    "eval.probe_batch_size": 256,
+    "eval.probe_learning_rate": 1e-2,
 }
 
 
@@ -65,25 +84,49 @@ def config_differences(old: dict, new: dict, prefix: str = "") -> list[str]:
 
 def read_workdir_config(workdir: str) -> dict | None:
     """The config stored in ``workdir/config.json``, or None when there is none."""
-    path = os.path.join(workdir, CONFIG_FILE)
-    if not os.path.exists(path):
-        return None
-    with open(path) as f:
-        return json.load(f)
+    text = wio.read_text(wio.join(workdir, CONFIG_FILE))
+    return None if text is None else json.loads(text)
 
 
-def prepare_workdir(workdir: str, config) -> dict:
-    """Creates ``workdir`` for ``config``, refusing a workdir that holds another run.
+def has_checkpoints(workdir: str) -> bool:
+    """Whether ``workdir/checkpoints`` holds anything (finished or not)."""
+    directory = wio.as_path(wio.join(workdir, CHECKPOINT_SUBDIR))
+    return directory.is_dir() and any(True for _ in directory.iterdir())
 
-    Writes ``config.json`` for a new run. An existing run with a different config (other than
-    logging/saving intervals) is an error that names the differing keys; nothing is changed.
+
+def _read_workdir_state(workdir: str, timeout_s: float) -> tuple[dict | None, bool]:
+    """``(stored config or None, has checkpoints)``, within ``timeout_s`` (one-line errors)."""
+    try:
+        return wio.call_with_timeout(
+            lambda: (read_workdir_config(workdir), has_checkpoints(workdir)), timeout_s)
+    except wio.WorkdirTimeout:
+        raise ValueError(
+            f"workdir {workdir} cannot be reached: no answer within {timeout_s:g} s"
+        ) from None
+    except Exception as err:
+        raise ValueError(
+            f"cannot read {wio.join(workdir, CONFIG_FILE)}: {wio.first_line(err)}"
+        ) from err
+
+
+def prepare_workdir(workdir: str, config, *, write: bool = True,
+                    timeout_s: float = wio.WORKDIR_TIMEOUT_S) -> dict:
+    """Checks ``workdir`` for ``config``, refusing a workdir that holds another run.
+
+    With ``write`` (process 0 of a run) it first checks, within ``timeout_s``, that the
+    workdir can be reached and written (``ssljax.io.check_workdir_writable``), then writes
+    ``config.json`` for a new run. With ``write=False`` (the other processes) it only reads
+    and checks. An existing run with a different config (other than logging/saving
+    intervals) is an error that names the differing keys; nothing is changed.
+
+    Returns the config as a plain dict (what is stored).
     """
     new = config_to_dict(config)
-    old = read_workdir_config(workdir)
-    has_checkpoints = os.path.isdir(os.path.join(workdir, CHECKPOINT_SUBDIR)) and bool(
-        os.listdir(os.path.join(workdir, CHECKPOINT_SUBDIR))
-    )
-    if old is None and has_checkpoints:
+    wio.check_scheme(workdir)
+    if write:
+        wio.check_workdir_writable(workdir, timeout_s)
+    old, stored_checkpoints = _read_workdir_state(workdir, timeout_s)
+    if old is None and stored_checkpoints:
         raise ValueError(
             f"workdir {workdir} holds checkpoints but no {CONFIG_FILE}; "
             "use a new --workdir or remove the old run"
@@ -97,8 +140,8 @@ def prepare_workdir(workdir: str, config) -> dict:
                 "use a new --workdir, or rerun with that run's config to resume it"
             )
         return new
-    os.makedirs(workdir, exist_ok=True)
-    write_json_atomic(os.path.join(workdir, CONFIG_FILE), new)
+    if write:
+        write_json_atomic(wio.join(workdir, CONFIG_FILE), new)
     return new
 
 
@@ -111,18 +154,135 @@ def _with_sharding(leaf):
     return struct
 
 
+# Orbax announces every read-only manager with this warning; it tells the user nothing.
+_READ_ONLY_NOTICE = "Given directory is read only"
+
+
+class _DropMessages(std_logging.Filter):
+    """Drops log records whose message starts with one of ``prefixes``."""
+
+    def __init__(self, prefixes: tuple[str, ...]):
+        super().__init__()
+        self.prefixes = prefixes
+
+    def filter(self, record: std_logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(self.prefixes)
+
+
+@contextlib.contextmanager
+def _without_messages(*prefixes: str):
+    """Silences the absl log records (Orbax logs through absl) starting with ``prefixes``,
+    and only those, inside the block."""
+    logger = std_logging.getLogger("absl")
+    drop = _DropMessages(prefixes)
+    logger.addFilter(drop)
+    try:
+        yield
+    finally:
+        logger.removeFilter(drop)
+
+
+# Orbax logs a failed asynchronous save from each of its threads, with a traceback each;
+# ``Checkpointer`` raises the same error as one ``CheckpointSaveError`` line instead.
+_BACKGROUND_SAVE_ERRORS = ("raised an exception", "Commit operations", "Save Finalize thread")
+
+
+class _DropBackgroundSaveErrors(std_logging.Filter):
+    """Drops Orbax's error records about a failed background save (only those)."""
+
+    def filter(self, record: std_logging.LogRecord) -> bool:
+        from_orbax = f"{os.sep}orbax{os.sep}" in (record.pathname or "")
+        return not (from_orbax and record.levelno >= std_logging.ERROR
+                    and any(p in record.getMessage() for p in _BACKGROUND_SAVE_ERRORS))
+
+
+def _quiet_background_save_errors() -> None:
+    """Installs ``_DropBackgroundSaveErrors`` on the absl logger once per process (the
+    background threads may still log after the error was raised)."""
+    logger = std_logging.getLogger("absl")
+    if not any(isinstance(f, _DropBackgroundSaveErrors) for f in logger.filters):
+        logger.addFilter(_DropBackgroundSaveErrors())
+
+
+def manager_options(*, max_to_keep: int, read_only: bool) -> ocp.CheckpointManagerOptions:
+    """Orbax options for a writer, or for a reader (already consistent with ``read_only``,
+    so Orbax has nothing to adjust or warn about).
+
+    A writer removes the unfinished save directories a killed run left (Orbax's
+    ``*.orbax-checkpoint-tmp*``, or on gs:// a step without ``commit_success.txt``); they
+    never held a complete checkpoint.
+    """
+    if read_only:
+        return ocp.CheckpointManagerOptions(
+            read_only=True, create=False, save_interval_steps=0, max_to_keep=None)
+    return ocp.CheckpointManagerOptions(
+        max_to_keep=max_to_keep, create=True, cleanup_tmp_directories=True)
+
+
+def _is_closed_loop_callback(unraisable) -> bool:
+    """Whether an unraisable exception is a TensorStore read finishing after Orbax gave up
+    on a failed restore and closed its event loop (harmless; nothing is waiting for it)."""
+    err = unraisable.exc_value
+    return isinstance(err, RuntimeError) and str(err) == "Event loop is closed"
+
+
+def _ignore_closed_loop_callbacks() -> None:
+    """Keeps the late callbacks of an abandoned restore from printing one traceback each
+    (they arrive after the restore has returned); every other unraisable exception still
+    reaches the previous hook."""
+    previous = sys.unraisablehook
+    if getattr(previous, "_ssljax_closed_loop_filter", False):
+        return
+
+    def hook(unraisable):
+        if not _is_closed_loop_callback(unraisable):
+            previous(unraisable)
+
+    hook._ssljax_closed_loop_filter = True
+    sys.unraisablehook = hook
+
+
+def _sync(name: str) -> None:
+    """Waits for every process of a multi-process run (no-op with one process)."""
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices(name)
+
+
+def damaged_destination(workdir: str, step: int) -> str:
+    """Where the damaged checkpoint of ``step`` goes: ``WORKDIR/checkpoints_damaged/<step>``
+    (``<step>.1``, ``<step>.2``, ... when that exists), outside the directory Orbax scans."""
+    base = wio.join(workdir, DAMAGED_SUBDIR, str(step))
+    candidate, n = base, 0
+    while wio.as_path(candidate).exists():
+        n += 1
+        candidate = f"{base}.{n}"
+    return candidate
+
+
 class Checkpointer:
-    """A thin wrapper over ``ocp.CheckpointManager`` for (state, config) pairs."""
+    """A thin wrapper over ``ocp.CheckpointManager`` for (state, config) pairs.
+
+    ``workdir`` may be local or a URI (``gs://bucket/run``); a local one is made absolute.
+    Save failures (also those of an asynchronous save, which surface at the next save or at
+    ``wait``/``close``) become a one-line ``CheckpointSaveError`` naming step and directory.
+    """
 
     def __init__(self, workdir: str, *, max_to_keep: int = 2, read_only: bool = False):
-        directory = os.path.join(os.path.abspath(workdir), CHECKPOINT_SUBDIR)
-        self.directory = directory
-        options = ocp.CheckpointManagerOptions(
-            max_to_keep=max_to_keep, create=not read_only, read_only=read_only
-        )
-        self._manager = ocp.CheckpointManager(
-            directory, options=options, item_names=("state", "config")
-        )
+        wio.check_scheme(workdir)
+        self.workdir = wio.absolute(workdir)
+        self.path = wio.as_path(self.workdir) / CHECKPOINT_SUBDIR
+        self.directory = os.fspath(self.path)
+        self.read_only = read_only
+        self._unconfirmed_step: int | None = None  # saved asynchronously, not yet confirmed
+        options = manager_options(max_to_keep=max_to_keep, read_only=read_only)
+        if not read_only:
+            _quiet_background_save_errors()
+        with _without_messages(_READ_ONLY_NOTICE):
+            self._manager = ocp.CheckpointManager(
+                self.path, options=options, item_names=("state", "config")
+            )
 
     def latest_step(self) -> int | None:
         return self._manager.latest_step()
@@ -130,15 +290,38 @@ class Checkpointer:
     def all_steps(self) -> list[int]:
         return list(self._manager.all_steps())
 
-    def save(self, step: int, state: Any, config_dict: dict) -> None:
-        """Saves asynchronously; call ``wait()`` before reading it back or exiting."""
-        self._manager.save(
-            step,
-            args=ocp.args.Composite(
-                state=ocp.args.StandardSave(state), config=ocp.args.JsonSave(config_dict)
-            ),
-            force=True,
+    def _save_error(self, step: int | None, err: Exception) -> CheckpointSaveError:
+        what = "an earlier checkpoint" if step is None else f"the checkpoint of step {step}"
+        return CheckpointSaveError(
+            f"cannot save {what} in {self.directory}: {wio.first_line(err)}"
         )
+
+    def _confirm(self) -> None:
+        """Waits for the pending asynchronous save; its failure is a CheckpointSaveError."""
+        step, self._unconfirmed_step = self._unconfirmed_step, None
+        try:
+            self._manager.wait_until_finished()
+        except Exception as err:
+            raise self._save_error(step, err) from err
+
+    def save(self, step: int, state: Any, config_dict: dict) -> None:
+        """Saves asynchronously; call ``wait()`` before reading it back or exiting.
+
+        Raises:
+          CheckpointSaveError: this save, or the previous asynchronous one, failed.
+        """
+        self._confirm()
+        try:
+            self._manager.save(
+                step,
+                args=ocp.args.Composite(
+                    state=ocp.args.StandardSave(state), config=ocp.args.JsonSave(config_dict)
+                ),
+                force=True,
+            )
+        except Exception as err:
+            raise self._save_error(step, err) from err
+        self._unconfirmed_step = step
 
     def restore_state(self, abstract_state: Any, step: int | None = None) -> Any:
         """Restores the state at ``step`` (latest by default) into ``abstract_state``'s layout.
@@ -160,9 +343,64 @@ class Checkpointer:
         )
         return restored["config"]
 
+    def restore_newest(self, restore: Callable[[int], Any], *, move_damaged: bool,
+                       log: Callable[[str], None] = print) -> tuple[int, Any] | None:
+        """``(step, restore(step))`` for the newest checkpoint that ``restore`` can read.
+
+        Steps are tried newest first; each one that fails is reported in one line naming it.
+        With ``move_damaged`` (a resuming run) those newer than the one read are moved to
+        ``WORKDIR/checkpoints_damaged/<step>`` (never deleted) by process 0 while the other
+        processes wait, so the next save does not meet them; without it (evaluation, which
+        is read-only) they are only skipped. Returns None when there is no checkpoint.
+
+        Raises:
+          ValueError: no checkpoint can be read (then nothing is moved: when every step
+            fails, the cause is more likely the code or config than the files).
+        """
+        _ignore_closed_loop_callbacks()
+        steps = sorted(self.all_steps(), reverse=True)
+        failures = []
+        for step in steps:
+            try:
+                value = restore(step)
+            except Exception as err:  # Orbax/TensorStore raise many types for bad files
+                failures.append((step, err))
+                continue
+            break
+        else:
+            if not failures:
+                return None
+            newest, err = failures[0]
+            raise ValueError(
+                f"no checkpoint in {self.directory} can be read (step {newest}: "
+                f"{wio.first_line(err)}); nothing was moved"
+            )
+        main = jax.process_index() == 0
+        for bad, err in failures:
+            reason = wio.first_line(err, limit=160)
+            if not move_damaged:
+                log(f"checkpoint step {bad} in {self.directory} cannot be read ({reason}); "
+                    f"using step {step}")
+            elif main:
+                destination = damaged_destination(self.workdir, bad)
+                wio.move_tree(self.path / str(bad), destination)
+                log(f"checkpoint step {bad} in {self.directory} is damaged ({reason}); "
+                    f"moved it to {destination} and resuming from step {step}")
+        if move_damaged and failures:
+            _sync("ssljax:damaged-checkpoints-moved")
+            self._manager.reload()
+        return step, value
+
     def wait(self) -> None:
-        self._manager.wait_until_finished()
+        """Blocks until the pending save is written (CheckpointSaveError if it failed)."""
+        self._confirm()
 
     def close(self) -> None:
-        self._manager.wait_until_finished()
+        """Waits for the pending save and releases Orbax's threads."""
+        try:
+            self._confirm()
+        except CheckpointSaveError:
+            with contextlib.suppress(Exception):  # Orbax may repeat the error raised here
+                self._manager.close()
+            raise
         self._manager.close()

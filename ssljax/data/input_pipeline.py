@@ -7,10 +7,13 @@ The host does no augmentation; it yields fixed-shape ``uint8`` images (see
 Two paths feed :func:`train_iterator`:
 
 * in memory (``DatasetSpec.fits_in_memory``: Fashion-MNIST, CIFAR, STL-10):
-  the host's share of the split is decoded once into a numpy array; each epoch
-  is a full permutation of it drawn from ``(seed, epoch)``. Gathering a batch
+  every process decodes the whole split once into a numpy array; each epoch
+  is a full permutation of it drawn from ``(seed, epoch)``, and each process
+  feeds its own slice of every global batch (so the global batch at a step
+  does not depend on the number of processes). Gathering a batch
   from the array costs micro- to milliseconds, so no prefetch thread is needed.
-* streaming (ImageNet): TFDS files are read in an order shuffled by the epoch
+* streaming (ImageNet): each process reads its own disjoint share of the split
+  (``tfds.split_for_jax_process``); TFDS files are read in an order shuffled by the epoch
   seed, the encoded records go through a bounded shuffle buffer, then are
   decoded/cropped in parallel, batched and prefetched by ``tf.data`` with
   ``deterministic=True``.
@@ -423,12 +426,59 @@ def pad_batch(batch: Batch, batch_size: int) -> Batch:
     return padded
 
 
-def eval_batches(
-    name: str, split: str, *, batch_size: int, data_dir: Optional[str] = None
-) -> Iterator[Batch]:
-    """Iterates over a whole split once, in file order, in fixed-size batches.
+def eval_process_split(split: str, *, process_index: int = 0, process_count: int = 1) -> Any:
+    """Process ``process_index``'s contiguous share of ``split`` for evaluation.
 
-    For datasets too big to hold in memory. Every process sees the full split.
+    The shares are ``tfds.even_splits(split, process_count, drop_remainder=False)``: in
+    order, disjoint, covering every example, their sizes differing by at most one. So
+    concatenating every process's rows in process order gives the split in file order.
+    With one process the split is returned unchanged.
+    """
+    if process_count < 1 or not 0 <= process_index < process_count:
+        raise ValueError(
+            f"process_index={process_index} must be in [0, process_count={process_count})"
+        )
+    if process_count == 1:
+        return split
+    return tfds.even_splits(split, n=process_count, drop_remainder=False)[process_index]
+
+
+def eval_shard_sizes(
+    name: str, split: str, *, process_count: int = 1, data_dir: Optional[str] = None
+) -> list[int]:
+    """Number of examples in each process's share of ``split`` (:func:`eval_process_split`).
+
+    Read from the dataset's metadata (or, where it has none, e.g. mocked data, from the
+    cardinality TFDS gives the share), so every process computes the same list without
+    communicating.
+    """
+    builder = get_builder(name, data_dir=data_dir)
+    sizes = []
+    for i in range(process_count):
+        share = eval_process_split(split, process_index=i, process_count=process_count)
+        try:
+            sizes.append(int(builder.info.splits[share].num_examples))
+        except KeyError:
+            sizes.append(_host_examples(builder, share))
+    return sizes
+
+
+def eval_batches(
+    name: str,
+    split: str,
+    *,
+    batch_size: int,
+    data_dir: Optional[str] = None,
+    process_index: int = 0,
+    process_count: int = 1,
+) -> Iterator[Batch]:
+    """Iterates once over a split (or one process's share of it), in file order, in
+    fixed-size batches.
+
+    For datasets too big to hold in memory: only ``tf.data``'s prefetch buffer of decoded
+    batches is held at a time. By default the whole split is read; with
+    ``process_count > 1`` only the share :func:`eval_process_split` gives
+    ``process_index``.
 
     Yields:
       ``{'image': uint8 [batch_size, H, W, C], 'label': int32 [batch_size],
@@ -439,8 +489,10 @@ def eval_batches(
         raise ValueError(f"batch_size must be positive, got {batch_size}")
     spec = get_dataset_spec(name)
     builder = get_builder(name, data_dir=data_dir)
-    ds = _decoded(builder, spec, split, training=False)
-    ds = ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    share = eval_process_split(split, process_index=process_index, process_count=process_count)
+    ds = _decoded(builder, spec, share, training=False)
+    ds = ds.map(lambda example: {"image": example["image"], "label": example["label"]})
+    ds = ds.batch(batch_size).prefetch(2)
     return (pad_batch(batch, batch_size) for batch in ds.as_numpy_iterator())
 
 
@@ -519,21 +571,28 @@ def _in_memory_batches(
     steps: int,
     local_devices: int,
     per_device: int,
-    index_offset: int = 0,
+    process_index: int = 0,
+    process_count: int = 1,
 ) -> Iterator[Batch]:
-    """Endless batches from arrays held in memory, from ``start_step`` on.
+    """Endless batches from a whole split held in memory, from ``start_step`` on.
 
-    ``index`` is each example's position in the split: ``index_offset`` (where this
-    process's share starts) plus its row in ``images``.
+    Every process holds the whole split and draws the same global order from ``(seed,
+    epoch)``; process ``p`` feeds rows ``[p * per_host, (p + 1) * per_host)`` of each global
+    batch. So the global batch at step ``t`` is the same for any number of processes, and a
+    run on two processes equals a run on one. ``index`` is each example's position in the
+    split.
     """
     per_host = local_devices * per_device
+    lo, hi = process_index * per_host, (process_index + 1) * per_host
+    global_batch = per_host * process_count
     epoch, skip = divmod(start_step, steps)
     while True:
-        for indices in epoch_order(len(labels), steps, per_host, seed, epoch)[skip:]:
+        for indices in epoch_order(len(labels), steps, global_batch, seed, epoch)[skip:]:
+            indices = indices[lo:hi]
             batch = {
                 "image": images[indices],
                 "label": labels[indices],
-                "index": (indices + index_offset).astype(np.int32),
+                "index": indices.astype(np.int32),
             }
             yield _layout(batch, local_devices, per_device)
         epoch, skip = epoch + 1, 0
@@ -624,9 +683,11 @@ def train_iterator(
 ) -> Iterator[Batch]:
     """Endless, deterministically shuffled training batches for this process.
 
-    Each process reads its own ``tfds.split_for_jax_process`` share of the split
-    (remainder dropped) and yields ``global_batch_size // process_count``
-    examples per step. Every epoch is shuffled from ``(seed, epoch)`` (a full
+    Each process yields ``global_batch_size // process_count`` examples per
+    step. In-memory datasets: every process holds the whole split and takes its
+    slice of each global batch, so a run gives the same global batches on any
+    number of processes. Streamed datasets: each process reads its own
+    ``tfds.split_for_jax_process`` share of the split (remainder dropped). Every epoch is shuffled from ``(seed, epoch)`` (a full
     permutation for in-memory datasets, a file shuffle plus a
     ``STREAM_SHUFFLE_BUFFER`` buffer otherwise) and its last partial batch is
     dropped, so ``steps_per_epoch = num_examples // global_batch_size``.
@@ -662,23 +723,18 @@ def train_iterator(
     per_host = local_devices * per_device
     builder = get_builder(name, data_dir=data_dir)
     split = spec.pretrain_split if split is None else split
-    host_split = tfds.split_for_jax_process(split, drop_remainder=True)
 
     if spec.fits_in_memory:
+        # Every process holds the whole split and feeds its slice of each global batch.
         images, labels = _to_arrays(
-            _decoded(builder, spec, host_split, training=True), spec.train_image_shape
+            _decoded(builder, spec, split, training=True), spec.train_image_shape
         )
-        count = len(labels)
-    else:
-        count = _host_examples(builder, host_split)
-    steps = count // per_host
-    if steps == 0:
-        raise ValueError(
-            f"{name} split {split!r} has {count} examples on this process, fewer than "
-            f"one per-process batch of {per_host} (global_batch_size={global_batch_size})"
-        )
-
-    if spec.fits_in_memory:
+        steps = len(labels) // (per_host * jax.process_count())
+        if steps == 0:
+            raise ValueError(
+                f"{name} split {split!r} has {len(labels)} examples, fewer than one global "
+                f"batch of {global_batch_size}"
+            )
         return _in_memory_batches(
             images,
             labels,
@@ -687,7 +743,17 @@ def train_iterator(
             steps=steps,
             local_devices=local_devices,
             per_device=per_device,
-            index_offset=jax.process_index() * count,
+            process_index=jax.process_index(),
+            process_count=jax.process_count(),
+        )
+    # Streamed splits: each process reads its own disjoint share of the files.
+    host_split = tfds.split_for_jax_process(split, drop_remainder=True)
+    count = _host_examples(builder, host_split)
+    steps = count // per_host
+    if steps == 0:
+        raise ValueError(
+            f"{name} split {split!r} has {count} examples on this process, fewer than "
+            f"one per-process batch of {per_host} (global_batch_size={global_batch_size})"
         )
     return _streamed_batches(
         builder,

@@ -121,6 +121,7 @@ def knn_scores(
     k: int = 200,
     temperature: float = 0.07,
     batch_size: int = 1024,
+    train_chunk_rows: int | None = None,
 ) -> jax.Array:
     """Weighted-kNN class scores for every test point.
 
@@ -137,6 +138,9 @@ def knn_scores(
       k: neighbours per test point; clamped to ``N_train`` if larger.
       temperature: weight of a neighbour is ``exp(cosine_sim / temperature)``.
       batch_size: test rows per chunk.
+      train_chunk_rows: None to hold the whole train set on the device; else the
+        train set is read ``train_chunk_rows`` rows at a time (see
+        :func:`knn_scores_streamed`), for train sets too large for that.
 
     Returns:
       ``[N_test, C]`` float32 scores (sum of neighbour weights per class;
@@ -147,6 +151,11 @@ def knn_scores(
         non-positive or too-small temperature, or ``batch_size < 1``.
     """
     train_y_np = np.asarray(train_y)
+    if train_chunk_rows is not None:
+        return knn_scores_streamed(
+            train_x, train_y_np, test_x, num_classes=num_classes, k=k,
+            temperature=temperature, batch_size=batch_size, train_chunk_rows=train_chunk_rows,
+        )
     train_x = jnp.asarray(train_x)
     test_x = jnp.asarray(test_x)
     _validate_knn_inputs(train_x, train_y_np, test_x, num_classes, k, temperature, batch_size)
@@ -175,6 +184,101 @@ def knn_scores(
     return jnp.concatenate(parts, axis=0)[:num_test]
 
 
+@functools.partial(jax.jit, static_argnames=("k",))
+def merge_top_k(
+    top_sims: jax.Array,
+    top_labels: jax.Array,
+    train_chunk: jax.Array,
+    train_y_chunk: jax.Array,
+    test_xn: jax.Array,
+    *,
+    k: int,
+) -> tuple[jax.Array, jax.Array]:
+    """Folds one train chunk into the running ``k`` nearest neighbours of a test chunk.
+
+    Args:
+      top_sims: ``[B, k]`` similarities of the neighbours so far, descending (``-inf``
+        where there are none yet); top_labels: ``[B, k]`` their labels.
+      train_chunk: ``[R, D]`` raw train features (normalised here), whose rows all come
+        after the train rows already folded in; train_y_chunk: ``[R]`` their labels.
+      test_xn: ``[B, D]`` L2-normalised test features.
+      k: neighbours kept.
+
+    Returns:
+      The updated ``(top_sims, top_labels)``. The running neighbours come first in the
+      merge, so ties go to the lower train index, as in :func:`knn_scores`.
+    """
+    chex.assert_rank([top_sims, top_labels, train_chunk, train_y_chunk, test_xn],
+                     [2, 2, 2, 1, 2])
+    sims = jnp.dot(test_xn, _l2_normalize(train_chunk).T, precision=_HIGHEST)  # [B, R]
+    if sims.shape[1] < k:  # a short last chunk: pad with never-chosen entries
+        sims = jnp.pad(sims, ((0, 0), (0, k - sims.shape[1])), constant_values=-jnp.inf)
+        train_y_chunk = jnp.pad(train_y_chunk, (0, k - train_y_chunk.shape[0]))
+    chunk_sims, chunk_idx = jax.lax.top_k(sims, k)
+    chunk_labels = train_y_chunk[chunk_idx]  # [B, k]
+    all_sims = jnp.concatenate([top_sims, chunk_sims], axis=1)
+    all_labels = jnp.concatenate([top_labels, chunk_labels], axis=1)
+    new_sims, pick = jax.lax.top_k(all_sims, k)
+    return new_sims, jnp.take_along_axis(all_labels, pick, axis=1)
+
+
+@functools.partial(jax.jit, static_argnames=("num_classes",))
+def neighbour_votes(top_sims: jax.Array, top_labels: jax.Array, temperature: jax.Array, *,
+                    num_classes: int) -> jax.Array:
+    """``[B, C]`` class scores: each neighbour adds ``exp(sim / temperature)`` to its label."""
+    weights = jnp.exp(top_sims / temperature)
+    rows = jnp.arange(top_sims.shape[0])[:, None]
+    scores = jnp.zeros((top_sims.shape[0], num_classes), jnp.float32)
+    return scores.at[rows, top_labels].add(weights)
+
+
+def knn_scores_streamed(
+    train_x,
+    train_y,
+    test_x,
+    *,
+    num_classes: int,
+    k: int = 200,
+    temperature: float = 0.07,
+    batch_size: int = 1024,
+    train_chunk_rows: int = 65536,
+) -> jax.Array:
+    """:func:`knn_scores` reading the train set ``train_chunk_rows`` rows at a time.
+
+    ``train_x`` and ``test_x`` may be any ``[N, D]`` arrays that support row slicing (numpy
+    arrays, ``np.memmap``, float16). Each train chunk is read once; for every test chunk of
+    ``batch_size`` rows its ``k`` best matches are merged into the running neighbours
+    (:func:`merge_top_k`), so device memory holds one train chunk, one test chunk, their
+    ``[batch_size, train_chunk_rows]`` similarities and the ``[N_test, k]`` running
+    neighbours. The neighbours, and so the scores, are those of :func:`knn_scores`.
+    """
+    train_y_np = np.asarray(train_y)
+    _validate_knn_inputs(train_x, train_y_np, test_x, num_classes, k, temperature, batch_size)
+    if int(train_chunk_rows) < 1:
+        raise ValueError(f"train_chunk_rows must be >= 1, got {train_chunk_rows}")
+    num_train, num_test = train_x.shape[0], test_x.shape[0]
+    if num_test == 0:
+        return jnp.zeros((0, num_classes), jnp.float32)
+    k_eff = min(int(k), num_train)
+    test_chunks = [(lo, min(lo + batch_size, num_test)) for lo in range(0, num_test, batch_size)]
+    running = [(jnp.full((hi - lo, k_eff), -jnp.inf, jnp.float32),
+                jnp.zeros((hi - lo, k_eff), jnp.int32)) for lo, hi in test_chunks]
+    for t_lo in range(0, num_train, int(train_chunk_rows)):
+        t_hi = min(t_lo + int(train_chunk_rows), num_train)
+        chunk = jnp.asarray(train_x[t_lo:t_hi], jnp.float32)
+        chunk_y = jnp.asarray(train_y_np[t_lo:t_hi], jnp.int32)
+        # The previous train chunk is done with (and freed) before this one is used.
+        jax.block_until_ready(running[-1])
+        for i, (lo, hi) in enumerate(test_chunks):
+            test_xn = _l2_normalize(jnp.asarray(test_x[lo:hi], jnp.float32))
+            running[i] = merge_top_k(*running[i], chunk, chunk_y, test_xn, k=k_eff)
+    temperature = jnp.asarray(temperature, jnp.float32)
+    return jnp.concatenate([
+        neighbour_votes(sims, labels, temperature, num_classes=int(num_classes))
+        for sims, labels in running
+    ])
+
+
 def knn_evaluate(
     train_x,
     train_y,
@@ -185,13 +289,15 @@ def knn_evaluate(
     k: int = 200,
     temperature: float = 0.07,
     batch_size: int = 1024,
+    train_chunk_rows: int | None = None,
 ) -> dict:
     """Weighted-kNN top-1/top-5 test accuracy.
 
     Args:
       train_x, train_y, test_x: as in :func:`knn_scores`.
       test_y: ``[N_test]`` int labels in ``[0, num_classes)``.
-      num_classes, k, temperature, batch_size: as in :func:`knn_scores`.
+      num_classes, k, temperature, batch_size, train_chunk_rows: as in
+        :func:`knn_scores`.
 
     Returns:
       JSON-serialisable ``{'top1', 'top5', 'k', 'temperature'}``; ``k`` is the
@@ -213,6 +319,7 @@ def knn_evaluate(
         k=k,
         temperature=temperature,
         batch_size=batch_size,
+        train_chunk_rows=train_chunk_rows,
     )
     report = accuracy_report(scores, test_y_np)
     return {

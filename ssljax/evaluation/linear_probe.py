@@ -37,7 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from ssljax.evaluation.metrics import accuracy_report, topk_accuracy
+from ssljax.evaluation.metrics import accuracy_report, topk_accuracy, true_class_rank
 from ssljax.evaluation.validation import (
     check_labels,
     check_matrix,
@@ -513,4 +513,282 @@ def fit_linear_probe(
         "num_train": int(num_train),
         "num_test": int(test_x.shape[0]),
         "feature_dim": int(feature_dim),
+    }
+
+
+# --------------------------------------------------------------------------
+# Streamed protocol: features too large to train on at once
+# --------------------------------------------------------------------------
+
+
+def row_chunks(num_rows: int, chunk_rows: int) -> list[tuple[int, int]]:
+    """``[(lo, hi), ...]`` consecutive row ranges of at most ``chunk_rows`` rows."""
+    if chunk_rows < 1:
+        raise ValueError(f"chunk_rows must be >= 1, got {chunk_rows}")
+    return [(lo, min(lo + chunk_rows, num_rows)) for lo in range(0, num_rows, chunk_rows)]
+
+
+def merge_moments(a: tuple, b: tuple) -> tuple:
+    """Combines ``(count, mean [D], m2 [D])`` of two row sets (Chan et al.'s parallel update);
+    ``m2`` is the sum of squared deviations from the mean."""
+    n_a, mean_a, m2_a = a
+    n_b, mean_b, m2_b = b
+    n = n_a + n_b
+    if n == 0:
+        return a
+    delta = mean_b - mean_a
+    mean = mean_a + delta * (n_b / n)
+    m2 = m2_a + m2_b + delta**2 * (n_a * n_b / n)
+    return n, mean, m2
+
+
+def _check_finite(name: str, chunk: np.ndarray, lo: int) -> None:
+    """One-line ValueError when a chunk starting at row ``lo`` holds NaN or inf."""
+    if not np.all(np.isfinite(chunk)):
+        raise ValueError(f"{name} contains NaN or inf values (rows from {lo})")
+
+
+def check_finite_rows(name: str, store, *, chunk_rows: int) -> None:
+    """Raises a one-line ValueError when ``store: [N, D]`` holds NaN or inf (read in chunks)."""
+    for lo, hi in row_chunks(store.shape[0], chunk_rows):
+        _check_finite(name, np.asarray(store[lo:hi]), lo)
+
+
+# Rows of one float64 block of :func:`streamed_moments` are sized to about this many bytes.
+MOMENT_BLOCK_BYTES = 32 * 2**20
+
+
+def streamed_moments(store, *, chunk_rows: int, name: str = "train_x"
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """Per-column mean and (biased) variance of ``store: [N, D]``, read chunk by chunk.
+
+    Accumulated in float64, in blocks of at most ``chunk_rows`` rows and about
+    ``MOMENT_BLOCK_BYTES`` of float64. Raises a one-line ValueError (naming ``name``) on NaN
+    or inf.
+    """
+    dim = store.shape[1]
+    block = max(1, min(int(chunk_rows), MOMENT_BLOCK_BYTES // (8 * max(dim, 1))))
+    moments = (0, np.zeros(dim), np.zeros(dim))
+    for lo, hi in row_chunks(store.shape[0], block):
+        chunk = np.asarray(store[lo:hi], np.float64)
+        _check_finite(name, chunk, lo)
+        mean = chunk.mean(axis=0)
+        moments = merge_moments(moments, (hi - lo, mean, ((chunk - mean) ** 2).sum(axis=0)))
+    count, mean, m2 = moments
+    return mean, m2 / max(count, 1)
+
+
+def masked_cross_entropy(params: Params, x, y, mask, l2) -> jax.Array:
+    """:func:`regularized_cross_entropy` over the rows where ``mask`` is True
+    (``x: [B, D]``, ``y, mask: [B]``); with no such row, the penalty alone."""
+    chex.assert_rank([x, y, mask], [2, 1, 1])
+    logits = jnp.dot(x, params["w"], precision=_HIGHEST) + params["b"]
+    lse = jax.nn.logsumexp(logits, axis=1)
+    true_logit = jnp.take_along_axis(logits, y[:, None], axis=1)[:, 0]
+    mask = mask.astype(jnp.float32)
+    data = jnp.sum(mask * (lse - true_logit)) / jnp.maximum(jnp.sum(mask), 1.0)
+    return data + 0.5 * l2 * jnp.sum(jnp.square(params["w"]))
+
+
+def cosine_factor(step, total_steps) -> jax.Array:
+    """``0.5 (1 + cos(pi t / T))`` for ``t = min(step, T)``: 1 at the start, 0 at the end."""
+    t = jnp.minimum(step, total_steps) / jnp.maximum(total_steps, 1)
+    return 0.5 * (1.0 + jnp.cos(jnp.pi * t))
+
+
+@jax.jit
+def _adam_chunk(params, opt_state, step, x, y, idx, mask, mean, std, l2, learning_rate,
+                total_steps):
+    """Minibatch Adam over one chunk of rows held on the device.
+
+    ``x: [R, D]`` (any float dtype) is standardised here with ``mean, std: [D]``; step ``s``
+    uses rows ``idx[s]`` (``[S, B]``) where ``mask[s]`` is True. A step without rows changes
+    nothing (the step counter of the cosine schedule counts only real steps).
+    """
+    chex.assert_rank([x, y, idx, mask], [2, 1, 2, 2])
+    xs = (x.astype(jnp.float32) - mean) / std
+    adam = optax.scale_by_adam()
+
+    def body(carry, plan):
+        p, state, t = carry
+        rows, m = plan
+        grad = jax.grad(masked_cross_entropy)(p, xs[rows], y[rows], m, l2)
+        updates, new_state = adam.update(grad, state, p)
+        rate = learning_rate * cosine_factor(t, total_steps)
+        new_p = optax.apply_updates(p, optax.tree.scale(-rate, updates))
+        live = jnp.any(m)
+        keep = lambda new, old: jnp.where(live, new, old)  # noqa: E731
+        return (jax.tree.map(keep, new_p, p), jax.tree.map(keep, new_state, state),
+                t + live.astype(t.dtype)), None
+
+    (params, opt_state, step), _ = jax.lax.scan(body, (params, opt_state, step), (idx, mask))
+    return params, opt_state, step
+
+
+@jax.jit
+def _chunk_ranks(params, x, y, mean, std) -> jax.Array:
+    """Pessimistic rank of the true class (``metrics.true_class_rank``) of each row of a chunk
+    of raw features ``x: [R, D]``, standardised with ``mean, std``."""
+    logits = linear_probe_logits(params, (x.astype(jnp.float32) - mean) / std)
+    return true_class_rank(logits, y)
+
+
+def minibatch_plan(rows: np.ndarray, batch_size: int,
+                   num_steps: int) -> tuple[np.ndarray, np.ndarray]:
+    """``rows`` (already in visiting order) cut into ``num_steps`` batches of ``batch_size``.
+
+    Returns:
+      ``(idx int32 [num_steps, batch_size], mask bool [num_steps, batch_size])``: padding
+      entries point at row 0 with mask False.
+    """
+    if len(rows) > num_steps * batch_size:
+        raise ValueError(f"{len(rows)} rows do not fit {num_steps} steps of {batch_size}")
+    idx = np.zeros(num_steps * batch_size, np.int32)
+    mask = np.zeros(num_steps * batch_size, bool)
+    idx[: len(rows)] = rows
+    mask[: len(rows)] = True
+    return idx.reshape(num_steps, batch_size), mask.reshape(num_steps, batch_size)
+
+
+def _streamed_train(params, store, labels, select, *, l2, mean, std, chunk_rows, epochs,
+                    batch_size, learning_rate, rng):
+    """``epochs`` passes of minibatch Adam over the rows of ``store`` where ``select``; chunks
+    are visited in a new random order each epoch, rows shuffled within each chunk."""
+    chunks = row_chunks(store.shape[0], chunk_rows)
+    kept = [int(select[lo:hi].sum()) for lo, hi in chunks]
+    steps_per_chunk = max(1, -(-max(kept) // batch_size))
+    total = epochs * sum(-(-k // batch_size) for k in kept)
+    opt_state = optax.scale_by_adam().init(params)
+    step = jnp.asarray(0, jnp.int32)
+    consts = dict(mean=mean, std=std, l2=jnp.asarray(l2, jnp.float32),
+                  learning_rate=jnp.asarray(learning_rate, jnp.float32),
+                  total_steps=jnp.asarray(total, jnp.int32))
+    for _ in range(epochs):
+        for c in rng.permutation(len(chunks)):
+            lo, hi = chunks[c]
+            rows = np.flatnonzero(select[lo:hi])
+            if not len(rows):
+                continue
+            idx, mask = minibatch_plan(rng.permutation(rows), batch_size, steps_per_chunk)
+            x = jnp.asarray(store[lo:hi])
+            # The previous chunk's updates finish (and free their chunk) before this one is
+            # queued: at most two chunks are on the device at a time.
+            step.block_until_ready()
+            params, opt_state, step = _adam_chunk(
+                params, opt_state, step, x, jnp.asarray(labels[lo:hi], jnp.int32),
+                jnp.asarray(idx), jnp.asarray(mask), **consts)
+    return params
+
+
+def _streamed_accuracy(params, store, labels, select, *, mean, std, chunk_rows,
+                       ks=(1,)) -> list[float]:
+    """Top-k accuracies (ties count against the true class) over the rows where ``select``."""
+    correct = np.zeros(len(ks), np.int64)
+    total = 0
+    for lo, hi in row_chunks(store.shape[0], chunk_rows):
+        ranks = np.asarray(_chunk_ranks(params, jnp.asarray(store[lo:hi]),
+                                        jnp.asarray(labels[lo:hi], jnp.int32), mean, std))
+        ranks = ranks[select[lo:hi]]
+        correct += [(ranks < k).sum() for k in ks]
+        total += len(ranks)
+    return [float(c) / max(total, 1) for c in correct]
+
+
+def fit_linear_probe_streamed(
+    train_x,
+    train_y,
+    test_x,
+    test_y,
+    *,
+    num_classes: int,
+    l2_grid: Sequence[float] = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2),
+    val_fraction: float = 0.1,
+    seed: int = 0,
+    standardize_features: bool = True,
+    chunk_rows: int = 65536,
+    epochs: int = 20,
+    final_epochs: int | None = None,
+    batch_size: int = 256,
+    learning_rate: float = 1e-2,
+) -> dict[str, Any]:
+    """The protocol of :func:`fit_linear_probe`, reading the features chunk by chunk.
+
+    For feature sets too large to train on at once: ``train_x`` and ``test_x`` may be any
+    ``[N, D]`` arrays that support row slicing (numpy arrays, ``np.memmap``, float16 or
+    float32); only ``chunk_rows`` rows at a time are converted to float32 and moved to the
+    device. The steps are those of :func:`fit_linear_probe`: standardisation with the whole
+    train split's mean and std (computed in one pass, float64), the same held-out rows
+    (the first ``round(val_fraction * N)`` of a ``seed`` permutation), ``l2`` chosen on them
+    from the largest value down with warm starts (ties to the larger), then a warm-started
+    refit on every train row. The solver is minibatch Adam (``batch_size`` rows, peak
+    ``learning_rate`` decayed by a cosine to 0 over each fit) for ``epochs`` passes per grid
+    value and ``final_epochs`` (default ``epochs``) for the refit, visiting the chunks in a
+    new random order each epoch and shuffling the rows within each chunk.
+
+    Returns:
+      The keys of :func:`fit_linear_probe` (``top1``, ``top5``, ``l2``, ``val_top1``,
+      ``train_top1``, ``num_train``, ``num_test``, ``feature_dim``), plus ``solver``
+      (``'streamed_adam'``), ``epochs`` and ``chunk_rows``.
+    """
+    train_y = np.asarray(train_y)
+    test_y = np.asarray(test_y)
+    l2_grid = [float(v) for v in l2_grid]
+    _validate_probe_inputs(train_x, train_y, test_x, test_y, num_classes, l2_grid, val_fraction)
+    for name, value in (("chunk_rows", chunk_rows), ("epochs", epochs),
+                        ("batch_size", batch_size)):
+        if int(value) < 1:
+            raise ValueError(f"{name} must be >= 1, got {value}")
+    final_epochs = epochs if final_epochs is None else int(final_epochs)
+    num_train, feature_dim = train_x.shape
+    if standardize_features:
+        mean, var = streamed_moments(train_x, chunk_rows=chunk_rows)
+        std = np.sqrt(var + 1e-6)
+    else:
+        check_finite_rows("train_x", train_x, chunk_rows=chunk_rows)
+        mean, std = np.zeros(feature_dim), np.ones(feature_dim)
+    check_finite_rows("test_x", test_x, chunk_rows=chunk_rows)
+    mean = jnp.asarray(mean, jnp.float32)
+    std = jnp.asarray(std, jnp.float32)
+    common = dict(mean=mean, std=std, chunk_rows=int(chunk_rows))
+    fit = dict(common, batch_size=int(batch_size), learning_rate=learning_rate)
+    rng = np.random.default_rng(seed)
+    everything = np.ones(num_train, bool)
+
+    grid_desc = sorted(set(l2_grid), reverse=True)
+    val_top1: dict[str, float] = {}
+    params = init_linear_params(feature_dim, num_classes)
+    if len(grid_desc) == 1:
+        best_l2 = grid_desc[0]
+    else:
+        if num_train < 2:
+            raise ValueError(f"need at least 2 train points for validation, got {num_train}")
+        perm = np.random.default_rng(seed).permutation(num_train)
+        num_val = min(max(1, int(round(val_fraction * num_train))), num_train - 1)
+        is_val = np.zeros(num_train, bool)
+        is_val[perm[:num_val]] = True
+        solutions = {}
+        for l2 in grid_desc:
+            params = _streamed_train(params, train_x, train_y, ~is_val, l2=l2, epochs=epochs,
+                                     rng=rng, **fit)
+            solutions[l2] = params
+            val_top1[str(l2)] = _streamed_accuracy(params, train_x, train_y, is_val,
+                                                   **common)[0]
+        best_l2 = max(grid_desc, key=lambda v: val_top1[str(v)])
+        params = solutions[best_l2]
+    params = _streamed_train(params, train_x, train_y, everything, l2=best_l2,
+                             epochs=final_epochs, rng=rng, **fit)
+    top1, top5 = _streamed_accuracy(params, test_x, test_y, np.ones(len(test_y), bool),
+                                    ks=(1, 5), **common)
+    return {
+        "top1": top1,
+        "top5": top5 if num_classes >= 5 else top1,
+        "l2": float(best_l2),
+        "val_top1": {str(v): float(val_top1[str(v)]) for v in l2_grid if str(v) in val_top1},
+        "train_top1": _streamed_accuracy(params, train_x, train_y, everything, **common)[0],
+        "num_train": int(num_train),
+        "num_test": int(test_y.shape[0]),
+        "feature_dim": int(feature_dim),
+        "solver": "streamed_adam",
+        "epochs": int(epochs),
+        "chunk_rows": int(chunk_rows),
     }

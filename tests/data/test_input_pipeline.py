@@ -320,7 +320,7 @@ def test_bad_start_step_and_too_small_split(fake_fmnist):
     data_dir, _ = fake_fmnist
     with pytest.raises(ValueError, match="start_step"):
         input_pipeline.train_iterator("fashion_mnist", global_batch_size=8, seed=0, start_step=-1)
-    with pytest.raises(ValueError, match="fewer than one per-process batch"):
+    with pytest.raises(ValueError, match="fewer than one global batch"):
         input_pipeline.train_iterator(
             "fashion_mnist", global_batch_size=32, seed=0, data_dir=data_dir
         )

@@ -1,6 +1,19 @@
 """Throughput of the pretraining step and of the input pipeline that feeds it.
 
   python experiments/benchmark_step.py --config configs/simclr_fashion_mnist.py [--steps 20]
+  python experiments/benchmark_step.py --resnet50 [--per_device_batch 128,256] [--steps 10]
+  python experiments/benchmark_step.py --resnet50 --per_device_batch 2 --image_size 64 \
+      --dtype float32 --stage_sizes 1,1,1,1 --steps 2     # a quick CPU check
+
+``--resnet50``: the SimCLR step of configs/simclr_imagenet2012.py (ResNet-50, bfloat16
+compute) against a supervised step of the same encoder (linear classifier over 1000 classes,
+softmax cross-entropy, same LARS optimizer and dtype, one un-augmented view), on random uint8
+images, at each per-device batch (global batch = per-device batch x device count). Prints one
+JSON line per step (``mode`` simclr / supervised: images/s from the median step time, XLA's
+FLOPs, the result dtypes of the lowered convolutions and matmuls), one ``ratio`` line per
+batch (SimCLR images/s over supervised images/s; a SimCLR image is two views through the
+network) and a Markdown table. A step that runs out of device memory is reported as OOM and
+the others go on. ``--config`` is not read in this mode.
 
 Prints one JSON line: images_per_sec, step_seconds, gflops_per_step (XLA's cost analysis of
 the step compiled with whole-batch convolutions, ``model.conv_batch_chunk=0``: the same
@@ -28,6 +41,15 @@ _CONFIG = config_flags.DEFINE_config_file("config", "configs/simclr_fashion_mnis
 _STEPS = flags.DEFINE_integer("steps", 20, "Timed steps (after one warm-up step).")
 _MATMUL_N = flags.DEFINE_integer("matmul_n", 2048, "Side of the square peak-matmul probe.")
 _PIPELINE_BATCHES = flags.DEFINE_integer("pipeline_batches", 200, "Batches timed from the input pipeline (0: skip).")
+_RESNET50 = flags.DEFINE_bool("resnet50", False,
+                               "ResNet-50 SimCLR vs supervised steps instead of --config.")
+_PER_DEVICE_BATCH = flags.DEFINE_list("per_device_batch", ["128", "256"],
+                                      "--resnet50: per-device batches.")
+_IMAGE_SIZE = flags.DEFINE_integer("image_size", 224, "--resnet50: side of the input images.")
+_DTYPE = flags.DEFINE_string("dtype", "bfloat16", "--resnet50: compute dtype (config.dtype).")
+_STAGE_SIZES = flags.DEFINE_list("stage_sizes", [], "--resnet50: blocks per stage for a "
+                                 "shorter ResNet (default: ResNet-50's 3,4,6,3).")
+_WARMUP = flags.DEFINE_integer("warmup", 1, "--resnet50: untimed calls before the timed ones.")
 
 
 def best_time(fn, repeats: int) -> float:
@@ -53,8 +75,31 @@ def peak_matmul_gflops(n: int) -> float:
     return 2 * n**3 / seconds / 1e9
 
 
+def resnet50_main() -> list:
+    """The ``--resnet50`` mode: JSON lines as each step is measured, then a Markdown table."""
+    from ssljax import bench
+
+    bench.data_package_without_tensorflow()
+
+    def emit(record):
+        print(json.dumps(record), flush=True)
+
+    if _MATMUL_N.value:
+        emit({"mode": "peak_matmul", "dtype": _DTYPE.value, "n": _MATMUL_N.value,
+              "tflops": round(bench.matmul_tflops(_MATMUL_N.value, _DTYPE.value), 2)})
+    records = bench.resnet50_comparison(
+        [int(b) for b in _PER_DEVICE_BATCH.value], steps=_STEPS.value,
+        image_size=_IMAGE_SIZE.value, dtype=_DTYPE.value, warmup=_WARMUP.value,
+        stage_sizes=tuple(int(n) for n in _STAGE_SIZES.value) or None, emit=emit)
+    print(bench.comparison_table(records), flush=True)
+    return records
+
+
 def main(argv):
     del argv
+    if _RESNET50.value:
+        resnet50_main()
+        return
     import jax
     import numpy as np
 

@@ -3,7 +3,13 @@
 Keys:
   seed                 PRNG seed for initialisation, augmentation and data order.
   batch_size           global batch (all devices, all hosts); must divide by the device count.
+  accumulate_steps     micro-batches per device and step (gradient accumulation, 1: off); the
+                       per-device batch must divide by it. A step is still one global batch
+                       and one update; BatchNorm statistics and in-batch negatives come from a
+                       micro-batch (ssljax/training/step.py).
   total_steps          optimisation steps.
+  dtype                compute dtype: float32 | bfloat16 (parameters stay float32; float16
+                       is refused: it would need loss scaling).
   dataset.name         a name from ssljax.data.datasets (fashion_mnist, cifar10, ...).
   objective.name       a name from ssljax.objectives.names() (simclr, ...).
   model.encoder        convnet | resnet18 | resnet50 (+ model.encoder_kwargs).
@@ -42,6 +48,7 @@ def get_config() -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
     c.seed = 0
     c.batch_size = 256
+    c.accumulate_steps = 1
     c.total_steps = 1000
     c.dtype = "float32"
 
@@ -91,6 +98,17 @@ def get_config() -> ml_collections.ConfigDict:
     c.eval.knn_k = 200
     c.eval.knn_temperature = 0.07
     c.eval.baselines = True
+    # Scaling: features are stored at the probe's dimension in this dtype ('float16' halves
+    # memory); train features above max_probe_bytes (as float32) use the streamed probe and
+    # kNN in chunks of probe_chunk_bytes; the raw-pixel baseline is skipped above
+    # max_raw_pixel_bytes (ImageNet's would be 718 GiB).
+    c.eval.feature_dtype = "float32"
+    c.eval.max_probe_bytes = 4 * 2**30
+    c.eval.max_raw_pixel_bytes = 4 * 2**30
+    c.eval.probe_chunk_bytes = 256 * 2**20
+    c.eval.probe_epochs = 20
+    c.eval.probe_batch_size = 256
+    c.eval.probe_learning_rate = 1e-2
     return c
 
 

@@ -58,7 +58,22 @@ SUMMARY_KEYS = (
 
 
 def _log(message: str) -> None:
-    print(f"[disentanglement] {message}", flush=True)
+    """Progress lines, printed by process 0 only."""
+    import jax
+
+    if jax.process_index() == 0:
+        print(f"[disentanglement] {message}", flush=True)
+
+
+def _save_figure(fig, path, dpi: int) -> None:
+    """Writes ``fig`` as PNG to ``path`` on any filesystem (etils.epath; gs:// works)."""
+    import io
+
+    from etils import epath
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    epath.Path(path).write_bytes(buffer.getvalue())
 
 
 # ---------------------------------------------------------------------------
@@ -221,7 +236,7 @@ def save_reconstructions(path: str, images: np.ndarray, reconstructions: np.ndar
     axes[0, 0].set_ylabel("input")
     axes[1, 0].set_ylabel("recon.")
     fig.tight_layout()
-    fig.savefig(path, dpi=80)
+    _save_figure(fig, path, dpi=80)
     plt.close(fig)
 
 
@@ -238,7 +253,7 @@ def save_traversals(path: str, grid: np.ndarray, labels: Sequence[str]) -> None:
             ax.set_yticks([])
         axes[r, 0].set_ylabel(labels[r], rotation=0, ha="right", va="center", fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=70)
+    _save_figure(fig, path, dpi=70)
     plt.close(fig)
 
 
@@ -278,7 +293,7 @@ def save_embedding(path: str, points: np.ndarray, factors: np.ndarray,
         fig.colorbar(sc, ax=ax, fraction=0.046, pad=0.02)
     fig.suptitle(f"{dict(pca='PCA', tsne='t-SNE')[method]} of the representation", fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=70)
+    _save_figure(fig, path, dpi=70)
     plt.close(fig)
 
 
@@ -335,6 +350,7 @@ def evaluate_workdir(
       The report written to ``disentanglement.json``.
     """
     import jax
+    from etils import epath
 
     from ssljax.data.dsprites import DSprites
     from ssljax.evaluation import disentanglement as dis
@@ -343,6 +359,8 @@ def evaluate_workdir(
     from ssljax.training.loop import restore_for_eval
 
     t0 = time.perf_counter()
+    is_main = jax.process_index() == 0  # every process evaluates; process 0 writes
+    workdir_path = epath.Path(workdir)
     names = list(dis.METRICS) if metrics is None else list(metrics)
     for name in names:
         if name not in dis.METRICS:
@@ -371,7 +389,7 @@ def evaluate_workdir(
                                                          if n in overrides}) else ""))
 
     report: dict = {
-        "workdir": os.path.abspath(workdir),
+        "workdir": os.fspath(epath.Path(workdir).absolute()),
         "checkpoint_step": int(step),
         "objective": config.objective.name,
         "dataset": config.dataset.name,
@@ -418,27 +436,28 @@ def evaluate_workdir(
         _log(f"latents: KL {stats['kl']:.2f} nats, {stats['active_units']} active units; "
              f"reconstruction -log p {stats['reconstruction']['nll']:.1f} nats, pixel error "
              f"{stats['reconstruction']['pixel_error']:.4f}")
-        if figures:
+        if figures and is_main:
             n = 10
             probs = 1.0 / (1.0 + np.exp(-decoded[:n]))
-            save_reconstructions(os.path.join(workdir, FIGURE_FILES[0]), images[:n], probs)
+            save_reconstructions(workdir_path / FIGURE_FILES[0], images[:n], probs)
             order = np.argsort(-stats["kl_per_latent"])
             labels = [f"z{d} KL {stats['kl_per_latent'][d]:.2f}" for d in order]
             grid = traversal_grid(decode, mean[0], mean, order)
-            save_traversals(os.path.join(workdir, FIGURE_FILES[1]), grid, labels)
+            save_traversals(workdir_path / FIGURE_FILES[1], grid, labels)
             report["figures"] = [FIGURE_FILES[0], FIGURE_FILES[1]]
-    elif figures:
+    elif figures and is_main:
         _log("the model has no decoder: no reconstruction or traversal figures")
-    if figures:
+    if figures and is_main:
         factors, images = data.sample(embedding_points, rs)
         points = embed_2d(represent(images), embedding, random_state=random_seed)
-        save_embedding(os.path.join(workdir, FIGURE_FILES[2]), points, factors,
+        save_embedding(workdir_path / FIGURE_FILES[2], points, factors,
                        data.factor_names, embedding)
         report.setdefault("figures", []).append(FIGURE_FILES[2])
         _log(f"figures: {', '.join(report['figures'])} in {workdir}")
     report["seconds"] = time.perf_counter() - t0
     report = to_jsonable(report)
-    write_json_atomic(os.path.join(workdir, REPORT_FILE), report)
+    if is_main:
+        write_json_atomic(os.fspath(workdir_path / REPORT_FILE), report)
     return report
 
 
@@ -473,6 +492,8 @@ def define_flags() -> None:
 
 
 def main() -> int:
+    import jax
+
     f = flags.FLAGS
     if not f.workdir:
         raise ValueError("missing --workdir; e.g. --workdir runs/vae_dsprites")
@@ -483,7 +504,8 @@ def main() -> int:
         f.workdir, step=f.step, metrics=metrics, num_train=f.num_train, num_test=f.num_test,
         random_seed=f.seed, figures=f.figures, embedding=f.embedding,
         embedding_points=f.embedding_points)
-    print(format_report(report), flush=True)
+    if jax.process_index() == 0:
+        print(format_report(report), flush=True)
     return 0
 
 

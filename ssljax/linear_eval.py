@@ -36,7 +36,10 @@ def main() -> int:
         step=_STEP.value,
         baselines=_BASELINES.value,
     )
-    print(format_report(report), flush=True)
+    from ssljax import parallel
+
+    if parallel.is_main_process():
+        print(format_report(report), flush=True)
     return 0
 
 

@@ -38,6 +38,10 @@ def main() -> int:
     from ssljax.training.loop import train_and_evaluate
 
     result = train_and_evaluate(config, _WORKDIR.value, progress=not _QUIET.value)
+    if result["steps_run"] == 0:
+        print(f"{result['status']} at step {result['step']}: the run in {_WORKDIR.value} "
+              "was already there, no step was run", flush=True)
+        return 0
     print(
         f"{result['status']} at step {result['step']} "
         f"({result['steps_per_second']:.2f} step/s, {result['seconds']:.0f} s); "

@@ -7,6 +7,13 @@ os.environ["XLA_FLAGS"] = (
 ).strip()
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+# Tests never prepare data in the user's ~/tensorflow_datasets (a generated split there
+# would stand in for the real one in later runs): TFDS's default data_dir is a temporary
+# folder for the session and for the processes the tests start.
+if "TFDS_DATA_DIR" not in os.environ:
+    import tempfile
+
+    os.environ["TFDS_DATA_DIR"] = tempfile.mkdtemp(prefix="ssljax_tests_tfds_")
 
 import gzip  # noqa: E402
 import struct  # noqa: E402

@@ -8,7 +8,6 @@ checkpointer) can also be called on its own.
 from __future__ import annotations
 
 import dataclasses
-import os
 import signal
 import time
 
@@ -21,7 +20,12 @@ from ssljax.training import checkpoint as ckpt_lib
 from ssljax.training.logging import MetricWriter, Progress, to_python
 from ssljax.training.optimizers import build_optimizer
 from ssljax.training.state import TrainState, create_train_state
-from ssljax.training.step import make_train_step, shard_map_driver
+from ssljax.training.step import (
+    check_accumulate_steps,
+    check_dtype,
+    make_train_step,
+    shard_map_driver,
+)
 
 
 class NonFiniteError(RuntimeError):
@@ -49,6 +53,8 @@ def validate_config(config) -> None:
     get_dataset_spec(config.dataset.name)
     build_encoder(config.model.encoder)  # unknown names raise with the valid choices
     parallel.check_global_batch(config.batch_size)
+    check_dtype(config)
+    check_accumulate_steps(config)
     build_optimizer(config)
     if int(config.total_steps) <= 0:
         raise ValueError(f"total_steps={config.total_steps} must be positive")
@@ -92,7 +98,7 @@ def prefill(config, setup: Setup, state: TrainState) -> TrainState:
         state.extra, state.params, state.model_state, load_images, model=setup.eval_model,
         config=config,
     )
-    if extra is not state.extra:
+    if extra is not state.extra and parallel.is_main_process():
         print(f"prefilled the objective's state from the {spec.pretrain_split} split in "
               f"{time.perf_counter() - start:.1f} s", flush=True)
     return state.replace(extra=extra)
@@ -150,22 +156,33 @@ def train_and_evaluate(config, workdir: str, *, max_steps: int | None = None,
       progress: draw the progress bar.
 
     Returns:
-      ``{'step', 'status', 'last_metrics', 'seconds', 'steps_per_second'}`` where status is
+      ``{'step', 'status', 'last_metrics', 'seconds', 'steps_per_second', 'steps_run'}``
+      where status is
       'completed', 'stopped' (max_steps) or 'preempted' (SIGTERM).
     """
     from ssljax.data.input_pipeline import get_builder, train_iterator
 
     validate_config(config)
     get_builder(config.dataset.name, data_dir=config.dataset.get("data_dir"))  # data first
-    config_dict = ckpt_lib.prepare_workdir(workdir, config)
+    main = parallel.is_main_process()
+    # Every process checks the workdir's config; only process 0 writes it.
+    config_dict = ckpt_lib.prepare_workdir(workdir, config, write=main)
+    parallel.sync("ssljax:prepare_workdir")
     setup = build_setup(config)
     mesh = parallel.make_mesh()
     checkpointer = ckpt_lib.Checkpointer(workdir, max_to_keep=config.keep_checkpoints)
 
     state = initial_state(config, setup)
-    if checkpointer.latest_step() is not None:
-        state = checkpointer.restore_state(state)
-        print(f"resuming {workdir} from step {int(state.step)}", flush=True)
+    # The newest readable checkpoint; newer damaged ones are moved aside (process 0).
+    # Restored straight into the replicated mesh layout: every process reads its own
+    # devices' copies (no cross-host transfer).
+    template = parallel.replicated_abstract(state, mesh)
+    restored = checkpointer.restore_newest(
+        lambda s: checkpointer.restore_state(template, s), move_damaged=True)
+    if restored is not None:
+        state = restored[1]
+        if main:
+            print(f"resuming {workdir} from step {int(state.step)}", flush=True)
     elif setup.objective.prefill_extra is not None:
         state = prefill(config, setup, state)
     state = parallel.replicate_on_mesh(state, mesh)
@@ -190,8 +207,11 @@ def train_and_evaluate(config, workdir: str, *, max_steps: int | None = None,
         start_step=start,
         data_dir=config.dataset.get("data_dir"),
     )
-    writer = MetricWriter(workdir, start_step=start)
-    bar = Progress(total=total, initial=start, enabled=progress)
+    # Logs, TensorBoard files and the progress bar belong to process 0; every process
+    # takes part in the checkpoint saves.
+    writer = MetricWriter(workdir, start_step=start) if main else None
+    bar = Progress(total=total, initial=start, enabled=progress and main,
+                   every=config.log_every_steps)
     status, last = "completed", {}
     t0 = time.perf_counter()
     step = start
@@ -208,12 +228,13 @@ def train_and_evaluate(config, workdir: str, *, max_steps: int | None = None,
                     )
                 step += 1
                 last = metrics
-                if step % config.log_every_steps == 0 or step == end:
+                if writer is not None and (step % config.log_every_steps == 0 or step == end):
                     writer.write(step, dict(metrics, steps_per_second=bar.rate()))
                 bar.update(step, metrics, force=step == end)
                 if step % config.checkpoint_every_steps == 0 and step < end:
                     checkpointer.save(step, state, config_dict)
-                if sigterm.received:
+                # A SIGTERM to any process stops every process after this same step.
+                if parallel.any_process(sigterm.received):
                     status = "preempted"
                     break
             if status != "preempted" and step < total:
@@ -221,8 +242,11 @@ def train_and_evaluate(config, workdir: str, *, max_steps: int | None = None,
             if checkpointer.latest_step() != step:
                 checkpointer.save(step, state, config_dict)
     finally:
-        checkpointer.close()
-        writer.close()
+        try:
+            if writer is not None:
+                writer.close()  # logs first: a failed save below must not lose them
+        finally:
+            checkpointer.close()
     seconds = time.perf_counter() - t0
     done = step - start
     return {
@@ -231,37 +255,52 @@ def train_and_evaluate(config, workdir: str, *, max_steps: int | None = None,
         "last_metrics": last,
         "seconds": seconds,
         "steps_per_second": done / seconds if seconds > 0 else 0.0,
+        "steps_run": done,
     }
 
 
 def restore_for_eval(workdir: str, step: int | None = None):
     """Reads a workdir's checkpoint for evaluation, with the config stored beside it.
 
-    Returns ``(config_dict, setup, state, step)``; the state lives on one device. A missing
-    or unreadable checkpoint is a one-line ValueError naming the workdir.
+    Returns ``(config_dict, setup, state, step)``; the state lives on one device. With
+    ``step=None`` it reads the newest checkpoint that can be read: a newer unreadable one is
+    skipped with one line naming both steps (nothing is moved; evaluation only reads). A
+    missing checkpoint, or an unreadable requested ``step``, is a one-line ValueError naming
+    the workdir.
     """
-    directory = os.path.join(workdir, ckpt_lib.CHECKPOINT_SUBDIR)
-    if not os.path.isdir(directory):
+    from ssljax import io as wio
+
+    directory = wio.join(workdir, ckpt_lib.CHECKPOINT_SUBDIR)
+    if not wio.as_path(directory).is_dir():
         raise ValueError(
             f"no checkpoint in {workdir} (missing {directory}); "
             "pretrain first with: python -m ssljax.train --config CONFIG --workdir " + workdir
         )
     checkpointer = ckpt_lib.Checkpointer(workdir, read_only=True)
+
+    def read(s, named_errors=False):
+        def orbax(fn):
+            try:
+                return fn()
+            except Exception as err:  # orbax raises many types for damaged files
+                if not named_errors:
+                    raise
+                raise ValueError(f"cannot read the checkpoint at step {s} in {directory}: "
+                                 f"{wio.first_line(err)}") from err
+
+        config = ml_collections.ConfigDict(orbax(lambda: checkpointer.restore_config(s)))
+        setup = build_setup(config)  # a bad stored config is its own one-line error
+        state = orbax(lambda: checkpointer.restore_state(abstract_state(config, setup), s))
+        return config, setup, state
+
     try:
-        step = checkpointer.latest_step() if step is None else step
         if step is None:
-            raise ValueError(f"no complete checkpoint in {directory}; pretrain first")
-        try:
-            config = ml_collections.ConfigDict(checkpointer.restore_config(step))
-            setup = build_setup(config)
-            state = checkpointer.restore_state(abstract_state(config, setup), step)
-        except ValueError:
-            raise
-        except Exception as err:  # orbax raises many types for damaged files
-            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise ValueError(
-                f"cannot read the checkpoint at step {step} in {directory}: {first}"
-            ) from err
+            found = checkpointer.restore_newest(read, move_damaged=False)
+            if found is None:
+                raise ValueError(f"no complete checkpoint in {directory}; pretrain first")
+            step, (config, setup, state) = found
+        else:
+            config, setup, state = read(step, named_errors=True)
     finally:
         checkpointer.close()
     state = jax.tree.map(np.asarray, state)

@@ -54,15 +54,20 @@ def _json_default(value):
 # value, which leaves training unchanged, so such runs still resume.
 LATER_DEFAULTS = {
     "optimizer.lr_multipliers": {"encoder": 1.0, "projector": 1.0, "predictor": 1.0},
+    # (eval.* keys added with the streamed evaluation default to EVAL_DEFAULTS.)
     "accumulate_steps": 1,
-    "eval.feature_dtype": "float32",
-    "eval.max_probe_bytes": 4 * 2**30,
-    "eval.max_raw_pixel_bytes": 4 * 2**30,
-    "eval.probe_chunk_bytes": 256 * 2**20,
-    "eval.probe_epochs": 20,
-    "eval.probe_batch_size": 256,
-    "eval.probe_learning_rate": 1e-2,
 }
+
+
+def _later_default(path: str, fallback):
+    """A ``LATER_DEFAULTS`` value, or for ``eval.*`` keys the evaluation's own default."""
+    if path in LATER_DEFAULTS:
+        return LATER_DEFAULTS[path]
+    if path.startswith("eval."):
+        from ssljax.evaluation.checkpoint_eval import EVAL_DEFAULTS
+
+        return EVAL_DEFAULTS.get(path[len("eval."):], fallback)
+    return fallback
 
 
 def config_differences(old: dict, new: dict, prefix: str = "") -> list[str]:
@@ -73,7 +78,7 @@ def config_differences(old: dict, new: dict, prefix: str = "") -> list[str]:
         path = f"{prefix}{key}"
         if not prefix and key in RUN_CONTROL_KEYS:
             continue
-        missing = LATER_DEFAULTS.get(path, "<missing>")
+        missing = _later_default(path, "<missing>")
         a, b = old.get(key, missing), new.get(key, missing)
         if isinstance(a, dict) and isinstance(b, dict):
             diffs += config_differences(a, b, prefix=path + ".")

@@ -423,3 +423,14 @@ def test_checkpointer_makes_only_a_local_workdir_absolute(tmp_path, monkeypatch)
     assert checkpointer.directory == str(tmp_path / "runs" / "x" / "checkpoints")
     assert os.path.isdir(checkpointer.directory)
     checkpointer.close()
+
+
+def test_runs_stored_before_the_streamed_evaluation_keys_still_resume():
+    """A stored config without the eval.* scaling keys equals one with their defaults (taken
+    from the evaluation's own EVAL_DEFAULTS), and a changed value still differs."""
+    from ssljax.evaluation.checkpoint_eval import EVAL_DEFAULTS
+
+    new = {"eval": dict(EVAL_DEFAULTS, knn_k=200)}
+    assert ckpt_lib.config_differences({"eval": {"knn_k": 200}}, new) == []
+    changed = {"eval": dict(new["eval"], probe_epochs=EVAL_DEFAULTS["probe_epochs"] + 1)}
+    assert ckpt_lib.config_differences({"eval": {"knn_k": 200}}, changed) == ["eval.probe_epochs"]

@@ -18,22 +18,16 @@ from ssljax.evaluation.linear_probe import (
     row_chunks,
     streamed_moments,
 )
+from tests.evaluation.test_linear_probe import (
+    DIM,
+    NUM_CLASSES,
+    NUM_TRAIN,
+    gaussian_clusters,
+)
 
-NUM_CLASSES, DIM = 10, 32
-# One train/test shape for every L-BFGS fit here, so it is compiled once.
-NUM_TRAIN, NUM_TEST = 2000, 500
-
-
-def clusters(seed, center_scale, num_train=NUM_TRAIN, num_test=NUM_TEST):
-    """10 Gaussian clusters with unit noise in 32-D."""
-    rng = np.random.default_rng(seed)
-    centers = center_scale * rng.standard_normal((NUM_CLASSES, DIM))
-
-    def sample(n):
-        y = rng.integers(0, NUM_CLASSES, n)
-        return (centers[y] + rng.standard_normal((n, DIM))).astype(np.float32), y
-
-    return (*sample(num_train), *sample(num_test))
+# The same 10 Gaussian clusters in 32-D as the L-BFGS tests, one train/test shape for every
+# L-BFGS fit, so it is compiled once.
+clusters = gaussian_clusters
 
 
 class ChunkedStore:

@@ -4,12 +4,12 @@
 PYTHON ?= python3
 VENV ?= .venv
 WORKDIR ?= runs/demo
-CONFIG ?= configs/simclr_fashion_mnist.py
+CONFIG ?= configs/simclr.py:fashion_mnist
 FASHION_MNIST_DIR ?= /usr/share/datasets/fashion-mnist
 PY := $(VENV)/bin/python
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 
-.PHONY: demo test venv data bench clean-venv
+.PHONY: demo test lint venv data bench clean-venv
 
 $(VENV)/.installed: setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -35,8 +35,13 @@ demo: venv data
 	$(PY) -m ssljax.train --config $(CONFIG) --workdir $(WORKDIR)
 	$(PY) -m ssljax.linear_eval --workdir $(WORKDIR)
 
-test: venv
+test: venv lint
 	$(PY) -m pytest -n 2 -q tests
+
+# ruff.toml: pycodestyle, pyflakes, import order and bugbear checks, and the formatter.
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 bench: venv
 	$(PY) experiments/benchmark_step.py --config $(CONFIG)

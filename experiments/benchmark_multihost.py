@@ -1,6 +1,6 @@
 """What several processes cost on CPU: the same run on 1 process and on N processes.
 
-  python experiments/benchmark_multihost.py [--config configs/simclr_fashion_mnist.py]
+  python experiments/benchmark_multihost.py [--config configs/simclr.py:fashion_mnist]
       [--devices 2] [--steps 40] [--out results.json]
 
 Runs ``python -m ssljax.train`` twice with the same global batch and device count: once as
@@ -65,7 +65,7 @@ def run_layout(config: str, workdir: str, *, processes: int, devices: int, steps
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", default=os.path.join(ROOT, "configs/simclr_fashion_mnist.py"))
+    parser.add_argument("--config", default=os.path.join(ROOT, "configs/simclr.py:fashion_mnist"))
     parser.add_argument("--devices", type=int, default=2, help="devices in all (= processes)")
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--log_every", type=int, default=10)

@@ -1,11 +1,11 @@
 """Throughput of the pretraining step and of the input pipeline that feeds it.
 
-  python experiments/benchmark_step.py --config configs/simclr_fashion_mnist.py [--steps 20]
+  python experiments/benchmark_step.py --config configs/simclr.py:fashion_mnist [--steps 20]
   python experiments/benchmark_step.py --resnet50 [--per_device_batch 128,256] [--steps 10]
   python experiments/benchmark_step.py --resnet50 --per_device_batch 2 --image_size 64 \
       --dtype float32 --stage_sizes 1,1,1,1 --steps 2     # a quick CPU check
 
-``--resnet50``: the SimCLR step of configs/simclr_imagenet2012.py (ResNet-50, bfloat16
+``--resnet50``: the SimCLR step of configs/simclr.py:imagenet2012 (ResNet-50, bfloat16
 compute) against a supervised step of the same encoder (linear classifier over 1000 classes,
 softmax cross-entropy, same LARS optimizer and dtype, one un-augmented view), on random uint8
 images, at each per-device batch (global batch = per-device batch x device count). Prints one
@@ -28,16 +28,14 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from absl import app, flags  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
-_CONFIG = config_flags.DEFINE_config_file("config", "configs/simclr_fashion_mnist.py", "Config.")
+_CONFIG = config_flags.DEFINE_config_file("config", "configs/simclr.py:fashion_mnist", "Config.")
 _STEPS = flags.DEFINE_integer("steps", 20, "Timed steps (after one warm-up step).")
 _MATMUL_N = flags.DEFINE_integer("matmul_n", 2048, "Side of the square peak-matmul probe.")
 _PIPELINE_BATCHES = flags.DEFINE_integer("pipeline_batches", 200, "Batches timed from the input pipeline (0: skip).")
@@ -78,8 +76,6 @@ def peak_matmul_gflops(n: int) -> float:
 def resnet50_main() -> list:
     """The ``--resnet50`` mode: JSON lines as each step is measured, then a Markdown table."""
     from ssljax import bench
-
-    bench.data_package_without_tensorflow()
 
     def emit(record):
         print(json.dumps(record), flush=True)

@@ -1,23 +1,23 @@
 """A small version of Locatello et al. 2019's study on dSprites: models x seeds -> metrics.
 
 Trains beta-VAE with beta in {1, 4, 16}, FactorVAE and beta-TCVAE (the configs
-``configs/{vae,beta_vae,factor_vae,beta_tcvae}_dsprites.py``: Locatello et al.'s architecture,
+``configs/{vae,beta_vae,factor_vae,beta_tcvae}.py:dsprites``: Locatello et al.'s architecture,
 batch 64, Adam 1e-4) for the same number of steps with several seeds, evaluates every
 checkpoint with ``ssljax.evaluate_disentanglement`` (every disentanglement metric of the
 suite with the sample counts given here; the downstream tasks only with ``--downstream``), then
 prints and writes
 
 * the metric table: mean and standard deviation over seeds per model;
-* the Spearman rank correlations between the metrics over all runs (the shape of seed 002's
-  figure, Locatello et al.'s Figure 2), and, with ``--downstream``, between the metrics and
-  the downstream accuracies (their Figure 5);
+* the Spearman rank correlations between the metrics over all runs (the shape of Locatello et
+  al. 2019's Figure 2), and, with ``--downstream``, between the metrics and the downstream
+  accuracies (their Figure 5);
 * ``OUT/study.md`` and ``OUT/study.json`` (per-run scores, settings, timings).
 
   python experiments/disentanglement_study.py --steps 150 --seeds 0,1 \\
       --out_dir runs/disentanglement_study
 
-(33 minutes on 2 shared CPU cores; the measured table is in the README section "Latent-variable
-models and disentanglement on dSprites".)
+(33 minutes on 2 shared CPU cores; the measured table is in docs/disentanglement_metrics.md,
+"Models, the study script, and measured results".)
 
 Training batches are rendered directly from the factor grid (``ssljax.data.dsprites``) in the
 order ``python -m ssljax.train`` would read them from the TFDS split (the same
@@ -31,25 +31,19 @@ is not retrained (and a finished evaluation is reused), so an interrupted study 
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
-import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-# name -> (config module, objective settings)
+# name -> (config file configs/<method>.py, read with its dsprites argument; objective settings)
 MODELS = {
-    "beta_vae_b1": ("vae_dsprites", dict(beta=1.0)),
-    "beta_vae_b4": ("beta_vae_dsprites", dict(beta=4.0)),
-    "beta_vae_b16": ("beta_vae_dsprites", dict(beta=16.0)),
-    "factor_vae_g30": ("factor_vae_dsprites", dict(gamma=30.0)),
-    "beta_tcvae_b6": ("beta_tcvae_dsprites", dict(beta=6.0)),
+    "beta_vae_b1": ("vae", dict(beta=1.0)),
+    "beta_vae_b4": ("beta_vae", dict(beta=4.0)),
+    "beta_vae_b16": ("beta_vae", dict(beta=16.0)),
+    "factor_vae_g30": ("factor_vae", dict(gamma=30.0)),
+    "beta_tcvae_b6": ("beta_tcvae", dict(beta=6.0)),
 }
 # Columns of the rank-correlation matrix (Locatello et al.'s Figure 2, plus IRS).
 CORRELATION_METRICS = ("beta_vae", "factor_vae", "mig", "dci_disentanglement", "modularity",
@@ -61,8 +55,11 @@ TABLE_COLUMNS = ("beta_vae", "factor_vae", "mig", "dci_disentanglement", "dci_co
 
 def model_config(name: str, *, seed: int, steps: int):
     """The config of study model ``name`` for one seed and a budget of ``steps``."""
-    module, settings = MODELS[name]
-    c = importlib.import_module(f"configs.{module}").get_config()
+    from ssljax import config_base
+
+    method, settings = MODELS[name]
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    c = config_base.load_config(os.path.join(root, "configs", f"{method}.py") + ":dsprites")
     for key, value in settings.items():
         c.objective[key] = value
     c.seed = int(seed)
@@ -125,7 +122,7 @@ def train_run(config, workdir: str, *, step_cache: dict, cache_key: str) -> dict
         mesh = parallel.make_mesh()
         if cache_key not in step_cache:
             step_cache[cache_key] = shard_map_driver(
-                make_train_step(objective=setup.objective, model=setup.train_model,
+                make_train_step(objective=setup.objective, run=setup.run, model=setup.train_model,
                                 tx=setup.tx, config=config, schedule=setup.schedule), mesh)
         step_fn = step_cache[cache_key]
         state = parallel.replicate_on_mesh(initial_state(config, setup), mesh)
@@ -241,8 +238,8 @@ def main(argv=None) -> int:
     if args.steps < 1 or not seeds:
         parser.error("--steps must be >= 1 and --seeds non-empty")
 
-    from ssljax.evaluate_disentanglement import REPORT_FILE, evaluate_workdir
     from ssljax.evaluation.disentanglement import METRICS
+    from ssljax.evaluation.disentanglement.checkpoint_eval import REPORT_FILE, evaluate_workdir
 
     metric_names = [m for m in METRICS if args.downstream or not m.startswith("downstream")]
     score_eval = max(1, args.score_num_train // 2)

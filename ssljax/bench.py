@@ -11,13 +11,10 @@ from __future__ import annotations
 import collections
 import dataclasses
 import gc
-import importlib.machinery
-import importlib.util
 import os
 import re
-import sys
 import time
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar
 
 import flax.linen as nn
 import jax
@@ -25,33 +22,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from ssljax.objectives.base import LossAux, Objective, Outputs
+
 SIMCLR = "simclr"
 SUPERVISED = "supervised"
-
-
-def data_package_without_tensorflow(force: bool = False) -> bool:
-    """Registers the package ``ssljax.data`` without running its ``__init__``.
-
-    The package's ``__init__`` imports the TFDS input pipeline; the dataset registry, the
-    augmentations and the pretext/corruption ops do not need TensorFlow, so on a machine
-    without it (an accelerator image) the benchmark steps still build. Does nothing when
-    ``ssljax.data`` is already imported, or when TensorFlow and TFDS are installed and
-    ``force`` is False. Returns whether it registered the package.
-    """
-    if "ssljax.data" in sys.modules:
-        return False
-    installed = all(importlib.util.find_spec(m) is not None
-                    for m in ("tensorflow", "tensorflow_datasets"))
-    if installed and not force:
-        return False
-    import ssljax
-
-    spec = importlib.machinery.ModuleSpec("ssljax.data", None, is_package=True)
-    spec.submodule_search_locations = [os.path.join(os.path.dirname(ssljax.__file__), "data")]
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["ssljax.data"] = module
-    ssljax.data = module
-    return True
 
 
 def random_host_batch(n_dev: int, per_dev: int, image_shape: tuple, num_classes: int,
@@ -83,7 +57,7 @@ def lower_with_setup(config, setup, host_batch: dict | None = None, num_classes:
     state = parallel.replicate_on_mesh(initial_state(config, setup), mesh)
     batch = parallel.batch_to_global(host_batch, mesh)
     step = shard_map_driver(
-        make_train_step(objective=setup.objective, model=setup.train_model, tx=setup.tx,
+        make_train_step(objective=setup.objective, run=setup.run, model=setup.train_model, tx=setup.tx,
                         config=config, schedule=setup.schedule),
         mesh,
     )
@@ -92,14 +66,17 @@ def lower_with_setup(config, setup, host_batch: dict | None = None, num_classes:
 
 def benchmark_setup(config, image_shape: tuple | None = None, supervised: bool = False,
                     num_classes: int | None = None):
-    """``build_setup(config)`` (loads no data), optionally at another image shape and with
-    the supervised objective in place of the config's own."""
-    from ssljax.data.datasets import get_dataset_spec
+    """``build_setup(config)`` on the dataset's published facts (loads no data), optionally at
+    another image shape and with the supervised objective in place of the config's own."""
+    from ssljax.data.datasets import facts_from_spec, get_dataset_spec
     from ssljax.training.loop import build_setup
 
-    setup = build_setup(config)
-    if image_shape is not None:
-        setup = dataclasses.replace(setup, image_shape=tuple(image_shape))
+    spec = get_dataset_spec(config.dataset.name)
+    # The benchmarks time steps on evaluation-size images (ImageNet: 224, not the 256 the
+    # training input crops from), as every figure in docs/benchmarks.md was measured.
+    shape = spec.image_shape if image_shape is None else image_shape
+    facts = dataclasses.replace(facts_from_spec(spec), image_shape=tuple(shape))
+    setup = build_setup(config, facts)
     if supervised:
         if num_classes is None:
             num_classes = get_dataset_spec(config.dataset.name).num_classes
@@ -134,48 +111,55 @@ class SupervisedNetwork(nn.Module):
         return {"features": features, "logits": logits}
 
 
-def supervised_views(rng, images, config) -> tuple:
-    """One view: the uint8 batch scaled to ``[0, 1]`` float32, no augmentation."""
-    del rng, config
-    return (images.astype(jnp.float32) / 255.0,)
+@dataclasses.dataclass(frozen=True)
+class Supervised(Objective):
+    """Supervised classification (an unregistered objective): the reference step that the
+    self-supervised steps are timed against.
 
+    Attributes:
+      num_classes: classes of the linear classifier on the encoder.
+    """
 
-def supervised_loss(params, model_state, views, rng, *, model, batch, **_):
-    """Mean softmax cross-entropy of the logits (in float32) against ``batch['label']``."""
-    del rng
-    out, new_state = model.apply({"params": params, **model_state}, views[0], train=True,
-                                 mutable=list(model_state))
-    logits = out["logits"].astype(jnp.float32)
-    labels = batch["label"]
-    loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
-    accuracy = jnp.mean((jnp.argmax(logits, axis=-1) == labels).astype(jnp.float32))
-    return loss, ({"loss": loss, "accuracy": accuracy}, new_state, {})
+    name: ClassVar[str] = SUPERVISED
+    description: ClassVar[str] = "supervised reference step"
 
+    num_classes: int = 10
 
-def supervised_objective(num_classes: int):
-    """An (unregistered) objective record: supervised classification with ``num_classes``."""
-    from ssljax.models.network import build_encoder_from_config, dtype_from_name
-    from ssljax.objectives import Objective
+    def build_model(self, run, axis_name):
+        from ssljax.models.network import build_encoder_from_config, dtype_from_name
 
-    def build_model(config, axis_name):
         return SupervisedNetwork(
-            encoder=build_encoder_from_config(config, axis_name),
-            num_classes=num_classes,
-            dtype=dtype_from_name(config.get("dtype", "float32")),
+            encoder=build_encoder_from_config(run, axis_name),
+            num_classes=self.num_classes,
+            dtype=dtype_from_name(run.dtype),
         )
 
-    return Objective(name=SUPERVISED, build_model=build_model, make_views=supervised_views,
-                     loss=supervised_loss, description="supervised reference step")
+    def make_views(self, rng, images, run) -> tuple:
+        """One view: the uint8 batch scaled to ``[0, 1]`` float32, no augmentation."""
+        del rng, run
+        return (images.astype(jnp.float32) / 255.0,)
+
+    def loss(self, params, model_state, views, rng, ctx):
+        """Mean softmax cross-entropy of the logits (in float32) against the labels."""
+        del rng
+        out, new_state = ctx.model.apply({"params": params, **model_state}, views[0],
+                                         train=True, mutable=list(model_state))
+        logits = out["logits"].astype(jnp.float32)
+        labels = ctx.batch["label"]
+        loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+        accuracy = jnp.mean((jnp.argmax(logits, axis=-1) == labels).astype(jnp.float32))
+        return loss, LossAux({"loss": loss, "accuracy": accuracy}, new_state, Outputs())
 
 
 def supervised_setup(config, setup, num_classes: int):
     """``setup`` with the supervised objective and its models; optimizer and shape kept."""
     from ssljax.parallel import AXIS
 
-    objective = supervised_objective(num_classes)
+    del config
+    objective = Supervised(num_classes=num_classes)
     return dataclasses.replace(setup, objective=objective,
-                               train_model=objective.build_model(config, AXIS),
-                               eval_model=objective.build_model(config, None))
+                               train_model=objective.build_model(setup.run, AXIS),
+                               eval_model=objective.build_model(setup.run, None))
 
 
 def compile_supervised_step(config, num_classes: int | None = None,
@@ -244,13 +228,14 @@ def is_out_of_memory(exc: BaseException) -> bool:
 
 def resnet50_config(per_device_batch: int, image_size: int = 224, dtype: str = "bfloat16",
                     stage_sizes: tuple | None = None):
-    """``configs/simclr_imagenet2012.py`` at a per-device batch, image size and dtype.
+    """``configs/simclr.py:imagenet2012`` at a per-device batch, image size and dtype.
 
     ``stage_sizes`` (e.g. ``(1, 1, 1, 1)``) shortens the bottleneck ResNet for quick runs.
     """
-    from configs import simclr_imagenet2012
+    from ssljax import config_base
 
-    config = simclr_imagenet2012.get_config()
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the repository
+    config = config_base.load_config(os.path.join(root, "configs", "simclr.py") + ":imagenet2012")
     config.batch_size = int(per_device_batch) * jax.device_count()
     config.dtype = dtype
     config.augment.output_size = (int(image_size), int(image_size))

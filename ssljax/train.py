@@ -1,6 +1,6 @@
 """Pretraining entry point.
 
-  python -m ssljax.train --config configs/simclr_fashion_mnist.py --workdir runs/demo \\
+  python -m ssljax.train --config configs/simclr.py:fashion_mnist --workdir runs/demo \\
       [--config.total_steps=2000 --config.batch_size=512 ...]
 
 Rerunning the same command resumes from the latest checkpoint in the workdir.
@@ -27,7 +27,7 @@ def load_config():
     except OSError as err:  # ml_collections defers load errors until first access
         raise ValueError(f"cannot load --config: {err}") from err
     if config is None:
-        raise ValueError("missing --config; e.g. --config configs/simclr_fashion_mnist.py")
+        raise ValueError("missing --config; e.g. --config configs/simclr.py:fashion_mnist")
     return config
 
 

@@ -60,9 +60,10 @@ def tiny_fashion_mnist(tmp_path_factory):
 
 def tiny_config(data_dir: str | None = None):
     """The default Fashion-MNIST SimCLR config shrunk to compile and run in seconds."""
-    from configs import simclr_fashion_mnist
+    from ssljax import config_base
 
-    c = simclr_fashion_mnist.get_config()
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    c = config_base.load_config(os.path.join(root, "configs", "simclr.py") + ":fashion_mnist")
     c.batch_size = 16
     c.total_steps = 6
     c.dataset.data_dir = data_dir

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CONFIG = os.path.join(ROOT, "configs", "simclr_fashion_mnist.py")
+CONFIG = os.path.join(ROOT, "configs", "simclr.py") + ":fashion_mnist"
 
 
 def run(args, env_extra=None, timeout=300):
@@ -51,11 +51,11 @@ def test_train_rejects_bad_names_and_sizes(tmp_path, override, pattern):
 @pytest.mark.parametrize(
     "config,override,pattern",
     [
-        ("moco_fashion_mnist.py", "--config.objective.queue_size=1000",
+        ("moco.py:fashion_mnist", "--config.objective.queue_size=1000",
          r"queue_size=1000 must be a positive multiple of the global batch_size=256"),
-        ("byol_fashion_mnist.py", "--config.objective.ema_momentum=1.2",
-         r"ema_momentum=1.2 must lie in \[0, 1\]"),
-        ("cpc_fashion_mnist.py", "--config.model.patches.size=40",
+        ("byol.py:fashion_mnist", "--config.objective.ema_momentum=1.2",
+         r"objective.ema_momentum=1.2 is invalid; valid: 0.0 <= ema_momentum <= 1.0"),
+        ("cpc.py:fashion_mnist", "--config.model.patches.size=40",
          r"patch size 40 is larger than the 28x28 images"),
     ],
 )

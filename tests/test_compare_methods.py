@@ -1,12 +1,8 @@
 """The comparison script's table: every row says which layer its probe read."""
 
-import importlib
 import os
-import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "experiments"))
-compare = importlib.import_module("compare_methods")
+from ssljax.experiments import compare_methods as compare
 
 
 def test_probed_layer_names_the_grid_of_feature_maps_only():

@@ -5,8 +5,6 @@ import os
 import subprocess
 import sys
 
-import numpy as np
-import pytest
 import tensorflow_datasets as tfds
 
 from ssljax.evaluation.checkpoint_eval import evaluate_workdir, format_report
@@ -56,7 +54,7 @@ def test_cli_pretrain_then_linear_eval_on_generated_fashion_mnist(tiny_fashion_m
         "--config.eval.knn_k=5",
     ]
     train = subprocess.run(
-        [sys.executable, "-m", "ssljax.train", "--config=configs/simclr_fashion_mnist.py",
+        [sys.executable, "-m", "ssljax.train", "--config=configs/simclr.py:fashion_mnist",
          f"--workdir={workdir}", *overrides],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert train.returncode == 0, train.stderr[-3000:]

@@ -12,9 +12,9 @@ import os
 import numpy as np
 import pytest
 
-from ssljax import evaluate_disentanglement as ed
 from ssljax.data import dsprites
 from ssljax.evaluation import disentanglement as dis
+from ssljax.evaluation.disentanglement import checkpoint_eval as ed
 from tests.tolerances import assert_close, f32_sum_tol
 
 FIRST, LAST = 100_000, 100_256
@@ -26,9 +26,10 @@ def small_generators(self, dl_manager):
 
 
 def tiny_vae_config(data_dir):
-    from configs import vae_dsprites
+    from ssljax import config_base
 
-    c = vae_dsprites.get_config()
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    c = config_base.load_config(os.path.join(root, "configs", "vae.py") + ":dsprites")
     c.dataset.data_dir = data_dir
     c.batch_size = 16
     c.total_steps = 2
@@ -56,7 +57,7 @@ def evaluated(tmp_path_factory):
     from ssljax.training.loop import train_and_evaluate
 
     mp = pytest.MonkeyPatch()
-    mp.setattr(dsprites.Dsprites, "_split_generators", small_generators)
+    mp.setattr(dsprites.DSpritesBuilder, "_split_generators", small_generators)
     try:
         data_dir = str(tmp_path_factory.mktemp("tfds"))
         workdir = str(tmp_path_factory.mktemp("vae_run"))

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CONFIG = os.path.join(ROOT, "configs", "simclr_fashion_mnist.py")
+CONFIG = os.path.join(ROOT, "configs", "simclr.py") + ":fashion_mnist"
 
 
 def free_port() -> int:
@@ -101,7 +101,7 @@ def two_runs(tmp_path_factory, tiny_fashion_mnist):
     for workdir, processes, devices in ((one, 1, 8), (two, 2, 4)):
         results = train(workdir, tiny_fashion_mnist, processes=processes, devices=devices,
                         extra=[STABLE_RATE])
-        for code, out, err in results:
+        for code, _out, err in results:
             assert code == 0, err[-3000:]
     return one, two, results
 

@@ -1,39 +1,62 @@
 """Host-side data loading: dataset registry, offline Fashion-MNIST, input pipeline.
 
-Augmentations live in ``ssljax.data.augment`` (imported separately).
+Device-side view making (augmentations, corruptions, pretext transforms) lives in
+``ssljax.views``.
+
+The registry (``ssljax.data.datasets``) needs neither TensorFlow nor TFDS; the names that do
+(builders, the input pipeline) are imported on first use, so ``import ssljax.data.datasets``
+works on a machine without TensorFlow.
 """
+
+import importlib
 
 from ssljax.data.datasets import (
     DATASETS,
     DatasetSpec,
     ResizeCrop,
     dataset_names,
+    facts_from_spec,
     get_dataset_spec,
 )
-from ssljax.data.fashion_mnist import FashionMnistLocal
-from ssljax.data.dsprites import DSprites, Dsprites  # registers the 'dsprites' TFDS builder
-from ssljax.data.input_pipeline import (
-    DatasetUnavailableError,
-    batch_layout,
-    eval_batches,
-    get_builder,
-    load_split_arrays,
-    num_examples,
-    steps_per_epoch,
-    train_iterator,
-)
+
+# name -> module of the names that import TensorFlow/TFDS.
+_LAZY = {
+    "FashionMnistLocal": "ssljax.data.fashion_mnist",
+    "DSprites": "ssljax.data.dsprites",
+    "DSpritesBuilder": "ssljax.data.dsprites",
+    "DatasetUnavailableError": "ssljax.data.input_pipeline",
+    "batch_layout": "ssljax.data.input_pipeline",
+    "dataset_facts": "ssljax.data.input_pipeline",
+    "eval_batches": "ssljax.data.input_pipeline",
+    "get_builder": "ssljax.data.input_pipeline",
+    "load_split_arrays": "ssljax.data.input_pipeline",
+    "num_examples": "ssljax.data.input_pipeline",
+    "steps_per_epoch": "ssljax.data.input_pipeline",
+    "train_iterator": "ssljax.data.input_pipeline",
+}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'ssljax.data' has no attribute {name!r}")
+
 
 __all__ = [
     "DATASETS",
     "DSprites",
-    "Dsprites",
+    "DSpritesBuilder",
     "DatasetSpec",
     "DatasetUnavailableError",
     "FashionMnistLocal",
     "ResizeCrop",
     "batch_layout",
+    "dataset_facts",
     "dataset_names",
     "eval_batches",
+    "facts_from_spec",
     "get_builder",
     "get_dataset_spec",
     "load_split_arrays",

@@ -71,6 +71,8 @@ class DatasetSpec:
         Otherwise records are streamed through a bounded shuffle buffer.
       manual_download: TFDS cannot download the source files itself; they must
         be placed in the builder's ``manual_dir`` first.
+      pretrain_examples: the published size of the pretraining split (benchmarks that
+        read no data); runs read the size from the prepared dataset instead.
     """
 
     name: str
@@ -86,6 +88,7 @@ class DatasetSpec:
     eval_preprocess: Optional[ResizeCrop] = None
     fits_in_memory: bool = True
     manual_download: bool = False
+    pretrain_examples: int = 0
 
     @property
     def train_image_shape(self) -> tuple[int, int, int]:
@@ -112,6 +115,7 @@ DATASETS: Mapping[str, DatasetSpec] = types.MappingProxyType({
     for spec in (
         DatasetSpec(
             name="fashion_mnist",
+            pretrain_examples=60000,
             tfds_name="fashion_mnist",
             image_shape=(28, 28, 1),
             num_classes=10,
@@ -121,6 +125,7 @@ DATASETS: Mapping[str, DatasetSpec] = types.MappingProxyType({
         ),
         DatasetSpec(
             name="cifar10",
+            pretrain_examples=50000,
             tfds_name="cifar10",
             image_shape=(32, 32, 3),
             num_classes=10,
@@ -130,6 +135,7 @@ DATASETS: Mapping[str, DatasetSpec] = types.MappingProxyType({
         ),
         DatasetSpec(
             name="cifar100",
+            pretrain_examples=50000,
             tfds_name="cifar100",
             image_shape=(32, 32, 3),
             num_classes=100,
@@ -140,6 +146,7 @@ DATASETS: Mapping[str, DatasetSpec] = types.MappingProxyType({
         ),
         DatasetSpec(
             name="stl10",
+            pretrain_examples=100000,
             tfds_name="stl10",
             image_shape=(96, 96, 3),
             num_classes=10,
@@ -150,6 +157,7 @@ DATASETS: Mapping[str, DatasetSpec] = types.MappingProxyType({
         ),
         DatasetSpec(
             name="imagenet2012",
+            pretrain_examples=1281167,
             tfds_name="imagenet2012",
             image_shape=(224, 224, 3),
             num_classes=1000,
@@ -168,6 +176,7 @@ DATASETS: Mapping[str, DatasetSpec] = types.MappingProxyType({
             # from the example's index. Probes train and test on the same split (as
             # disentanglement metrics sample from the whole set). About 3 GB in memory.
             name="dsprites",
+            pretrain_examples=737280,
             tfds_name="dsprites",
             image_shape=(64, 64, 1),
             num_classes=3,
@@ -197,3 +206,20 @@ def get_dataset_spec(name: str) -> DatasetSpec:
         raise ValueError(
             f"unknown dataset {name!r}; known datasets: {', '.join(dataset_names())}"
         ) from None
+
+
+def facts_from_spec(spec: DatasetSpec, num_examples: int | None = None):
+    """The ``DatasetFacts`` objectives see, from a spec and the pretraining split's size
+    (by default the published size, ``spec.pretrain_examples``)."""
+    if num_examples is None:
+        num_examples = spec.pretrain_examples
+    from ssljax.objectives.base import DatasetFacts
+
+    return DatasetFacts(
+        name=spec.name,
+        image_shape=tuple(int(d) for d in spec.train_image_shape),
+        num_examples=int(num_examples),
+        num_classes=int(spec.num_classes),
+        pretrain_split=spec.pretrain_split,
+        in_memory=bool(spec.fits_in_memory and spec.train_preprocess is None),
+    )

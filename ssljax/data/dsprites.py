@@ -48,10 +48,12 @@ Two ways to use it:
 * :class:`DSprites` -- the ground-truth-data interface the disentanglement
   metrics use (``factor_sizes``, ``num_factors``, ``sample_factors``,
   ``sample_observations_from_factors``, ``sample``), rendering on demand.
-* :class:`Dsprites` -- a TFDS builder registered as ``dsprites`` (``tfds.load(
+* :class:`DSpritesBuilder` -- a TFDS builder registered as ``dsprites`` (``tfds.load(
   'dsprites')`` and ``ssljax.data.input_pipeline`` with the ``dsprites`` dataset
   spec), one ``train`` split of all images in index order. Images are stored as
-  0/255 so that ``augment.to_float`` (uint8 / 255) gives exactly {0, 1}.
+  0/255 so that ``augment.to_float`` (uint8 / 255) gives exactly {0, 1}. TFDS
+  takes a builder's registered name from its ``name`` attribute when the class
+  sets one (else from the class name in snake case), so the class name is free.
 """
 
 from __future__ import annotations
@@ -393,8 +395,9 @@ class DSprites(FactorGridData):
 # TFDS builder.
 
 
-class Dsprites(tfds.core.GeneratorBasedBuilder):
-    """dSprites rendered in code (registered as ``dsprites``; nothing downloaded).
+class DSpritesBuilder(tfds.core.GeneratorBasedBuilder):
+    """dSprites rendered in code (registered as ``dsprites`` by its ``name``; nothing
+    downloaded).
 
     Takes the name of TFDS's own (downloading) ``dsprites`` builder and keeps its
     feature names; differences: images are 0/255 (TFDS's are 0/1), the rendering

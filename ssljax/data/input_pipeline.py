@@ -36,8 +36,9 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from ssljax.data import dsprites as _dsprites  # noqa: F401  (registers the "dsprites" builder)
 from ssljax.data import fashion_mnist
-from ssljax.data.datasets import DatasetSpec, ResizeCrop, get_dataset_spec
+from ssljax.data.datasets import DatasetSpec, ResizeCrop, facts_from_spec, get_dataset_spec
 
 
 def _hide_accelerators_from_tensorflow() -> None:
@@ -207,6 +208,13 @@ def get_builder(name: str, *, data_dir: Optional[str] = None) -> tfds.core.Datas
 def num_examples(name: str, split: str, data_dir: Optional[str] = None) -> int:
     """Number of examples in ``split`` (TFDS split syntax, e.g. ``'train[:10%]'``)."""
     return int(get_builder(name, data_dir=data_dir).info.splits[split].num_examples)
+
+
+def dataset_facts(config):
+    """The pretraining data's ``DatasetFacts`` for ``config`` (computed once per run)."""
+    spec = get_dataset_spec(config.dataset.name)
+    n = num_examples(spec.name, spec.pretrain_split, data_dir=config.dataset.get("data_dir"))
+    return facts_from_spec(spec, n)
 
 
 # --------------------------------------------------------------------------

@@ -29,7 +29,7 @@ BN_MOMENTUM = 0.9
 BN_EPSILON = 1e-5
 
 # Images per convolution call on CPU backends when the config asks for "auto" (-1); see
-# ``resolve_conv_batch_chunk`` and README, "Benchmarks".
+# ``resolve_conv_batch_chunk`` and docs/benchmarks.md, "The train step on 2 CPU cores".
 CPU_CONV_BATCH_CHUNK = 32
 
 

@@ -47,13 +47,13 @@ def dtype_from_name(name: str) -> Any:
 
 
 def build_encoder_from_config(config, axis_name: str | None) -> nn.Module:
+    # ``config``: an experiment config or an objectives.Run (both have .model and .dtype).
     """Builds the encoder named by ``config.model.encoder`` with its keyword arguments.
 
     With a ``config.model.patches`` entry (``size``, ``stride``) the encoder is applied to
     every patch of a grid and wrapped in ``ssljax.models.patches.PatchGridEncoder`` (CPC).
     """
     from ssljax.models import build_encoder
-
     from ssljax.models.layers import resolve_conv_batch_chunk
 
     kwargs = dict(config.model.get("encoder_kwargs", {}))
@@ -63,7 +63,7 @@ def build_encoder_from_config(config, axis_name: str | None) -> nn.Module:
     encoder = build_encoder(
         config.model.encoder,
         axis_name=axis_name,
-        dtype=dtype_from_name(config.get("dtype", "float32")),
+        dtype=dtype_from_name(getattr(config, "dtype", None) or "float32"),
         **kwargs,
     )
     patches = config.model.get("patches")
@@ -90,7 +90,7 @@ def build_projector_from_config(
         bn_on_output=proj.get("bn_on_output", False),
         output_bias=proj.get("output_bias", True),
         axis_name=axis_name,
-        dtype=dtype_from_name(config.get("dtype", "float32")),
+        dtype=dtype_from_name(getattr(config, "dtype", None) or "float32"),
     )
 
 

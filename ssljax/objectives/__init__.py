@@ -1,5 +1,19 @@
-"""Objectives: pure loss functions of embeddings, and the registry that selects them by name."""
+"""Objectives: pure loss functions of arrays, and the typed objectives that wire them to
+networks and views, selected by name (``build(config.objective)``).
 
+Importing this package imports neither TensorFlow nor TFDS.
+"""
+
+from ssljax.objectives.base import (
+    DatasetFacts,
+    LossAux,
+    LossContext,
+    Objective,
+    Outputs,
+    ParamGroup,
+    Run,
+    UpdateContext,
+)
 from ssljax.objectives.bootstrap import byol_loss, cosine_ema_momentum, ema_update, simsiam_loss
 from ssljax.objectives.contrastive import (
     binary_contrastive_loss,
@@ -15,38 +29,17 @@ from ssljax.objectives.contrastive import (
     simclr_loss,
     update_memory_bank,
 )
+from ssljax.objectives.cpc import CPC, cpc_loss
+from ssljax.objectives.dim import DIM
 from ssljax.objectives.entropy import align_maxent_loss, knn_entropy
-from ssljax.objectives.redundancy import barlow_twins_loss, vicreg_loss
-from ssljax.objectives.registry import Objective, get, names, register
-from ssljax.objectives import simclr as _simclr  # noqa: F401  (registers "simclr")
-from ssljax.objectives import methods as _methods  # noqa: F401  (registers the two-view methods)
-from ssljax.objectives.cpc import cpc_loss  # noqa: F401  (registers "cpc")
-# registers "inpainting", "colorization" and "denoising_autoencoder"
-from ssljax.objectives.reconstruction import (
-    colorization_classification_loss,
-    colorization_regression_loss,
-    denoising_loss,
-    discriminator_loss,
-    generator_adversarial_loss,
-    masked_l2_loss,
-    rebalance_weights,
-)
-# registers "rotation", "jigsaw" and "relative_patch_location"
-from ssljax.objectives.pretext import per_class_accuracy, pretext_classification_loss
-# the mutual-information bounds of Poole et al. 2019; registers "dim" (Deep InfoMax)
-from ssljax.objectives.mutual_information import (
-    dv_bound,
-    infonce_bound,
-    interpolated_bound,
-    js_bound,
-    mine_bound,
-    nwj_bound,
-    smile_bound,
-    tuba_bound,
-)
-from ssljax.objectives import dim as _dim  # noqa: F401  (registers "dim")
-# registers "autoencoder", "denoising_ae", "vae", "beta_vae", "factor_vae" and "beta_tcvae"
+
+# registers "autoencoder", "vae", "beta_vae", "factor_vae" and "beta_tcvae"
 from ssljax.objectives.latent import (
+    VAE,
+    Autoencoder,
+    BetaTCVAE,
+    BetaVAE,
+    FactorVAE,
     bernoulli_log_likelihood,
     density_ratio_tc,
     gaussian_kl,
@@ -59,12 +52,82 @@ from ssljax.objectives.latent import (
     tc_discriminator_loss,
     total_correlation,
 )
+from ssljax.objectives.methods import (
+    BYOL,
+    AlignMaxEnt,
+    BarlowTwins,
+    BinaryContrastive,
+    InstanceDiscrimination,
+    MoCo,
+    SimSiam,
+    VICReg,
+)
+
+# the mutual-information bounds of Poole et al. 2019; registers "dim" (Deep InfoMax)
+from ssljax.objectives.mutual_information import (
+    dv_bound,
+    infonce_bound,
+    interpolated_bound,
+    js_bound,
+    mine_bound,
+    nwj_bound,
+    smile_bound,
+    tuba_bound,
+)
+
+# registers "rotation", "jigsaw" and "relative_patch_location"
+from ssljax.objectives.pretext import (
+    Jigsaw,
+    RelativePatchLocation,
+    Rotation,
+    per_class_accuracy,
+    pretext_classification_loss,
+)
+
+# registers "inpainting", "colorization" and "denoising_autoencoder"
+from ssljax.objectives.reconstruction import (
+    Colorization,
+    DenoisingAutoencoder,
+    Inpainting,
+    colorization_classification_loss,
+    colorization_regression_loss,
+    denoising_loss,
+    discriminator_loss,
+    generator_adversarial_loss,
+    masked_l2_loss,
+    rebalance_weights,
+)
+from ssljax.objectives.redundancy import barlow_twins_loss, vicreg_loss
+from ssljax.objectives.registry import build, get, names, register, resolved
+from ssljax.objectives.simclr import SimCLR
 
 __all__ = [
+    "DatasetFacts",
+    "LossAux",
+    "LossContext",
     "Objective",
+    "Outputs",
+    "ParamGroup",
+    "Run",
+    "SimCLR",
+    "MoCo",
+    "BYOL",
+    "SimSiam",
+    "InstanceDiscrimination",
+    "BinaryContrastive",
+    "AlignMaxEnt",
+    "BarlowTwins",
+    "VICReg",
+    "UpdateContext",
+    "build",
+    "resolved",
     "align_maxent_loss",
     "barlow_twins_loss",
+    "cpc_loss",
     "binary_contrastive_loss",
+    "Inpainting",
+    "Colorization",
+    "DenoisingAutoencoder",
     "colorization_classification_loss",
     "colorization_regression_loss",
     "denoising_loss",
@@ -87,6 +150,11 @@ __all__ = [
     "proximal_term",
     "names",
     "per_class_accuracy",
+    "CPC",
+    "DIM",
+    "Jigsaw",
+    "RelativePatchLocation",
+    "Rotation",
     "pretext_classification_loss",
     "register",
     "simclr_logits_and_labels",
@@ -102,6 +170,11 @@ __all__ = [
     "nwj_bound",
     "smile_bound",
     "tuba_bound",
+    "Autoencoder",
+    "VAE",
+    "BetaVAE",
+    "FactorVAE",
+    "BetaTCVAE",
     "bernoulli_log_likelihood",
     "density_ratio_tc",
     "gaussian_kl",

@@ -8,26 +8,39 @@ against every patch embedding of the (global) batch:
     L = - mean over (b, i, j, k) with i + k < rows of
         log( exp(zhat . z[b, i+k, j]) / sum over all patches l of the batch exp(zhat . z_l) )
 
-(the seed's L_CPC, averaged rather than summed; the positive appears once in the
-denominator, every other patch of every image at every position is a negative). As in CPC v2
-the same context network and critics predict in four directions (the grid rotated by 0, 90,
-180 and 270 degrees) and the four losses are averaged.
+(van den Oord et al. 2018's InfoNCE loss, averaged rather than summed; the positive appears
+once in the denominator, every other patch of every image at every position is a negative). As
+in CPC v2 the same context network and critics predict in four directions (the grid rotated by
+0, 90, 180 and 270 degrees) and the four losses are averaged.
 
 Views (``cpc_views``): each image is augmented once (``make_views(..., num_views=1)`` with
-``config.augment``), cut into patches, and each patch may then be flipped horizontally
-(``objective.patch_flip_prob``) and, for colour images, reduced to one random colour channel
-with the other two zeroed (``objective.patch_color_drop_prob``), CPC v2's "colour dropping".
+``run.augment``), cut into the ``run.model.patches`` grid, and each patch may then be flipped
+horizontally (``CPC.patch_flip_prob``) and, for colour images, reduced to one random colour
+channel with the other two zeroed (``CPC.patch_color_drop_prob``), CPC v2's "colour dropping".
 """
 
 from __future__ import annotations
+
+import dataclasses
+from typing import ClassVar
 
 import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ssljax.objectives.base import (
+    LossAux,
+    LossContext,
+    Objective,
+    Outputs,
+    Run,
+    check_choice,
+    check_int,
+    check_range,
+)
 from ssljax.objectives.contrastive import contrastive_accuracy, cross_entropy_at, gather_batch
-from ssljax.objectives.registry import Objective, register
+from ssljax.objectives.registry import register
 
 
 def cpc_logits_and_labels(
@@ -97,29 +110,24 @@ def cpc_loss(
 
 
 # ---------------------------------------------------------------------------
-# Registry record
+# The objective
 # ---------------------------------------------------------------------------
 
+# Prediction directions: top-to-bottom only, both vertical ones, or all four (CPC v2).
 DIRECTIONS = (1, 2, 4)
 
 
-def _cpc_settings(config) -> tuple[int, int]:
-    obj = config.objective
-    return int(obj.get("prediction_steps", 3)), int(obj.get("directions", 4))
-
-
-def build_cpc_model(config, axis_name):
-    """``CPCNetwork``: the patch-grid encoder of ``config.model``, context net and critics."""
+def build_cpc_model(run: Run, axis_name, *, prediction_steps: int, directions: int):
+    """``CPCNetwork``: the patch-grid encoder of ``run.model``, context net and critics."""
     from ssljax.models.cpc import ContextNetwork, CPCNetwork
     from ssljax.models.network import build_encoder_from_config, dtype_from_name
     from ssljax.models.patches import PatchGridEncoder
 
-    encoder = build_encoder_from_config(config, axis_name)
+    encoder = build_encoder_from_config(run, axis_name)
     if not isinstance(encoder, PatchGridEncoder):
         raise ValueError("objective 'cpc' needs config.model.patches (size, stride)")
-    ctx = config.model.get("context", {})
-    dtype = dtype_from_name(config.get("dtype", "float32"))
-    steps, directions = _cpc_settings(config)
+    ctx = run.model.get("context", {})
+    dtype = dtype_from_name(run.dtype)
     return CPCNetwork(
         encoder=encoder,
         context=ContextNetwork(
@@ -128,7 +136,7 @@ def build_cpc_model(config, axis_name):
             kernel_size=tuple(int(k) for k in ctx.get("kernel_size", (2, 3))),
             dtype=dtype,
         ),
-        prediction_steps=steps,
+        prediction_steps=prediction_steps,
         directions=directions,
         dtype=dtype,
     )
@@ -141,6 +149,7 @@ def augment_patches(rng, patches, *, flip_prob: float = 0.0, color_drop_prob: fl
     ``color_drop_prob`` a colour patch (``C == 3``) keeps one uniformly chosen channel and
     the other two are set to zero (CPC v2). Single-channel patches are never colour-dropped.
     """
+    chex.assert_rank(patches, 6)
     flip_rng, drop_rng, channel_rng = jax.random.split(rng, 3)
     grid_shape = patches.shape[:3]
     if flip_prob > 0.0:
@@ -155,102 +164,116 @@ def augment_patches(rng, patches, *, flip_prob: float = 0.0, color_drop_prob: fl
     return patches
 
 
-def cpc_views(rng, images, config):
+def cpc_views(rng, images, run: Run, *, flip_prob: float, color_drop_prob: float):
     """One augmented view, cut into patches and augmented per patch: ``([B, r, c, p, p, C],)``."""
-    from ssljax.data.augment import make_views
     from ssljax.models.patches import extract_patches
+    from ssljax.views.augment import make_views
 
+    chex.assert_rank(images, 4)
     image_rng, patch_rng = jax.random.split(rng)
-    (view,) = make_views(image_rng, images, config.augment, num_views=1)
-    patches = extract_patches(view, int(config.model.patches.size),
-                              int(config.model.patches.stride))
-    patches = augment_patches(
-        patch_rng,
-        patches,
-        flip_prob=float(config.objective.get("patch_flip_prob", 0.0)),
-        color_drop_prob=float(config.objective.get("patch_color_drop_prob", 0.0)),
-    )
+    (view,) = make_views(image_rng, images, run.augment, num_views=1)
+    patches = extract_patches(view, int(run.model.patches.size), int(run.model.patches.stride))
+    patches = augment_patches(patch_rng, patches, flip_prob=flip_prob,
+                              color_drop_prob=color_drop_prob)
     return (patches,)
 
 
-def cpc_objective_loss(params, model_state, views, rng, *, model, config, axis_name, **_):
+def cpc_direction_losses(predictions, targets, directions: int, axis_name):
     """Mean CPC InfoNCE over the prediction directions, with per-direction metrics."""
     from ssljax.models.cpc import DIRECTION_NAMES, ROTATIONS
 
-    del rng
-    (x,) = views
-    out, new_state = model.apply(
-        {"params": params, **model_state}, x, train=True, mutable=list(model_state)
-    )
-    _, directions = _cpc_settings(config)
     metrics, losses, accuracies = {}, [], []
-    for rotation, preds, targets in zip(ROTATIONS[directions], out["predictions"],
-                                        out["targets"]):
-        loss, accuracy = cpc_loss(preds, targets, axis_name=axis_name)
+    for rotation, preds, tgts in zip(ROTATIONS[directions], predictions, targets):
+        loss, accuracy = cpc_loss(preds, tgts, axis_name=axis_name)
         losses.append(loss)
         accuracies.append(accuracy)
         metrics[f"loss_{DIRECTION_NAMES[rotation]}"] = loss
     loss = jnp.mean(jnp.stack(losses))
     metrics.update(loss=loss, cpc_accuracy=jnp.mean(jnp.stack(accuracies)))
-    return loss, (metrics, new_state, {"embedding": out["features"]})
+    return loss, metrics
 
 
-def _image_sizes(config) -> list[tuple[str, int, int]]:
-    """``(what, H, W)`` of the training views and of the evaluation images."""
-    from ssljax.data.datasets import get_dataset_spec
-
-    spec = get_dataset_spec(config.dataset.name)
-    train_h, train_w = spec.train_image_shape[:2]
-    out_size = config.augment.get("output_size")
+def training_image_size(run: Run) -> tuple[int, int]:
+    """``(H, W)`` of the training views: the dataset's images, or ``augment.output_size``."""
+    height, width = run.facts.image_shape[:2]
+    out_size = run.augment.get("output_size") if run.augment is not None else None
     if out_size is not None:
-        train_h, train_w = (out_size, out_size) if isinstance(out_size, int) else out_size
-    return [("training", int(train_h), int(train_w)),
-            ("evaluation", int(spec.image_shape[0]), int(spec.image_shape[1]))]
+        height, width = (out_size, out_size) if isinstance(out_size, int) else out_size
+    return int(height), int(width)
 
 
-def check_cpc_config(config) -> None:
-    """One-line ValueErrors for patch grids and prediction offsets that cannot work."""
+def check_patch_grid(run: Run, prediction_steps: int, directions: int) -> None:
+    """One-line ValueErrors for patch grids and prediction offsets the images cannot give."""
     from ssljax.models.patches import patch_grid_shape
 
-    patches = config.model.get("patches")
+    patches = run.model.get("patches") if run.model is not None else None
     if patches is None or "size" not in patches or "stride" not in patches:
         raise ValueError("objective 'cpc' needs config.model.patches.size and .stride")
-    steps, directions = _cpc_settings(config)
-    if directions not in DIRECTIONS:
-        raise ValueError(
-            f"objective.directions={directions} is invalid; choose one of {DIRECTIONS}"
-        )
-    if steps < 1:
-        raise ValueError(f"objective.prediction_steps={steps} must be >= 1")
     size, stride = patches.size, patches.stride
-    for what, height, width in _image_sizes(config):
-        try:
-            rows, cols = patch_grid_shape(height, width, size, stride)
-        except ValueError as err:
-            raise ValueError(
-                f"model.patches (size={size}, stride={stride}) do not fit the {height}x{width} "
-                f"{what} images of {config.dataset.name}: {err}"
-            ) from None
-        if what != "training":
-            continue
-        # With 4 directions the columns become rows of the rotated grid.
-        limit = rows if directions < 4 else min(rows, cols)
-        if steps >= limit:
-            raise ValueError(
-                f"objective.prediction_steps={steps} must be smaller than the {rows}x{cols} "
-                f"patch grid's {limit} rows ({height}x{width} {what} images, patches of "
-                f"{size} at stride {stride})"
-            )
+    height, width = training_image_size(run)
+    try:
+        rows, cols = patch_grid_shape(height, width, size, stride)
+    except ValueError as err:
+        raise ValueError(
+            f"model.patches (size={size}, stride={stride}) do not fit the {height}x{width} "
+            f"training images of {run.facts.name}: {err}"
+        ) from None
+    # With 4 directions the columns become rows of the rotated grid.
+    limit = rows if directions < 4 else min(rows, cols)
+    if prediction_steps >= limit:
+        raise ValueError(
+            f"objective.prediction_steps={prediction_steps} must be smaller than the "
+            f"{rows}x{cols} patch grid's {limit} rows ({height}x{width} training images, "
+            f"patches of {size} at stride {stride})"
+        )
 
 
-CPC = register(
-    Objective(
-        name="cpc",
-        build_model=build_cpc_model,
-        make_views=cpc_views,
-        loss=cpc_objective_loss,
-        check_config=check_cpc_config,
-        description="Contrastive Predictive Coding v2 over patch grids, 4 directions "
-                    "(van den Oord et al. 2018; Henaff et al. 2020)",
-    )
-)
+@register
+@dataclasses.dataclass(frozen=True)
+class CPC(Objective):
+    """CPC v2: InfoNCE of row-causal predictions over a patch grid, in 1, 2 or 4 directions.
+
+    Attributes:
+      prediction_steps: ``K``, the rows ahead each context vector predicts (1..K).
+      directions: 1 (top to bottom), 2 (and bottom to top) or 4 (and both horizontal ones,
+        CPC v2).
+      patch_flip_prob: probability of mirroring each patch left-right.
+      patch_color_drop_prob: probability of keeping one random channel of each colour patch
+        (the other two zeroed, CPC v2's colour dropping).
+    """
+
+    name: ClassVar[str] = "cpc"
+    description: ClassVar[str] = ("Contrastive Predictive Coding v2 over patch grids, 4 "
+                                  "directions (van den Oord et al. 2018; Henaff et al. 2020)")
+
+    prediction_steps: int = 3
+    directions: int = 4
+    patch_flip_prob: float = 0.0
+    patch_color_drop_prob: float = 0.0
+
+    def __post_init__(self):
+        check_int("prediction_steps", self.prediction_steps)
+        check_choice("directions", self.directions, DIRECTIONS)
+        check_range("patch_flip_prob", self.patch_flip_prob, low=0.0, high=1.0)
+        check_range("patch_color_drop_prob", self.patch_color_drop_prob, low=0.0, high=1.0)
+
+    def check(self, run: Run) -> None:
+        check_patch_grid(run, int(self.prediction_steps), int(self.directions))
+
+    def build_model(self, run: Run, axis_name):
+        return build_cpc_model(run, axis_name, prediction_steps=int(self.prediction_steps),
+                               directions=int(self.directions))
+
+    def make_views(self, rng, images, run: Run):
+        return cpc_views(rng, images, run, flip_prob=float(self.patch_flip_prob),
+                         color_drop_prob=float(self.patch_color_drop_prob))
+
+    def loss(self, params, model_state, views, rng, ctx: LossContext):
+        del rng
+        (x,) = views
+        out, new_state = ctx.model.apply(
+            {"params": params, **model_state}, x, train=True, mutable=list(model_state)
+        )
+        loss, metrics = cpc_direction_losses(out["predictions"], out["targets"],
+                                             int(self.directions), ctx.axis_name)
+        return loss, LossAux(metrics, new_state, Outputs(embedding=out["features"]))

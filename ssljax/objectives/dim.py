@@ -1,4 +1,4 @@
-"""Deep InfoMax (Hjelm et al. 2019) as a registry record: global and local MI maximisation.
+"""Deep InfoMax (Hjelm et al. 2019) as a typed objective: global and local MI maximisation.
 
 The encoder maps an image to a feature map ``M`` (an intermediate layer it sows, e.g.
 ``block3``) and, through its remaining layers and the projector, to the global vector ``Y``.
@@ -6,7 +6,7 @@ DIM maximises, with a critic trained jointly,
 
     alpha * I(M; Y)  +  beta * mean over locations l of I(M_l; Y)  (+ prior matching)
 
-(the seed's global and local objectives). Critics score by dot products of learned
+(Hjelm et al. 2019's global and local objectives). Critics score by dot products of learned
 embeddings (``ssljax.models.critics.DIMNetwork``): the global critic compares ``Y`` with the
 flattened map ``M`` of every image, the local critic ``Y`` with the feature vector of every
 location of every image, so each location gives a ``[B, B]`` score matrix with the joint pairs
@@ -16,7 +16,8 @@ on the diagonal and the other images' features as negatives. Any bound of
   ``jsd``      DIM's JSD estimator: the loss is the JS f-GAN objective, the reported MI the
                NWJ value of ``js_bound``; the paper's default, stable.
   ``dv``       Donsker-Varadhan (MINE's bound).
-  ``mine``     DV with MINE's moving-average gradient; the averages live in ``TrainState.extra``.
+  ``mine``     DV with MINE's moving-average gradient; the averages live in ``TrainState.extra``
+               (``MineAverages``).
   ``infonce``  InfoNCE over the ``B`` candidates of a location (the paper's best, capped at
                ``log B``).
   ``nwj``, ``smile``  also available.
@@ -39,9 +40,9 @@ Multi-device: keys are gathered from every device, each device scores its own qu
 against the global batch, and the bounds' partition terms are global (``axis_name``), so the
 device mean of the loss is the loss of the global batch.
 
-Config keys (``config.objective``): ``estimator``, ``global_weight`` (alpha),
-``local_weight`` (beta), ``prior_weight`` (gamma), ``mine_momentum``, ``smile_clip``,
-``cross_view``.
+Hyperparameters (the fields of ``DIM``, ``config.objective``): ``estimator``,
+``global_weight`` (alpha), ``local_weight`` (beta), ``prior_weight`` (gamma),
+``mine_momentum``, ``smile_clip``, ``cross_view``.
 ``config.model``: ``encoder`` + ``encoder_kwargs``, ``projector`` (the ``Y`` head) and
 ``dim`` (``local_layer``, ``critic_hidden``, ``critic_embed``, ``critic_layers``,
 ``prior_hidden``).
@@ -49,24 +50,85 @@ Config keys (``config.objective``): ``estimator``, ``global_weight`` (alpha),
 
 from __future__ import annotations
 
+import dataclasses
+from typing import ClassVar
+
+import chex
+import flax.struct
 import jax
 import jax.numpy as jnp
 
 from ssljax.objectives import mutual_information as mi
+from ssljax.objectives.base import (
+    LossAux,
+    LossContext,
+    Objective,
+    Outputs,
+    Run,
+    UpdateContext,
+    check_choice,
+    check_range,
+)
 from ssljax.objectives.contrastive import gather_batch
-from ssljax.objectives.registry import Objective, register
+from ssljax.objectives.registry import register
 
 ESTIMATORS = ("jsd", "dv", "mine", "infonce", "nwj", "smile")
-DEFAULTS = dict(estimator="jsd", global_weight=0.0, local_weight=1.0, prior_weight=0.0,
-                mine_momentum=0.9, smile_clip=5.0, cross_view=False)
 
 
-def _setting(config, key):
-    return config.objective.get(key, DEFAULTS[key])
+# ---------------------------------------------------------------------------------------------
+# State and outputs.
 
 
-def _dim_model_settings(config) -> dict:
-    dim = config.model.get("dim", {})
+@jax.tree_util.register_pytree_with_keys_class
+@dataclasses.dataclass(frozen=True)
+class MineAverages:
+    """MINE's moving averages between steps (estimator ``mine``): one ``MineState`` entry per
+    score matrix of a step, for the global and the local term (None: the term is off).
+
+    In the pytree (and so in checkpoints) they are named ``global`` and ``local``, the keys
+    of earlier checkpoints; ``global`` is a Python keyword, hence the attribute ``global_``.
+    A term that is off has no entry at all, as the earlier dict had no key for it.
+    """
+
+    global_: mi.MineState | None = None
+    local: mi.MineState | None = None
+
+    NAMES: ClassVar[tuple[tuple[str, str], ...]] = (("global", "global_"), ("local", "local"))
+
+    def tree_flatten_with_keys(self):
+        present = [(key, getattr(self, attr)) for key, attr in self.NAMES
+                   if getattr(self, attr) is not None]
+        children = tuple((jax.tree_util.GetAttrKey(key), value) for key, value in present)
+        return children, tuple(key for key, _ in present)
+
+    def tree_flatten(self):
+        children, keys = self.tree_flatten_with_keys()
+        return tuple(value for _, value in children), keys
+
+    @classmethod
+    def tree_unflatten(cls, keys, children):
+        attrs = dict(cls.NAMES)
+        return cls(**{attrs[key]: value for key, value in zip(keys, children)})
+
+    def replace(self, **updates) -> "MineAverages":
+        return dataclasses.replace(self, **updates)
+
+
+@flax.struct.dataclass
+class DIMOutputs(Outputs):
+    """The embedding ``Y`` of the first view and, with MINE, the step's new averages."""
+
+    mine: MineAverages | None = None
+    PER_EXAMPLE: ClassVar[tuple[str, ...]] = ("embedding",)
+
+
+# ---------------------------------------------------------------------------------------------
+# Model and views.
+
+
+def dim_model_settings(run: Run) -> dict:
+    """``run.model.dim``'s critic and discriminator settings, with their defaults."""
+    dim = run.model.get("dim", {})
     return dict(
         local_layer=str(dim.get("local_layer", "block3")),
         critic_hidden=int(dim.get("critic_hidden", 512)),
@@ -76,43 +138,57 @@ def _dim_model_settings(config) -> dict:
     )
 
 
-def build_dim_model(config, axis_name):
+def build_dim_model(run: Run, axis_name, *, use_global: bool, use_local: bool,
+                    use_prior: bool):
     """``DIMNetwork``: the configured encoder, the ``Y`` projector, critics, discriminator."""
     from ssljax.models.critics import DIMNetwork
     from ssljax.models.network import build_encoder_from_config, build_projector_from_config
 
     return DIMNetwork(
-        encoder=build_encoder_from_config(config, axis_name),
-        projector=build_projector_from_config(config, axis_name),
-        use_global=float(_setting(config, "global_weight")) > 0,
-        use_local=float(_setting(config, "local_weight")) > 0,
-        use_prior=float(_setting(config, "prior_weight")) > 0,
-        **_dim_model_settings(config),
+        encoder=build_encoder_from_config(run, axis_name),
+        projector=build_projector_from_config(run, axis_name),
+        use_global=use_global,
+        use_local=use_local,
+        use_prior=use_prior,
+        **dim_model_settings(run),
     )
 
 
-def _directions(config) -> int:
-    """Score matrices per step: 2 with ``cross_view`` (view 1 -> 2 and 2 -> 1), else 1."""
-    return 2 if bool(_setting(config, "cross_view")) else 1
+def dim_views(rng, images, run: Run, *, num_views: int):
+    """``num_views`` views per image (two with ``cross_view``), augmented with
+    ``run.augment``."""
+    from ssljax.views.augment import make_views
+
+    chex.assert_rank(images, 4)
+    return make_views(rng, images, run.augment, num_views=num_views)
 
 
-def dim_views(rng, images, config):
-    """One view per image (two with ``cross_view``), augmented with ``config.augment``."""
-    from ssljax.data.augment import make_views
+def local_map_shape(model, view_shape: tuple[int, ...]) -> tuple[int, ...]:
+    """Shape ``[1, H, W, C]`` of the local feature map ``model`` gives for float views of
+    ``view_shape`` (traced only, nothing is computed)."""
 
-    return make_views(rng, images, config.augment, num_views=_directions(config))
+    def local(v):
+        variables = model.init(jax.random.PRNGKey(0), v, train=False)
+        return model.apply(variables, v, train=False)["local_map"]
+
+    return tuple(jax.eval_shape(local, jax.ShapeDtypeStruct(view_shape, jnp.float32)).shape)
 
 
-def estimate(estimator: str, scores, state, *, config, axis_name):
+# ---------------------------------------------------------------------------------------------
+# Scores and estimators.
+
+
+def estimate(estimator: str, scores, state, *, mine_momentum: float, smile_clip: float,
+             axis_name):
     """``(objective, MI estimate, new MINE state)`` of one score matrix.
 
     The objective is what the critic and encoder maximise; it equals the estimate except for
     ``jsd``, which maximises the JS f-GAN objective (DIM's JSD loss) and reports NWJ through
     ``js_bound`` as a metric only, so an overflowing report never stops training.
     """
+    chex.assert_rank(scores, 2)
     if estimator == "mine":
-        value, state = mi.mine_bound(scores, state,
-                                     momentum=float(_setting(config, "mine_momentum")),
+        value, state = mi.mine_bound(scores, state, momentum=mine_momentum,
                                      axis_name=axis_name)
         return value, value, state
     if estimator == "jsd":
@@ -122,8 +198,7 @@ def estimate(estimator: str, scores, state, *, config, axis_name):
         "dv": mi.dv_bound,
         "infonce": mi.infonce_bound,
         "nwj": mi.nwj_bound,
-        "smile": lambda s, axis_name: mi.smile_bound(
-            s, float(_setting(config, "smile_clip")), axis_name=axis_name),
+        "smile": lambda s, axis_name: mi.smile_bound(s, smile_clip, axis_name=axis_name),
     }
     value = fns[estimator](scores, axis_name=axis_name)
     return value, value, state
@@ -131,12 +206,14 @@ def estimate(estimator: str, scores, state, *, config, axis_name):
 
 def global_scores(query, key, axis_name):
     """``[n, N]``: this device's ``g(Y)`` against every image's ``h(M)``."""
+    chex.assert_rank([query, key], 2)
     keys, _ = gather_batch(key.astype(jnp.float32), axis_name)
     return query.astype(jnp.float32) @ keys.T
 
 
 def local_scores(query, key, axis_name):
     """``[L, n, N]``: per location, this device's ``g(Y)`` against every image's ``h(M_l)``."""
+    chex.assert_rank([query, key], [2, 3])
     keys, _ = gather_batch(key.astype(jnp.float32), axis_name)  # [N, L, E]
     return jnp.einsum("ne,mle->lnm", query.astype(jnp.float32), keys)
 
@@ -159,141 +236,158 @@ def prior_matching_loss(params, y, rng, *, model):
     return d_loss + g_loss, d_loss, g_loss
 
 
-def _per_matrix(estimator, scores, state, *, config, axis_name):
+def per_matrix(estimator: str, scores, state, **kwargs):
     """``estimate`` vmapped over a leading axis of score matrices (and MINE states)."""
-    return jax.vmap(
-        lambda sc, st: estimate(estimator, sc, st, config=config, axis_name=axis_name)
-    )(scores, state)
+    chex.assert_rank(scores, 3)
+    return jax.vmap(lambda sc, st: estimate(estimator, sc, st, **kwargs))(scores, state)
 
 
-def dim_objective_loss(params, model_state, views, rng, *, model, config, axis_name, extra,
-                       **_):
-    """``-(alpha I(M; Y) + beta mean_l I(M_l; Y)) + gamma * prior term`` and MI metrics.
+# ---------------------------------------------------------------------------------------------
+# The objective.
 
-    With ``cross_view`` both views go through the network in one call (BatchNorm over both)
-    and ``Y`` of each view is scored against the feature maps of the other view; the terms
-    of the two directions are averaged.
+
+@register
+@dataclasses.dataclass(frozen=True)
+class DIM(Objective):
+    """Deep InfoMax: ``-(alpha I(M; Y) + beta mean_l I(M_l; Y)) + gamma * prior term``.
+
+    Attributes:
+      estimator: the MI bound, one of ``ESTIMATORS`` (module docstring).
+      global_weight: alpha, weight of the global MI term (0: off).
+      local_weight: beta, weight of the local MI term (0: off).
+      prior_weight: gamma, weight of the uniform-prior matching (0: off).
+      mine_momentum: momentum of MINE's moving averages (estimator ``mine``).
+      smile_clip: tau of the SMILE bound (estimator ``smile``).
+      cross_view: score ``Y`` of one augmented view against the feature maps of another.
     """
-    directions = len(views)
-    out, new_state = model.apply(
-        {"params": params, **model_state}, jnp.concatenate(views, axis=0), train=True,
-        mutable=list(model_state) + ["intermediates"],
-    )
-    new_state = {k: v for k, v in new_state.items() if k != "intermediates"}
-    split = {k: jnp.split(v, directions, axis=0) for k, v in out.items()}
-    other = [(d + 1) % directions for d in range(directions)]  # whose keys each view scores
-    estimator = _setting(config, "estimator")
-    alpha = float(_setting(config, "global_weight"))
-    beta = float(_setting(config, "local_weight"))
-    gamma = float(_setting(config, "prior_weight"))
-    extra = extra or {}
-    loss = jnp.zeros((), jnp.float32)
-    metrics, new_mine = {}, {}
-    if alpha > 0:
-        scores = jnp.stack([global_scores(split["global_query"][d],
-                                          split["global_key"][other[d]], axis_name)
-                            for d in range(directions)])  # [D, n, N]
-        objectives, values, new_mine["global"] = _per_matrix(
-            estimator, scores, extra.get("global"), config=config, axis_name=axis_name)
-        loss = loss - alpha * jnp.mean(objectives)
-        metrics["mi_global"] = jnp.mean(values)
-    if beta > 0:
-        scores = jnp.concatenate([local_scores(split["local_query"][d],
-                                               split["local_key"][other[d]], axis_name)
-                                  for d in range(directions)])  # [D * L, n, N]
-        objectives, values, new_mine["local"] = _per_matrix(
-            estimator, scores, extra.get("local"), config=config, axis_name=axis_name)
-        loss = loss - beta * jnp.mean(objectives)
-        metrics["mi_local"] = jnp.mean(values)
-    if gamma > 0:
-        prior, d_loss, g_loss = prior_matching_loss(params, out["projection"], rng, model=model)
-        loss = loss + gamma * prior
-        metrics.update(prior_discriminator_loss=d_loss, prior_encoder_loss=g_loss)
-    metrics["loss"] = loss
-    outputs = {"embedding": split["projection"][0]}
-    if estimator == "mine":
-        outputs["mine"] = new_mine
-    return loss, (metrics, new_state, outputs)
 
+    name: ClassVar[str] = "dim"
+    description: ClassVar[str] = ("Deep InfoMax: global/local MI with JSD, DV/MINE or InfoNCE "
+                                  "critics, optional prior matching (Hjelm et al. 2019)")
 
-def local_map_shape(config) -> tuple[int, ...]:
-    """Shape ``[1, H, W, C]`` of the local feature map for the training views (traced only)."""
-    from ssljax.data.datasets import get_dataset_spec
+    estimator: str = "jsd"
+    global_weight: float = 0.0
+    local_weight: float = 1.0
+    prior_weight: float = 0.1
+    mine_momentum: float = 0.9
+    smile_clip: float = 5.0
+    cross_view: bool = False
 
-    spec = get_dataset_spec(config.dataset.name)
-    model = build_dim_model(config, None)
-    images = jax.ShapeDtypeStruct((1,) + tuple(spec.train_image_shape), jnp.uint8)
-    view = jax.eval_shape(lambda r, im: dim_views(r, im, config), jax.random.PRNGKey(0),
-                          images)[0]
+    def __post_init__(self):
+        check_choice("estimator", self.estimator, ESTIMATORS)
+        for key in ("global_weight", "local_weight", "prior_weight"):
+            check_range(key, getattr(self, key), low=0.0)
+        if float(self.global_weight) == 0.0 and float(self.local_weight) == 0.0:
+            raise ValueError("objective.global_weight=0 and objective.local_weight=0 leave DIM "
+                             "no MI term; valid: global_weight > 0 or local_weight > 0")
+        check_range("mine_momentum", self.mine_momentum, low=0.0, high=1.0, high_open=True)
+        check_range("smile_clip", self.smile_clip, low=0.0, low_open=True)
+        check_choice("cross_view", self.cross_view, (False, True))
 
-    def local(v):
-        variables = model.init(jax.random.PRNGKey(0), v, train=False)
-        return model.apply(variables, v, train=False)["local_map"]
+    @property
+    def num_views(self) -> int:
+        """Score matrices per step: 2 with ``cross_view`` (view 1 -> 2 and 2 -> 1), else 1."""
+        return 2 if self.cross_view else 1
 
-    return tuple(jax.eval_shape(local, view).shape)
+    def _estimator_kwargs(self, axis_name) -> dict:
+        return dict(mine_momentum=float(self.mine_momentum),
+                    smile_clip=float(self.smile_clip), axis_name=axis_name)
 
+    def _local_map_shape(self, run: Run) -> tuple[int, ...]:
+        """``[1, H, W, C]`` of the local feature map for the training views (traced only)."""
+        images = jax.ShapeDtypeStruct((1,) + tuple(run.facts.image_shape), jnp.uint8)
+        view = jax.eval_shape(lambda r, im: self.make_views(r, im, run),
+                              jax.random.PRNGKey(0), images)[0]
+        return local_map_shape(self.build_model(run, None), view.shape)
 
-def init_dim_extra(params, model_state, config):
-    """MINE's moving averages: one per score matrix of a step (per direction for the global
-    term, per direction and location for the local term)."""
-    del params, model_state
-    if _setting(config, "estimator") != "mine":
-        return {}
-    extra, directions = {}, _directions(config)
-    if float(_setting(config, "global_weight")) > 0:
-        extra["global"] = mi.mine_init_state((directions,))
-    if float(_setting(config, "local_weight")) > 0:
-        _, height, width, _ = local_map_shape(config)
-        extra["local"] = mi.mine_init_state((directions * height * width,))
-    return extra
+    def check(self, run: Run) -> None:
+        if run.model.get("projector") is None:
+            raise ValueError("objective 'dim' needs config.model.projector (the head giving Y)")
+        if run.model.get("patches") is not None:
+            raise ValueError("objective 'dim' takes whole images; remove config.model.patches")
+        layer = dim_model_settings(run)["local_layer"]
+        try:
+            self._local_map_shape(run)
+        except ValueError as err:
+            if layer in str(err):
+                raise ValueError(f"model.dim.local_layer={layer!r} is not a feature map the "
+                                 f"encoder sows: {err}") from None
+            raise
 
+    def build_model(self, run: Run, axis_name):
+        return build_dim_model(run, axis_name, use_global=float(self.global_weight) > 0,
+                               use_local=float(self.local_weight) > 0,
+                               use_prior=float(self.prior_weight) > 0)
 
-def update_dim_extra(extra, outputs, **_):
-    """Keeps the MINE averages the loss computed on this step's scores."""
-    return outputs["mine"] if "mine" in outputs else extra
+    def init_state(self, params, model_state, run: Run):
+        """MINE's moving averages: one per score matrix of a step (per direction for the
+        global term, per direction and location for the local term); None without MINE."""
+        del params, model_state
+        if self.estimator != "mine":
+            return None
+        state = MineAverages()
+        if float(self.global_weight) > 0:
+            state = state.replace(global_=mi.mine_init_state((self.num_views,)))
+        if float(self.local_weight) > 0:
+            _, height, width, _ = self._local_map_shape(run)
+            state = state.replace(
+                local=mi.mine_init_state((self.num_views * height * width,)))
+        return state
 
+    def make_views(self, rng, images, run: Run):
+        return dim_views(rng, images, run, num_views=self.num_views)
 
-def check_dim_config(config) -> None:
-    """One-line ValueErrors for estimator names, weights and the local layer."""
-    estimator = _setting(config, "estimator")
-    if estimator not in ESTIMATORS:
-        raise ValueError(f"unknown objective.estimator {estimator!r}; choose one of "
-                         f"{list(ESTIMATORS)}")
-    weights = {k: float(_setting(config, k))
-               for k in ("global_weight", "local_weight", "prior_weight")}
-    negative = {k: v for k, v in weights.items() if v < 0}
-    if negative:
-        raise ValueError(f"DIM weights must be >= 0, got {negative}")
-    if weights["global_weight"] == 0 and weights["local_weight"] == 0:
-        raise ValueError("objective.global_weight and objective.local_weight are both 0; "
-                         "DIM needs at least one MI term")
-    momentum = float(_setting(config, "mine_momentum"))
-    if not 0.0 <= momentum < 1.0:
-        raise ValueError(f"objective.mine_momentum={momentum} must lie in [0, 1)")
-    if config.model.get("projector") is None:
-        raise ValueError("objective 'dim' needs config.model.projector (the head giving Y)")
-    if config.model.get("patches") is not None:
-        raise ValueError("objective 'dim' takes whole images; remove config.model.patches")
-    layer = _dim_model_settings(config)["local_layer"]
-    try:
-        local_map_shape(config)
-    except ValueError as err:
-        if layer in str(err):
-            raise ValueError(f"model.dim.local_layer={layer!r} is not a feature map the "
-                             f"encoder sows: {err}") from None
-        raise
+    def loss(self, params, model_state, views, rng, ctx: LossContext):
+        """The DIM loss and MI metrics.
 
+        With ``cross_view`` both views go through the network in one call (BatchNorm over
+        both) and ``Y`` of each view is scored against the feature maps of the other view;
+        the terms of the two directions are averaged.
+        """
+        directions = len(views)
+        model = ctx.model
+        out, new_state = model.apply(
+            {"params": params, **model_state}, jnp.concatenate(views, axis=0), train=True,
+            mutable=list(model_state) + ["intermediates"],
+        )
+        new_state = {k: v for k, v in new_state.items() if k != "intermediates"}
+        split = {k: jnp.split(v, directions, axis=0) for k, v in out.items()}
+        other = [(d + 1) % directions for d in range(directions)]  # whose keys each view scores
+        mine = ctx.state if self.estimator == "mine" else MineAverages()
+        kwargs = self._estimator_kwargs(ctx.axis_name)
+        alpha, beta, gamma = (float(self.global_weight), float(self.local_weight),
+                              float(self.prior_weight))
+        loss = jnp.zeros((), jnp.float32)
+        metrics, new_mine = {}, {}
+        if alpha > 0:
+            scores = jnp.stack([global_scores(split["global_query"][d],
+                                              split["global_key"][other[d]], ctx.axis_name)
+                                for d in range(directions)])  # [D, n, N]
+            objectives, values, new_mine["global_"] = per_matrix(
+                self.estimator, scores, mine.global_, **kwargs)
+            loss = loss - alpha * jnp.mean(objectives)
+            metrics["mi_global"] = jnp.mean(values)
+        if beta > 0:
+            scores = jnp.concatenate([local_scores(split["local_query"][d],
+                                                   split["local_key"][other[d]], ctx.axis_name)
+                                      for d in range(directions)])  # [D * L, n, N]
+            objectives, values, new_mine["local"] = per_matrix(
+                self.estimator, scores, mine.local, **kwargs)
+            loss = loss - beta * jnp.mean(objectives)
+            metrics["mi_local"] = jnp.mean(values)
+        if gamma > 0:
+            prior, d_loss, g_loss = prior_matching_loss(params, out["projection"], rng,
+                                                        model=model)
+            loss = loss + gamma * prior
+            metrics.update(prior_discriminator_loss=d_loss, prior_encoder_loss=g_loss)
+        metrics["loss"] = loss
+        outputs = DIMOutputs(
+            embedding=split["projection"][0],
+            mine=MineAverages(**new_mine) if self.estimator == "mine" else None,
+        )
+        return loss, LossAux(metrics, new_state, outputs)
 
-DIM = register(
-    Objective(
-        name="dim",
-        build_model=build_dim_model,
-        make_views=dim_views,
-        loss=dim_objective_loss,
-        init_extra=init_dim_extra,
-        update_extra=update_dim_extra,
-        check_config=check_dim_config,
-        description="Deep InfoMax: global/local MI with JSD, DV/MINE or InfoNCE critics, "
-                    "optional prior matching (Hjelm et al. 2019)",
-    )
-)
+    def update_state(self, state, outputs: DIMOutputs, ctx: UpdateContext):
+        """Keeps the MINE averages the loss computed on this step's scores."""
+        del ctx
+        return outputs.mine if outputs.mine is not None else state

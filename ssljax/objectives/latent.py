@@ -1,4 +1,4 @@
-"""Latent-variable objectives: autoencoders, the VAE's ELBO, beta-VAE, FactorVAE, beta-TCVAE.
+"""Latent-variable objectives: autoencoder, the VAE's ELBO, beta-VAE, FactorVAE, beta-TCVAE.
 
 Pure terms (arrays in, arrays out; per-example terms are ``[B]``, summed over latents/pixels):
 
@@ -30,40 +30,39 @@ Pure terms (arrays in, arrays out; per-example terms are ``[B]``, summed over la
   ``kl_decomposition`` splits the sampled KL ``log q(z|x) - log p(z)`` into index-code mutual
   information, total correlation and dimension-wise KL, which sum to it exactly.
 
-Registry records (``config.objective``):
+Objectives (``config.objective.name``; every class shares ``likelihood`` and ``gaussian_std``):
 
 ==================  ==========================================================================
 ``autoencoder``     deterministic: decode the posterior mean; loss = ``-log p(x | mean(x))``.
-``denoising_ae``    the same on a corrupted input (``noise`` 'masking' or 'gaussian', from
-                    ``ssljax.data.corruptions``), reconstructing the clean image (Vincent et al.
-                    2008); the ``denoising_autoencoder`` record decodes a ConvNet feature map
-                    instead of a latent code, so it does not give a 10-d representation.
+                    Its denoising variant is ``denoising_autoencoder``
+                    (``ssljax.objectives.reconstruction``), which decodes the latent code of a
+                    Gaussian encoder such as this one.
 ``vae`` / ``beta_vae``  ``-log p(x|z) + beta KL(q(z|x) || N(0, I))``, ``z`` sampled once per image
-                    (Kingma & Welling 2014; Higgins et al. 2017). ``beta_vae`` is the same record
-                    under the name its config file needs; ``objective.beta`` sets beta in both.
+                    (Kingma & Welling 2014; Higgins et al. 2017). ``beta_vae`` is the same
+                    objective under the name its config file needs.
 ``factor_vae``      VAE loss + ``gamma * TC`` with TC from the discriminator's density ratio
-                    (Kim & Mnih 2018). The discriminator's parameters and Adam state live in
-                    ``TrainState.extra``; the loss computes its gradient on this step's latents
-                    and their dimension-permuted copies and ``update_extra`` applies it, so both
-                    networks step together, each against the other's pre-step parameters (as
-                    disentanglement_lib's grouped train ops). Adam(1e-4, b1 0.5, b2 0.9).
+                    (Kim & Mnih 2018). The discriminator is a parameter group
+                    (``params['discriminator']``, Adam(1e-4, b1 0.5, b2 0.9)); one gradient of
+                    ``main loss + discriminator loss`` steps both networks together, each
+                    against the other's pre-step parameters (as disentanglement_lib's grouped
+                    train ops): the main loss sees the discriminator's parameters under
+                    ``stop_gradient``, the discriminator's loss sees the latents under it.
 ``beta_tcvae``      ``-log p(x|z) + KL + (beta - 1) TC`` with the minibatch-weighted TC estimate
                     (Chen et al. 2018 with alpha = gamma = 1, as disentanglement_lib).
 ==================  ==========================================================================
 
-Common keys: ``likelihood`` ('bernoulli': decoder logits; 'gaussian': mean ``sigmoid(decoder
-output)`` with fixed ``gaussian_std``, default ``sqrt(1/2)`` so that ``-log p`` is
-disentanglement_lib's summed squared error plus a constant). Reported values are per image,
-in nats: ``reconstruction = -E log p(x|z)``, ``kl``, ``elbo = -(reconstruction + kl)``.
+``likelihood``: 'bernoulli' (decoder logits) or 'gaussian' (mean ``sigmoid(decoder output)``
+with fixed ``gaussian_std``, default ``sqrt(1/2)`` so that ``-log p`` is disentanglement_lib's
+summed squared error plus a constant). Reported values are per image, in nats:
+``reconstruction = -E log p(x|z)``, ``kl``, ``elbo = -(reconstruction + kl)``.
 
 Multi-device: every term is a mean over images. The latent noise ``eps`` is drawn for the
-whole global batch from a key kept in ``TrainState.extra`` (``noise_key``, the same on every
-device, advanced each step) and each device takes its rows, so an example's sample does not
-depend on the device count (the step's own key is folded with the device index). FactorVAE
-permutes the latents of the global batch (gathered, with a shared ``permutation_key``) and each
-device scores its slice; beta-TCVAE's density estimates use the posteriors of the whole global
-batch (gathered with gradients). So 8 devices give the loss and update of 1 device on the same
-global batch.
+whole global batch from the step's shared key (``LossContext.shared_rng``, equal on every
+device) and each device takes its rows, so an example's sample does not depend on the device
+count. FactorVAE permutes the latents of the global batch (gathered, with a second key split
+from the shared one) and each device scores its slice; beta-TCVAE's density estimates use the
+posteriors of the whole global batch (gathered with gradients). So 8 devices give the loss and
+update of 1 device on the same global batch. None of these objectives keeps a state.
 
 The model is ``ssljax.models.vae.VAENetwork`` (``model.encoder = 'vae_conv'`` with
 ``model.encoder_kwargs``, decoder settings in ``model.vae_decoder``).
@@ -73,31 +72,32 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import ClassVar
 
 import chex
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
+from ssljax.objectives.base import (
+    LossAux,
+    LossContext,
+    Objective,
+    Outputs,
+    ParamGroup,
+    Run,
+    check_choice,
+    check_int,
+    check_range,
+)
 from ssljax.objectives.contrastive import gather_batch
-from ssljax.objectives.registry import Objective, register
+from ssljax.objectives.registry import register
 
 LIKELIHOODS = ("bernoulli", "gaussian")
-DEFAULTS = dict(
-    likelihood="bernoulli",
-    gaussian_std=math.sqrt(0.5),
-    beta=1.0,
-    gamma=10.0,
-    noise="masking",
-    noise_stddev=0.3,
-    drop_prob=0.25,
-    disc_hidden=(1000,) * 6,
-    disc_learning_rate=1e-4,
-    disc_beta1=0.5,
-    disc_beta2=0.9,
-)
+DEFAULT_GAUSSIAN_STD = math.sqrt(0.5)
 LOG_2PI = math.log(2.0 * math.pi)
+# The top-level params key of FactorVAE's discriminator (a ParamGroup).
+DISCRIMINATOR = "discriminator"
 
 
 # ---------------------------------------------------------------------------
@@ -242,7 +242,7 @@ def kl_decomposition(z: chex.Array, mean: chex.Array, log_var: chex.Array, *,
 
 def reconstruction_log_likelihood(x: chex.Array, decoded: chex.Array, *,
                                   likelihood: str = "bernoulli",
-                                  gaussian_std: float = DEFAULTS["gaussian_std"]) -> chex.Array:
+                                  gaussian_std: float = DEFAULT_GAUSSIAN_STD) -> chex.Array:
     """``log p(x | z)`` per example ``[B]`` from the decoder output.
 
     'bernoulli': ``decoded`` are logits. 'gaussian': mean ``sigmoid(decoded)``, fixed standard
@@ -256,86 +256,111 @@ def reconstruction_log_likelihood(x: chex.Array, decoded: chex.Array, *,
     raise ValueError(f"likelihood={likelihood!r} is invalid; choose one of {LIKELIHOODS}")
 
 
+def log_likelihood_terms(x: chex.Array, decoded: chex.Array, *, likelihood: str = "bernoulli",
+                         gaussian_std: float = DEFAULT_GAUSSIAN_STD) -> chex.Array:
+    """The elementwise terms ``[B, ...]`` whose per-example sums are
+    ``reconstruction_log_likelihood`` (for weighting some values more than others)."""
+    chex.assert_equal_shape([x, decoded])
+    x, decoded = x.astype(jnp.float32), decoded.astype(jnp.float32)
+    if likelihood == "bernoulli":
+        return x * decoded - jax.nn.softplus(decoded)
+    if likelihood == "gaussian":
+        return gaussian_log_density(x, jax.nn.sigmoid(decoded), 2.0 * math.log(gaussian_std))
+    raise ValueError(f"likelihood={likelihood!r} is invalid; choose one of {LIKELIHOODS}")
+
+
+def weighted_log_likelihood(x: chex.Array, decoded: chex.Array, weights: chex.Array, *,
+                            likelihood: str = "bernoulli",
+                            gaussian_std: float = DEFAULT_GAUSSIAN_STD) -> chex.Array:
+    """``sum w log p(x_v | z)`` over the values ``v`` of each example: ``[B]``; ``weights``
+    broadcast against ``x`` (all ones: ``reconstruction_log_likelihood``)."""
+    terms = log_likelihood_terms(x, decoded, likelihood=likelihood, gaussian_std=gaussian_std)
+    return _sum_per_example(jnp.broadcast_to(weights, terms.shape) * terms)
+
+
 # ---------------------------------------------------------------------------
-# Records: shared pieces
+# Shared pieces of the objectives
 # ---------------------------------------------------------------------------
 
 
-def _setting(config, key):
-    value = config.objective.get(key, DEFAULTS[key])
-    return DEFAULTS[key] if value is None else value
+def split_param_group(params, name: str = DISCRIMINATOR):
+    """``(the model's params, params[name] or None)``: a parameter group's params sit beside
+    the model's at the top level (``Objective.param_groups``)."""
+    model_params = {k: v for k, v in params.items() if k != name}
+    return model_params, params.get(name)
 
 
-def _likelihood_kwargs(config) -> dict:
-    return dict(likelihood=str(_setting(config, "likelihood")),
-                gaussian_std=float(_setting(config, "gaussian_std")))
-
-
-def build_decoder(config):
-    """The ``VAEDecoder`` of ``config.model.vae_decoder`` with the dataset's channels."""
-    from ssljax.data.datasets import get_dataset_spec
+def build_decoder(run: Run):
+    """The ``VAEDecoder`` of ``run.model.vae_decoder`` with the dataset's channels."""
     from ssljax.models.network import dtype_from_name
     from ssljax.models.vae import VAEDecoder
 
-    dec = config.model.get("vae_decoder") or {}
-    channels = get_dataset_spec(config.dataset.name).train_image_shape[-1]
+    dec = run.model.get("vae_decoder") or {}
     return VAEDecoder(
         hidden=int(dec.get("hidden", 256)),
         start_shape=tuple(int(s) for s in dec.get("start_shape", (4, 4, 64))),
         widths=tuple(int(w) for w in dec.get("widths", (64, 32, 32))),
         kernel_size=int(dec.get("kernel_size", 4)),
         stride=int(dec.get("stride", 2)),
-        out_channels=int(channels),
-        dtype=dtype_from_name(config.get("dtype", "float32")),
+        out_channels=run.facts.channels,
+        dtype=dtype_from_name(run.dtype),
     )
 
 
-def build_latent_model(config, axis_name):
-    """``VAENetwork``: ``config.model``'s Gaussian encoder + ``build_decoder(config)``."""
+def build_latent_model(run: Run, axis_name):
+    """``VAENetwork``: ``run.model``'s Gaussian encoder + ``build_decoder(run)``."""
     from ssljax.models.network import build_encoder_from_config
     from ssljax.models.vae import VAENetwork
 
-    return VAENetwork(encoder=build_encoder_from_config(config, axis_name),
-                      decoder=build_decoder(config))
+    return VAENetwork(encoder=build_encoder_from_config(run, axis_name),
+                      decoder=build_decoder(run))
 
 
-def build_discriminator(config):
-    """FactorVAE's ``TCDiscriminator`` of ``objective.disc_hidden``."""
-    from ssljax.models.vae import TCDiscriminator
+def gaussian_encoder_names() -> list[str]:
+    """The registered encoders with a ``posterior`` (``(mean, log_var)`` of ``q(z | x)``)."""
+    from ssljax.models import ENCODERS
 
-    return TCDiscriminator(hidden=tuple(int(h) for h in _setting(config, "disc_hidden")))
-
-
-def discriminator_optimizer(config) -> optax.GradientTransformation:
-    """Adam for the discriminator (Locatello et al.: lr 1e-4, beta1 0.5, beta2 0.9)."""
-    return optax.adam(float(_setting(config, "disc_learning_rate")),
-                      b1=float(_setting(config, "disc_beta1")),
-                      b2=float(_setting(config, "disc_beta2")))
+    return sorted(n for n, cls in ENCODERS.items() if hasattr(cls, "posterior"))
 
 
-def image_views(rng, images, config):
+def has_gaussian_encoder(run: Run) -> bool:
+    """Whether ``run.model.encoder`` encodes to a Gaussian posterior (a latent code)."""
+    return run.model.encoder in gaussian_encoder_names()
+
+
+def latent_dim(run: Run) -> int:
+    """Latents of ``run.model``'s Gaussian encoder."""
+    from ssljax.models.network import build_encoder_from_config
+
+    return int(build_encoder_from_config(run, None).latent_dim)
+
+
+def check_latent_model(run: Run, objective_name: str, image_size=None) -> None:
+    """One-line errors for encoders and decoders a latent model cannot use; ``image_size``
+    ``(H, W)`` to decode (default: the dataset's)."""
+    if not has_gaussian_encoder(run):
+        raise ValueError(f"objective {objective_name!r} needs a Gaussian encoder; "
+                         f"model.encoder={run.model.encoder!r} is invalid; choose one of "
+                         f"{gaussian_encoder_names()}")
+    dim = latent_dim(run)
+    if dim < 1:
+        raise ValueError(f"model.encoder_kwargs.latent_dim={dim!r} is invalid; valid: an int "
+                         ">= 1")
+    size = tuple(image_size or run.facts.image_shape[:2])
+    decoder = build_decoder(run)
+    if decoder.output_size() != size:
+        raise ValueError(
+            f"model.vae_decoder start_shape={tuple(decoder.start_shape)} with "
+            f"{len(decoder.widths) + 1} stride-{decoder.stride} upconvolutions decodes "
+            f"{decoder.output_size()} images, but the {run.facts.name!r} views are {size}; "
+            f"valid: start_shape * stride**{len(decoder.widths) + 1} equal to the image size")
+
+
+def image_views(images: chex.Array) -> tuple[chex.Array]:
     """``(x,)``: the batch as float32 in [0, 1] (dSprites: exactly 0 or 1)."""
-    from ssljax.data.augment import to_float
+    from ssljax.views.augment import to_float
 
-    del rng, config
     return (to_float(images),)
-
-
-def corrupted_views(rng, images, config):
-    """``(corrupted, clean)`` for the denoising autoencoder."""
-    from ssljax.data import corruptions
-    from ssljax.data.augment import to_float
-
-    x = to_float(images)
-    kind = str(_setting(config, "noise"))
-    if kind == "gaussian":
-        stddev = float(_setting(config, "noise_stddev"))
-        return corruptions.gaussian_noise(rng, x, stddev=stddev), x
-    if kind == "masking":
-        drop_prob = float(_setting(config, "drop_prob"))
-        return corruptions.masking_noise(rng, x, drop_prob=drop_prob)[0], x
-    raise ValueError(f"objective.noise={kind!r} is invalid; choose one of "
-                     f"{corruptions.NOISE_KINDS}")
 
 
 def encode(params, model_state, x, *, model):
@@ -362,319 +387,240 @@ def global_batch_noise(key, local_shape, axis_name) -> chex.Array:
     return jax.lax.dynamic_slice_in_dim(noise, jax.lax.axis_index(axis_name) * n, n, axis=0)
 
 
-def init_noise_extra(params, model_state, config):
-    """``{'noise_key'}``: the key of the latent noise, shared by all devices."""
-    del params, model_state
-    return {"noise_key": jax.random.fold_in(jax.random.PRNGKey(int(config.seed)), 3)}
+def shared_keys(ctx: LossContext, objective_name: str) -> tuple[chex.Array, chex.Array]:
+    """``(noise key, permutation key)``, split from the step's key shared by all devices."""
+    if ctx.shared_rng is None:
+        raise ValueError(f"objective {objective_name!r} needs LossContext.shared_rng (a key "
+                         "equal on every device); the step passes shared_step_rng")
+    noise_key, permutation_key = jax.random.split(ctx.shared_rng)
+    return noise_key, permutation_key
 
 
-def update_noise_extra(extra, outputs, **_):
-    """A fresh noise key for the next step."""
-    del outputs
-    return dict(extra, noise_key=jax.random.split(extra["noise_key"])[1])
-
-
-def _elbo_terms(params, model_state, x, *, model, config, extra, axis_name):
-    """Encode, sample once, decode: ``(reconstruction [B], kl [B], mean, log_var, z)``."""
-    mean, log_var = encode(params, model_state, x, model=model)
-    eps = global_batch_noise(extra["noise_key"], mean.shape, axis_name)
-    z = mean + jnp.exp(0.5 * log_var) * eps  # reparameterize() with global-batch noise
-    decoded = decode(params, model_state, z, model=model)
-    rec = -reconstruction_log_likelihood(x, decoded, **_likelihood_kwargs(config))
-    return rec, gaussian_kl_standard(mean, log_var), mean, log_var, z
-
-
-def _elbo_metrics(rec, kl):
+def elbo_metrics(rec: chex.Array, kl: chex.Array) -> dict:
     rec, kl = jnp.mean(rec), jnp.mean(kl)
     return {"reconstruction": rec, "kl": kl, "elbo": -(rec + kl)}
 
 
 # ---------------------------------------------------------------------------
-# Autoencoder and denoising autoencoder
+# The objectives
 # ---------------------------------------------------------------------------
 
 
-def autoencoder_loss(params, model_state, views, rng, *, model, config, **_):
-    """``-log p(x | decode(mean(x~)))`` with ``x~ = x`` (AE) or a corrupted ``x`` (DAE)."""
-    del rng
-    x_in, x = (views[0], views[0]) if len(views) == 1 else views
-    mean, _ = encode(params, model_state, x_in, model=model)
-    decoded = decode(params, model_state, mean, model=model)
-    rec = jnp.mean(-reconstruction_log_likelihood(x, decoded, **_likelihood_kwargs(config)))
-    metrics = {"loss": rec, "reconstruction": rec}
-    return rec, (metrics, model_state, {"embedding": mean})
+@dataclasses.dataclass(frozen=True)
+class LatentObjective(Objective):
+    """What the latent-variable objectives share: the likelihood and the ``VAENetwork``.
+
+    Attributes:
+      likelihood: 'bernoulli' (decoder logits) or 'gaussian' (mean ``sigmoid(output)``).
+      gaussian_std: the Gaussian likelihood's fixed standard deviation.
+    """
+
+    likelihood: str = "bernoulli"
+    gaussian_std: float = DEFAULT_GAUSSIAN_STD
+
+    def __post_init__(self):
+        check_choice("likelihood", self.likelihood, LIKELIHOODS)
+        check_range("gaussian_std", self.gaussian_std, low=0.0, low_open=True)
+
+    def check(self, run):
+        check_latent_model(run, self.name)
+
+    def build_model(self, run, axis_name):
+        return build_latent_model(run, axis_name)
+
+    def make_views(self, rng, images, run):
+        del rng, run
+        return image_views(images)
+
+    def log_likelihood(self, x: chex.Array, decoded: chex.Array) -> chex.Array:
+        """``log p(x | z)`` per example ``[B]``."""
+        return reconstruction_log_likelihood(x, decoded, likelihood=self.likelihood,
+                                             gaussian_std=self.gaussian_std)
+
+    def elbo_terms(self, params, model_state, x, noise_key, ctx: LossContext):
+        """Encode, sample once, decode: ``(reconstruction [B], kl [B], mean, log_var, z)``."""
+        mean, log_var = encode(params, model_state, x, model=ctx.model)
+        eps = global_batch_noise(noise_key, mean.shape, ctx.axis_name)
+        z = mean + jnp.exp(0.5 * log_var) * eps  # reparameterize() with global-batch noise
+        decoded = decode(params, model_state, z, model=ctx.model)
+        rec = -self.log_likelihood(x, decoded)
+        return rec, gaussian_kl_standard(mean, log_var), mean, log_var, z
 
 
-# ---------------------------------------------------------------------------
-# VAE / beta-VAE
-# ---------------------------------------------------------------------------
+@register
+@dataclasses.dataclass(frozen=True)
+class Autoencoder(LatentObjective):
+    """Deterministic autoencoder: ``-log p(x | decode(mean(x)))``, no KL term."""
+
+    name: ClassVar[str] = "autoencoder"
+    description: ClassVar[str] = ("Deterministic autoencoder through the latent means "
+                                  "(Bernoulli/Gaussian reconstruction)")
+
+    def loss(self, params, model_state, views, rng, ctx: LossContext):
+        del rng
+        (x,) = views
+        mean, _ = encode(params, model_state, x, model=ctx.model)
+        decoded = decode(params, model_state, mean, model=ctx.model)
+        rec = jnp.mean(-self.log_likelihood(x, decoded))
+        metrics = {"loss": rec, "reconstruction": rec}
+        return rec, LossAux(metrics, model_state, Outputs(embedding=mean))
 
 
-def vae_loss(params, model_state, views, rng, *, model, config, extra, axis_name=None, **_):
-    """``mean(-log p(x|z) + beta KL)`` with one reparameterised sample per image."""
-    del rng
-    (x,) = views
-    rec, kl, mean, _, _ = _elbo_terms(params, model_state, x, model=model, config=config,
-                                      extra=extra, axis_name=axis_name)
-    beta = float(_setting(config, "beta"))
-    loss = jnp.mean(rec + beta * kl)
-    metrics = dict(_elbo_metrics(rec, kl), loss=loss)
-    return loss, (metrics, model_state, {"embedding": mean})
+@register
+@dataclasses.dataclass(frozen=True)
+class VAE(LatentObjective):
+    """``mean(-log p(x|z) + beta KL)`` with one reparameterised sample per image.
+
+    Attributes:
+      beta: weight of the KL term (1: the ELBO; Locatello et al.'s grid 1, 2, 4, 6, 8, 16).
+    """
+
+    name: ClassVar[str] = "vae"
+    description: ClassVar[str] = ("VAE / beta-VAE: -log p(x|z) + beta KL(q(z|x) || N(0, I)) "
+                                  "(Kingma & Welling 2014; Higgins et al. 2017)")
+
+    beta: float = 1.0
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_range("beta", self.beta, low=0.0)
+
+    def loss(self, params, model_state, views, rng, ctx: LossContext):
+        del rng
+        (x,) = views
+        noise_key, _ = shared_keys(ctx, self.name)
+        rec, kl, mean, _, _ = self.elbo_terms(params, model_state, x, noise_key, ctx)
+        loss = jnp.mean(rec + self.beta * kl)
+        metrics = dict(elbo_metrics(rec, kl), loss=loss)
+        return loss, LossAux(metrics, model_state, Outputs(embedding=mean))
 
 
-# ---------------------------------------------------------------------------
-# beta-TCVAE
-# ---------------------------------------------------------------------------
+@register
+@dataclasses.dataclass(frozen=True)
+class BetaVAE(VAE):
+    """beta-VAE (Higgins et al. 2017): ``vae`` under the name its config files use."""
+
+    name: ClassVar[str] = "beta_vae"
+    description: ClassVar[str] = "beta-VAE (Higgins et al. 2017): the 'vae' objective by name"
 
 
-def beta_tcvae_loss(params, model_state, views, rng, *, model, config, extra, axis_name=None,
-                    **_):
-    """``mean(-log p(x|z) + KL) + (beta - 1) TC`` with the minibatch-weighted TC estimate over
-    the global batch's posteriors."""
-    del rng
-    (x,) = views
-    rec, kl, mean, log_var, z = _elbo_terms(params, model_state, x, model=model, config=config,
-                                            extra=extra, axis_name=axis_name)
-    batch_mean, _ = gather_batch(mean, axis_name)
-    batch_log_var, _ = gather_batch(log_var, axis_name)
-    parts = kl_decomposition(z, mean, log_var, batch_mean=batch_mean, batch_log_var=batch_log_var)
-    beta = float(_setting(config, "beta"))
-    loss = jnp.mean(rec + kl) + (beta - 1.0) * parts["total_correlation"]
-    metrics = dict(_elbo_metrics(rec, kl), loss=loss, mutual_info=parts["mutual_info"],
-                   total_correlation=parts["total_correlation"], dimwise_kl=parts["dimwise_kl"])
-    return loss, (metrics, model_state, {"embedding": mean})
+@register
+@dataclasses.dataclass(frozen=True)
+class BetaTCVAE(LatentObjective):
+    """``mean(-log p(x|z) + KL) + (beta - 1) TC``, TC by minibatch-weighted sampling over the
+    global batch's posteriors.
+
+    Attributes:
+      beta: weight of the total correlation (Locatello et al.'s grid 1, 2, 4, 6, 8, 10).
+    """
+
+    name: ClassVar[str] = "beta_tcvae"
+    description: ClassVar[str] = ("beta-TCVAE: VAE + (beta - 1) TC by minibatch-weighted "
+                                  "sampling (Chen et al. 2018)")
+
+    beta: float = 6.0
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_range("beta", self.beta, low=0.0)
+
+    def loss(self, params, model_state, views, rng, ctx: LossContext):
+        del rng
+        (x,) = views
+        noise_key, _ = shared_keys(ctx, self.name)
+        rec, kl, mean, log_var, z = self.elbo_terms(params, model_state, x, noise_key, ctx)
+        batch_mean, _ = gather_batch(mean, ctx.axis_name)
+        batch_log_var, _ = gather_batch(log_var, ctx.axis_name)
+        parts = kl_decomposition(z, mean, log_var, batch_mean=batch_mean,
+                                 batch_log_var=batch_log_var)
+        loss = jnp.mean(rec + kl) + (self.beta - 1.0) * parts["total_correlation"]
+        metrics = dict(elbo_metrics(rec, kl), loss=loss, mutual_info=parts["mutual_info"],
+                       total_correlation=parts["total_correlation"],
+                       dimwise_kl=parts["dimwise_kl"])
+        return loss, LossAux(metrics, model_state, Outputs(embedding=mean))
 
 
-# ---------------------------------------------------------------------------
-# FactorVAE
-# ---------------------------------------------------------------------------
-
-
-def factor_vae_loss(params, model_state, views, rng, *, model, config, axis_name=None, extra,
-                    **_):
-    """``mean(-log p(x|z) + KL) + gamma TC(z)``; also the discriminator's gradient.
+@register
+@dataclasses.dataclass(frozen=True)
+class FactorVAE(LatentObjective):
+    """``mean(-log p(x|z) + KL) + gamma TC(z)``, TC from a discriminator trained in the same
+    step (a parameter group, ``params['discriminator']``).
 
     The discriminator sees this device's latents (class 0) and this device's slice of the
     dimension-permuted global batch of latents (class 1), both without gradient to the VAE.
+
+    Attributes:
+      gamma: weight of the TC estimate (Locatello et al.'s grid 10, 20, 30, 40, 50, 100).
+      disc_hidden: units of the discriminator's LeakyReLU layers (Kim & Mnih: 6 x 1000).
+      disc_learning_rate, disc_beta1, disc_beta2: the discriminator's Adam (Locatello et al.:
+        1e-4, 0.5, 0.9), constant learning rate.
     """
-    del rng
-    (x,) = views
-    rec, kl, mean, _, z = _elbo_terms(params, model_state, x, model=model, config=config,
-                                      extra=extra, axis_name=axis_name)
-    disc = build_discriminator(config)
-    disc_params = extra["disc_params"]
-    tc = density_ratio_tc(disc.apply({"params": disc_params}, z))
-    gamma = float(_setting(config, "gamma"))
-    loss = jnp.mean(rec + kl) + gamma * tc
 
-    z_fixed = jax.lax.stop_gradient(z)
-    z_all, offset = gather_batch(z_fixed, axis_name)
-    z_perm = jax.lax.dynamic_slice_in_dim(permute_dims(extra["permutation_key"], z_all), offset,
-                                          z.shape[0], axis=0)
+    name: ClassVar[str] = "factor_vae"
+    description: ClassVar[str] = ("FactorVAE: VAE + gamma TC from a dimension-permutation "
+                                  "discriminator (Kim & Mnih 2018)")
 
-    def disc_objective(p):
-        real = disc.apply({"params": p}, z_fixed)
-        perm = disc.apply({"params": p}, z_perm)
-        return tc_discriminator_loss(real, perm), (real, perm)
+    gamma: float = 30.0
+    disc_hidden: tuple[int, ...] = (1000,) * 6
+    disc_learning_rate: float = 1e-4
+    disc_beta1: float = 0.5
+    disc_beta2: float = 0.9
 
-    (disc_loss, (real, perm)), disc_grads = jax.value_and_grad(disc_objective, has_aux=True)(
-        disc_params)
-    accuracy = 0.5 * (jnp.mean((real[:, 0] > real[:, 1]).astype(jnp.float32))
-                      + jnp.mean((perm[:, 1] > perm[:, 0]).astype(jnp.float32)))
-    metrics = dict(_elbo_metrics(rec, kl), loss=loss, total_correlation=tc,
-                   disc_loss=disc_loss, disc_accuracy=accuracy)
-    return loss, (metrics, model_state, {"embedding": mean, "disc_grads": disc_grads})
+    def __post_init__(self):
+        super().__post_init__()
+        object.__setattr__(self, "disc_hidden", tuple(self.disc_hidden))
+        check_range("gamma", self.gamma, low=0.0)
+        check_range("disc_learning_rate", self.disc_learning_rate, low=0.0, low_open=True)
+        check_range("disc_beta1", self.disc_beta1, low=0.0, high=1.0, high_open=True)
+        check_range("disc_beta2", self.disc_beta2, low=0.0, high=1.0, high_open=True)
+        if not self.disc_hidden:
+            raise ValueError("objective.disc_hidden=() is invalid; valid: a non-empty tuple of "
+                             "ints >= 1")
+        for units in self.disc_hidden:
+            check_int("disc_hidden", units)
 
+    def check(self, run):
+        super().check(run)
+        if run.batch_size < 2:
+            raise ValueError(f"batch_size={run.batch_size} is invalid for factor_vae; valid: "
+                             ">= 2 (permuting latents needs several images)")
 
-def init_factor_vae_extra(params, model_state, config):
-    """Discriminator parameters, its Adam state, the permutation and noise keys."""
-    disc = build_discriminator(config)
-    seed_key = jax.random.PRNGKey(int(config.seed))
-    latent_dim = int(config.model.get("encoder_kwargs", {}).get("latent_dim", 10))
-    disc_params = disc.init(jax.random.fold_in(seed_key, 1),
-                            jnp.zeros((1, latent_dim), jnp.float32))["params"]
-    return {"disc_params": disc_params,
-            "disc_opt_state": discriminator_optimizer(config).init(disc_params),
-            "permutation_key": jax.random.fold_in(seed_key, 2),
-            **init_noise_extra(params, model_state, config)}
+    def discriminator(self):
+        """FactorVAE's ``TCDiscriminator`` of ``disc_hidden``."""
+        from ssljax.models.vae import TCDiscriminator
 
+        return TCDiscriminator(hidden=tuple(int(h) for h in self.disc_hidden))
 
-def update_factor_vae_extra(extra, outputs, *, params, model_state, step, config, axis_name):
-    """One Adam step of the discriminator on the device-averaged gradient (kept if finite);
-    fresh permutation and noise keys for the next step."""
-    del params, model_state, step
-    grads = outputs["disc_grads"]
-    if axis_name is not None:
-        grads = jax.lax.pmean(grads, axis_name)
-    updates, opt_state = discriminator_optimizer(config).update(
-        grads, extra["disc_opt_state"], extra["disc_params"])
-    finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(grads)]))
-    stepped = {"disc_params": optax.apply_updates(extra["disc_params"], updates),
-               "disc_opt_state": opt_state}
-    kept = {k: extra[k] for k in stepped}
-    new = jax.tree.map(lambda a, b: jnp.where(finite, a, b), stepped, kept)
-    new["permutation_key"] = jax.random.split(extra["permutation_key"])[1]
-    new["noise_key"] = jax.random.split(extra["noise_key"])[1]
-    return new
+    def discriminator_optimizer(self) -> optax.GradientTransformation:
+        """Adam for the discriminator (Locatello et al.: lr 1e-4, beta1 0.5, beta2 0.9)."""
+        return optax.adam(float(self.disc_learning_rate), b1=float(self.disc_beta1),
+                          b2=float(self.disc_beta2))
 
+    def param_groups(self, run):
+        return {DISCRIMINATOR: ParamGroup(self.discriminator(), (1, latent_dim(run)),
+                                          self.discriminator_optimizer())}
 
-# ---------------------------------------------------------------------------
-# Config checks
-# ---------------------------------------------------------------------------
+    def loss(self, params, model_state, views, rng, ctx: LossContext):
+        """``main + discriminator loss``: one gradient gives the VAE the main loss's gradient
+        and the discriminator its own loss's gradient; ``metrics['loss']`` is the main loss."""
+        del rng
+        (x,) = views
+        vae_params, disc_params = split_param_group(params)
+        noise_key, permutation_key = shared_keys(ctx, self.name)
+        rec, kl, mean, _, z = self.elbo_terms(vae_params, model_state, x, noise_key, ctx)
+        disc = self.discriminator()
+        tc = density_ratio_tc(disc.apply({"params": jax.lax.stop_gradient(disc_params)}, z))
+        loss = jnp.mean(rec + kl) + self.gamma * tc
 
-
-def _check_number(name: str, value, *, low: float = 0.0, strict: bool = False) -> None:
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        value = float("nan")
-    ok = value > low if strict else value >= low
-    if not ok:
-        op = ">" if strict else ">="
-        raise ValueError(f"objective.{name}={value} is invalid; valid: a number {op} {low:g}")
-
-
-def check_latent_model_config(config, objective_name: str) -> None:
-    """One-line errors for encoders, decoders and likelihoods a latent model cannot use."""
-    from ssljax.data.datasets import get_dataset_spec
-    from ssljax.models.network import build_encoder_from_config
-
-    from ssljax.models import ENCODERS
-
-    gaussian = [n for n, cls in ENCODERS.items() if hasattr(cls, "posterior")]
-    if not hasattr(ENCODERS.get(config.model.encoder), "posterior"):
-        raise ValueError(f"objective {objective_name!r} needs a Gaussian encoder; "
-                         f"model.encoder={config.model.encoder!r} is invalid; choose one of "
-                         f"{gaussian}")
-    encoder = build_encoder_from_config(config, None)
-    latent_dim = encoder.latent_dim
-    if not (isinstance(latent_dim, (int, np.integer)) and latent_dim >= 1):
-        raise ValueError(f"model.encoder_kwargs.latent_dim={latent_dim!r} is invalid; valid: an "
-                         "int >= 1")
-    likelihood = _setting(config, "likelihood")
-    if likelihood not in LIKELIHOODS:
-        raise ValueError(f"objective.likelihood={likelihood!r} is invalid; choose one of "
-                         f"{LIKELIHOODS}")
-    _check_number("gaussian_std", _setting(config, "gaussian_std"), strict=True)
-    decoder = build_decoder(config)
-    height, width = get_dataset_spec(config.dataset.name).train_image_shape[:2]
-    if decoder.output_size() != (height, width):
-        raise ValueError(
-            f"model.vae_decoder start_shape={tuple(decoder.start_shape)} with "
-            f"{len(decoder.widths) + 1} stride-{decoder.stride} upconvolutions decodes "
-            f"{decoder.output_size()} images, but dataset {config.dataset.name!r} has "
-            f"{(height, width)}; valid: start_shape * 2**{len(decoder.widths) + 1} equal to "
-            "the image size")
-
-
-def check_autoencoder_config(config) -> None:
-    check_latent_model_config(config, "autoencoder")
-
-
-def check_denoising_ae_config(config) -> None:
-    from ssljax.data import corruptions
-
-    check_latent_model_config(config, "denoising_ae")
-    kind = _setting(config, "noise")
-    if kind not in corruptions.NOISE_KINDS:
-        raise ValueError(f"objective.noise={kind!r} is invalid; choose one of "
-                         f"{corruptions.NOISE_KINDS}")
-    if kind == "gaussian":
-        _check_number("noise_stddev", _setting(config, "noise_stddev"), strict=True)
-    else:
-        p = float(_setting(config, "drop_prob"))
-        if not 0.0 < p < 1.0:
-            raise ValueError(f"objective.drop_prob={p} is invalid; valid: a number in (0, 1)")
-
-
-def check_vae_config(config) -> None:
-    check_latent_model_config(config, config.objective.name)
-    _check_number("beta", _setting(config, "beta"))
-
-
-def check_beta_tcvae_config(config) -> None:
-    check_latent_model_config(config, "beta_tcvae")
-    _check_number("beta", _setting(config, "beta"))
-
-
-def check_factor_vae_config(config) -> None:
-    check_latent_model_config(config, "factor_vae")
-    _check_number("gamma", _setting(config, "gamma"))
-    _check_number("disc_learning_rate", _setting(config, "disc_learning_rate"), strict=True)
-    for key in ("disc_beta1", "disc_beta2"):
-        b = float(_setting(config, key))
-        if not 0.0 <= b < 1.0:
-            raise ValueError(f"objective.{key}={b} is invalid; valid: a number in [0, 1)")
-    hidden = tuple(_setting(config, "disc_hidden"))
-    if not hidden or any(not (isinstance(h, (int, np.integer)) and h >= 1) for h in hidden):
-        raise ValueError(f"objective.disc_hidden={hidden} is invalid; valid: a non-empty tuple "
-                         "of ints >= 1")
-    if int(config.batch_size) < 2:
-        raise ValueError(f"batch_size={config.batch_size} is invalid for factor_vae; valid: >= 2 "
-                         "(permuting latents needs several images)")
-
-
-# ---------------------------------------------------------------------------
-# Registration
-# ---------------------------------------------------------------------------
-
-AUTOENCODER = register(Objective(
-    name="autoencoder",
-    build_model=build_latent_model,
-    make_views=image_views,
-    loss=autoencoder_loss,
-    check_config=check_autoencoder_config,
-    description="Deterministic autoencoder through the latent means (Bernoulli/Gaussian "
-                "reconstruction)",
-))
-
-DENOISING_AE = register(Objective(
-    name="denoising_ae",
-    build_model=build_latent_model,
-    make_views=corrupted_views,
-    loss=autoencoder_loss,
-    check_config=check_denoising_ae_config,
-    description="Denoising autoencoder through the latent means: masking or Gaussian noise "
-                "(Vincent et al. 2008)",
-))
-
-VAE = register(Objective(
-    name="vae",
-    build_model=build_latent_model,
-    make_views=image_views,
-    loss=vae_loss,
-    init_extra=init_noise_extra,
-    update_extra=update_noise_extra,
-    check_config=check_vae_config,
-    description="VAE / beta-VAE: -log p(x|z) + beta KL(q(z|x) || N(0, I)) (Kingma & Welling "
-                "2014; Higgins et al. 2017)",
-))
-
-BETA_VAE = register(dataclasses.replace(
-    VAE, name="beta_vae",
-    description="beta-VAE (Higgins et al. 2017): the 'vae' record under its own name",
-))
-
-FACTOR_VAE = register(Objective(
-    name="factor_vae",
-    build_model=build_latent_model,
-    make_views=image_views,
-    loss=factor_vae_loss,
-    init_extra=init_factor_vae_extra,
-    update_extra=update_factor_vae_extra,
-    check_config=check_factor_vae_config,
-    description="FactorVAE: VAE + gamma TC from a dimension-permutation discriminator "
-                "(Kim & Mnih 2018)",
-))
-
-BETA_TCVAE = register(Objective(
-    name="beta_tcvae",
-    build_model=build_latent_model,
-    make_views=image_views,
-    loss=beta_tcvae_loss,
-    init_extra=init_noise_extra,
-    update_extra=update_noise_extra,
-    check_config=check_beta_tcvae_config,
-    description="beta-TCVAE: VAE + (beta - 1) TC by minibatch-weighted sampling "
-                "(Chen et al. 2018)",
-))
+        z_fixed = jax.lax.stop_gradient(z)
+        z_all, offset = gather_batch(z_fixed, ctx.axis_name)
+        z_perm = jax.lax.dynamic_slice_in_dim(permute_dims(permutation_key, z_all), offset,
+                                              z.shape[0], axis=0)
+        real = disc.apply({"params": disc_params}, z_fixed)
+        perm = disc.apply({"params": disc_params}, z_perm)
+        disc_loss = tc_discriminator_loss(real, perm)
+        accuracy = 0.5 * (jnp.mean((real[:, 0] > real[:, 1]).astype(jnp.float32))
+                          + jnp.mean((perm[:, 1] > perm[:, 0]).astype(jnp.float32)))
+        metrics = dict(elbo_metrics(rec, kl), loss=loss, total_correlation=tc,
+                       disc_loss=disc_loss, disc_accuracy=accuracy)
+        return loss + disc_loss, LossAux(metrics, model_state, Outputs(embedding=mean))

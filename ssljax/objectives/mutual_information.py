@@ -1,10 +1,11 @@
 """Variational lower bounds on mutual information, as pure functions of a critic score matrix.
 
-The estimators of Poole et al. 2019 ("On Variational Bounds of Mutual Information"), derived in
-seed 001 from density-ratio estimation. Every bound takes ``scores [K, K]`` with
-``scores[i, j] = f(x_i, y_j)``: the diagonal holds the K samples of the joint ``p(x, y)``, the
-``K (K - 1)`` off-diagonal entries are (dependent) samples of ``p(x) p(y)``. Estimates are in
-nats. With ``r = p(x, y) / (p(x) p(y))``:
+The estimators of Poole et al. 2019 ("On Variational Bounds of Mutual Information"), read as
+density-ratio estimators: each is tight when the critic recovers the log density ratio (last
+column below). Every bound takes ``scores [K, K]`` with ``scores[i, j] = f(x_i, y_j)``: the
+diagonal holds the K samples of the joint ``p(x, y)``, the ``K (K - 1)`` off-diagonal entries
+are (dependent) samples of ``p(x) p(y)``. Estimates are in nats. With
+``r = p(x, y) / (p(x) p(y))``:
 
 =====================  ==============================================  =====================
 bound                  value                                           tight critic

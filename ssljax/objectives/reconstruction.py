@@ -1,6 +1,6 @@
 """Reconstruction pretext tasks: context-encoder inpainting, colorization, denoising autoencoder.
 
-Pure losses (arrays in, scalar out) and their registry records.
+Pure losses (arrays in, scalar out) and the objectives that wire them to networks and views.
 
 * ``masked_l2_loss``: Pathak et al. 2016's ``L_rec = ||M * (x - F((1 - M) * x))||^2``. Normalised
   (our choice) as the mean squared error over each image's hidden values, then averaged over
@@ -23,30 +23,58 @@ Pure losses (arrays in, scalar out) and their registry records.
   2008, 2010), optionally weighting corrupted and clean values differently (their
   "emphasised" denoising); mean over values.
 
-Records: ``inpainting`` (the discriminator, when ``objective.lambda_adv > 0``, lives in
-``TrainState.extra`` with its own Adam state: the loss computes its gradient on the same
-step's real and inpainted images and returns it in ``outputs``; ``update_extra`` averages it
-over devices and applies the update, so generator and discriminator step simultaneously, each
-against the other's pre-step parameters), ``colorization`` (the running bin distribution for
-rebalancing lives in ``extra``) and ``denoising_autoencoder``. All three read the encoder's
+Objectives:
+
+* ``inpainting``: with ``lambda_adv > 0`` the discriminator is a parameter group
+  (``params['discriminator']``, its own Adam). The loss is ``main + discriminator loss``: the
+  main loss sees the discriminator's parameters under ``stop_gradient`` and the discriminator's
+  loss sees the real and inpainted images under it, so one gradient gives each network what
+  training it alone would, and both step simultaneously against the other's pre-step
+  parameters. ``metrics['loss']`` is the main loss.
+* ``colorization``: the running bin distribution for rebalancing is its state
+  (``ColorizationState``).
+* ``denoising_autoencoder``: its network follows ``model.encoder``. A Gaussian encoder
+  (``vae_conv``) is decoded from its latent code (posterior mean, ``model.vae_decoder``) and
+  trained by ``-log p(x | decode(mean(x~)))`` (``likelihood``, ``gaussian_std``); any other
+  encoder's ``model.decoder.feature_layer`` map is decoded to sigmoid outputs trained by
+  ``denoising_loss``. ``corrupted_weight`` / ``clean_weight`` weight the values in both.
+
+Inpainting, colorization and the feature-map denoising autoencoder read the encoder's
 ``model.decoder.feature_layer`` map through ``ssljax.models.decoders.ReconstructionNetwork``;
 the encoder's variables sit where ``checkpoint_eval.encoder_of`` looks for them.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from typing import ClassVar, Mapping
+
 import chex
+import flax.struct
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import optax
 
-from ssljax.data import corruptions
-from ssljax.objectives.registry import Objective, register
+from ssljax.objectives import latent
+from ssljax.objectives.base import (
+    LossAux,
+    LossContext,
+    Objective,
+    Outputs,
+    ParamGroup,
+    Run,
+    UpdateContext,
+    check_choice,
+    check_int,
+    check_range,
+)
+from ssljax.objectives.registry import register
+from ssljax.views import corruptions
 
 LOSS_KINDS = ("classification", "regression")
 AB_SCALE = 100.0  # regression targets are ab / AB_SCALE
+DISCRIMINATOR = latent.DISCRIMINATOR  # the params key of a discriminator (a ParamGroup)
 
 
 # ---------------------------------------------------------------------------
@@ -160,33 +188,48 @@ def rebalance_weights(prior: chex.Array, centers, *, lam: float = 0.5,
     return w / jnp.sum(p * w)
 
 
+
+def ab_histogram(bins: chex.Array, num_bins: int) -> chex.Array:
+    """Fraction of pixels in each bin: ``[num_bins]`` from integer ``bins [...]``."""
+    counts = jnp.zeros((num_bins,), jnp.float32).at[bins.reshape(-1)].add(1.0)
+    return counts / bins.size
+
+
+def corruption_weights(corrupted: chex.Array, *, corrupted_weight: float = 1.0,
+                       clean_weight: float = 1.0) -> chex.Array:
+    """Per-value weights ``corrupted_weight`` where ``corrupted`` is 1, else ``clean_weight``
+    (the weighting ``denoising_loss`` applies)."""
+    c = corrupted.astype(jnp.float32)
+    return corrupted_weight * c + clean_weight * (1.0 - c)
+
+
 # ---------------------------------------------------------------------------
-# Shared pieces of the records
+# Shared pieces of the objectives
 # ---------------------------------------------------------------------------
 
 
-def _train_image_shape(config) -> tuple[int, int, int]:
-    """``(H, W, C)`` of the images the views are made from."""
-    from ssljax.data.datasets import get_dataset_spec
-
-    h, w, c = get_dataset_spec(config.dataset.name).train_image_shape
-    size = config.augment.get("output_size") if config.objective.get("augment", False) else None
+def view_image_shape(run: Run, augment: bool) -> tuple[int, int, int]:
+    """``(H, W, C)`` of the views: the dataset's images, at ``augment.output_size`` when
+    they are augmented."""
+    h, w, c = run.facts.image_shape
+    size = run.augment.get("output_size") if augment and run.augment is not None else None
     if size is not None:
         h, w = (size, size) if isinstance(size, int) else size
     return int(h), int(w), int(c)
 
 
-def _decoder_config(config) -> ml_collections.ConfigDict:
-    return config.model.get("decoder", ml_collections.ConfigDict())
+def decoder_settings(run: Run):
+    """``run.model.decoder`` (the ``ConvDecoder`` of a feature map), ``{}`` if absent."""
+    return run.model.get("decoder") or {}
 
 
-def build_reconstruction_model(config, axis_name, *, out_channels: int, output_activation: str,
-                               output_size=None):
-    """``ReconstructionNetwork``: ``config.model``'s encoder + a ``ConvDecoder``."""
+def build_reconstruction_model(run: Run, axis_name, *, out_channels: int,
+                               output_activation: str, output_size=None):
+    """``ReconstructionNetwork``: ``run.model``'s encoder + a ``ConvDecoder``."""
     from ssljax.models.decoders import ConvDecoder, ReconstructionNetwork
     from ssljax.models.network import build_encoder_from_config, dtype_from_name
 
-    dec = _decoder_config(config)
+    dec = decoder_settings(run)
     upsample = dec.get("upsample")
     decoder = ConvDecoder(
         widths=tuple(int(w) for w in dec.get("widths", (64, 32))),
@@ -197,22 +240,22 @@ def build_reconstruction_model(config, axis_name, *, out_channels: int, output_a
         norm=str(dec.get("norm", "batch")),
         output_activation=output_activation,
         axis_name=axis_name,
-        dtype=dtype_from_name(config.get("dtype", "float32")),
+        dtype=dtype_from_name(run.dtype),
     )
     return ReconstructionNetwork(
-        encoder_module=build_encoder_from_config(config, axis_name),
+        encoder_module=build_encoder_from_config(run, axis_name),
         decoder=decoder,
         feature_layer=str(dec.get("feature_layer", "block4")),
         output_size=None if output_size is None else tuple(int(s) for s in output_size),
     )
 
 
-def clean_images(rng, images, config) -> jax.Array:
-    """Float images in [0, 1]; augmented once with ``config.augment`` if ``objective.augment``."""
-    from ssljax.data.augment import make_views, to_float
+def clean_images(rng, images, run: Run, augment: bool) -> jax.Array:
+    """Float images in [0, 1]; augmented once with ``run.augment`` if ``augment``."""
+    from ssljax.views.augment import make_views, to_float
 
-    if config.objective.get("augment", False):
-        (x,) = make_views(rng, images, config.augment, num_views=1)
+    if augment:
+        (x,) = make_views(rng, images, run.augment, num_views=1)
         return x
     return to_float(images)
 
@@ -223,31 +266,16 @@ def apply_network(params, model_state, x, *, model):
                        mutable=list(model_state))
 
 
-def _check_positive_int(name: str, value, upper: int | None = None) -> None:
-    ok = isinstance(value, (int, np.integer)) and value >= 1 and (upper is None or value <= upper)
-    if not ok:
-        bound = f"1..{upper}" if upper is not None else ">= 1"
-        raise ValueError(f"{name}={value!r} is invalid; valid: an int in {bound}")
-
-
-def _check_unit(name: str, value, *, closed: bool = False) -> None:
-    value = float(value)
-    ok = 0.0 <= value <= 1.0 if closed else 0.0 < value < 1.0
-    if not ok:
-        interval = "[0, 1]" if closed else "(0, 1)"
-        raise ValueError(f"{name}={value} is invalid; valid: a number in {interval}")
-
-
-def check_decoder_config(config, objective_name: str) -> None:
+def check_decoder(run: Run, objective_name: str, image_shape) -> None:
     """One-line errors for encoders and decoder settings a reconstruction cannot use."""
     from ssljax.models import encoder_layer_names
     from ssljax.models.decoders import DECODER_NORMS
     from ssljax.models.network import build_encoder_from_config
 
-    if config.model.get("patches") is not None:
+    if run.model.get("patches") is not None:
         raise ValueError(f"objective {objective_name!r} decodes an encoder feature map; remove "
                          "config.model.patches")
-    dec = _decoder_config(config)
+    dec = decoder_settings(run)
     norm = dec.get("norm", "batch")
     if norm not in DECODER_NORMS:
         raise ValueError(f"model.decoder.norm={norm!r} is invalid; choose one of {DECODER_NORMS}")
@@ -256,8 +284,8 @@ def check_decoder_config(config, objective_name: str) -> None:
     if upsample is not None and len(tuple(upsample)) != len(widths):
         raise ValueError(f"model.decoder.upsample={tuple(upsample)} needs one factor per width "
                          f"of model.decoder.widths={widths}")
-    encoder = build_encoder_from_config(config, None)
-    sample = jax.ShapeDtypeStruct((1,) + _train_image_shape(config), jnp.float32)
+    encoder = build_encoder_from_config(run, None)
+    sample = jax.ShapeDtypeStruct((1,) + tuple(image_shape), jnp.float32)
     variables = jax.eval_shape(lambda x: encoder.init(jax.random.PRNGKey(0), x, train=False),
                                sample)
     maps = [n for n in encoder_layer_names(encoder, variables, sample) if n != "pooled"]
@@ -267,190 +295,195 @@ def check_decoder_config(config, objective_name: str) -> None:
                          f"encoder's feature maps {maps}")
 
 
+def as_tuple(value):
+    """Lists (JSON configs) as tuples; other values unchanged."""
+    return tuple(value) if isinstance(value, list) else value
+
+
+def renamed_keys(objective_config, renames: Mapping[str, str]) -> dict:
+    """The items of ``objective_config`` with the stored names in ``renames`` replaced."""
+    if objective_config is None:
+        return {}
+    items = dict(objective_config.to_dict() if hasattr(objective_config, "to_dict")
+                 else objective_config)
+    for old, new in renames.items():
+        if old in items:
+            if new in items:
+                raise ValueError(f"objective.{old} is the stored name of objective.{new}; give "
+                                 f"only objective.{new}")
+            items[new] = items.pop(old)
+    return items
+
+
+def check_unit(key: str, value) -> None:
+    """``0 < value < 1``."""
+    check_range(key, value, low=0.0, high=1.0, low_open=True, high_open=True)
+
+
 # ---------------------------------------------------------------------------
 # Inpainting (Pathak et al. 2016)
 # ---------------------------------------------------------------------------
 
 
-def build_discriminator(config):
-    """The ``PatchDiscriminator`` of ``objective.disc_widths``."""
-    from ssljax.models.decoders import PatchDiscriminator
+@register
+@dataclasses.dataclass(frozen=True)
+class Inpainting(Objective):
+    """Context encoder: ``lambda_rec * L_rec + lambda_adv * L_adv`` of a hidden region.
 
-    widths = tuple(int(w) for w in config.objective.get("disc_widths", (32, 64)))
-    return PatchDiscriminator(widths=widths)
-
-
-def discriminator_optimizer(config) -> optax.GradientTransformation:
-    """Adam with DCGAN's beta1 = 0.5 at ``objective.disc_learning_rate``."""
-    obj = config.objective
-    return optax.adam(float(obj.get("disc_learning_rate", 2e-4)),
-                      b1=float(obj.get("disc_beta1", 0.5)))
-
-
-def _mask_settings(config) -> dict:
-    obj = config.objective
-    h, w, _ = _train_image_shape(config)
-    hole = obj.get("hole_size", 0) or (h // 2, w // 2)
-    return dict(
-        kind=str(obj.get("mask", "random_region")),
-        hole_size=tuple(hole) if not isinstance(hole, (int, np.integer)) else int(hole),
-        num_blocks=int(obj.get("num_blocks", 4)),
-        block_size=int(obj.get("block_size", 0) or min(h, w) // 4),
-        fraction=float(obj.get("region_fraction", 0.25)),
-        scale=float(obj.get("region_scale", 4.0)),
-    )
-
-
-def _fill_value(config):
-    fill = config.objective.get("fill_value", 0.5)
-    return tuple(float(f) for f in fill) if isinstance(fill, (tuple, list)) else float(fill)
-
-
-def inpainting_views(rng, images, config):
-    """``(masked input, original, mask)``: ``[B, H, W, C]``, ``[B, H, W, C]``, ``[B, H, W, 1]``."""
-    image_rng, mask_rng = jax.random.split(rng)
-    x = clean_images(image_rng, images, config)
-    b, h, w, _ = x.shape
-    masks = corruptions.sample_masks(mask_rng, b, h, w, **_mask_settings(config))
-    return corruptions.apply_mask(x, masks, _fill_value(config)), x, masks
-
-
-def build_inpainting_model(config, axis_name):
-    """Encoder + decoder to the input's channels, sigmoid output in [0, 1]."""
-    channels = _train_image_shape(config)[-1]
-    return build_reconstruction_model(config, axis_name, out_channels=channels,
-                                      output_activation="sigmoid")
-
-
-def _adversarial_weights(config) -> tuple[float, float]:
-    obj = config.objective
-    return float(obj.get("lambda_rec", 0.999)), float(obj.get("lambda_adv", 0.0))
-
-
-def inpainting_objective_loss(params, model_state, views, rng, *, model, config, axis_name,
-                              extra, **_):
-    """``lambda_rec * L_rec + lambda_adv * L_adv`` and the discriminator's gradient.
-
-    The generator term sees the inpainted image ``M * F + (1 - M) * x`` through the current
-    discriminator; the discriminator's own loss (real ``x`` against the inpainted image with
-    the generator's gradient stopped) is differentiated here with respect to its parameters
-    and handed to ``update_extra`` as ``outputs['disc_grads']``.
+    Attributes:
+      mask: 'central' (one hole), 'random_block' or 'random_region' (``MASK_KINDS``).
+      hole_size: the central hole's side (int) or ``(height, width)``; 0: half of each side.
+      num_blocks, block_size: random blocks; ``block_size`` 0: a quarter of the shorter side.
+      region_fraction, region_scale: the random region's hidden fraction and smoothness
+        (pixels per noise cell).
+      fill_value: what hidden pixels show, one number or one per channel.
+      lambda_rec, lambda_adv: weights of the masked L2 and the adversarial term (0: no
+        discriminator).
+      saturating: the generator's literal ``log(1 - D(fake))`` instead of ``-log D(fake)``.
+      disc_widths: the ``PatchDiscriminator``'s stride-2 layer widths.
+      disc_learning_rate, disc_beta1: the discriminator's Adam (DCGAN: 2e-4, 0.5).
+      augment: augment the images once with ``config.augment`` before masking.
     """
-    del rng, axis_name
-    inputs, images, masks = views
-    out, new_state = apply_network(params, model_state, inputs, model=model)
-    recon = out["reconstruction"]
-    lambda_rec, lambda_adv = _adversarial_weights(config)
-    rec = masked_l2_loss(images, recon, masks)
-    loss = lambda_rec * rec
-    metrics = {"rec_loss": rec}
-    outputs = {"embedding": out["features"]}
-    if lambda_adv > 0:
-        disc = build_discriminator(config)
-        disc_params = extra["disc_params"]
-        fake = masks * recon + (1.0 - masks) * images
-        adv = generator_adversarial_loss(
-            disc.apply({"params": disc_params}, fake),
-            saturating=bool(config.objective.get("saturating", False)))
-        loss = loss + lambda_adv * adv
 
-        def disc_objective(p):
-            logits = disc.apply({"params": p},
-                                jnp.concatenate([images, jax.lax.stop_gradient(fake)], axis=0))
-            real_logits, fake_logits = jnp.split(logits, 2, axis=0)
-            return discriminator_loss(real_logits, fake_logits), (real_logits, fake_logits)
+    name: ClassVar[str] = "inpainting"
+    description: ClassVar[str] = ("Context-encoder inpainting: masked L2 + optional adversarial "
+                                  "term (Pathak et al. 2016)")
 
-        (disc_loss, (real_logits, fake_logits)), disc_grads = jax.value_and_grad(
-            disc_objective, has_aux=True)(disc_params)
-        metrics.update(
-            adv_loss=adv,
-            disc_loss=disc_loss,
-            disc_real_accuracy=jnp.mean((real_logits > 0).astype(jnp.float32)),
-            disc_fake_accuracy=jnp.mean((fake_logits < 0).astype(jnp.float32)),
+    mask: str = "random_region"
+    hole_size: int | tuple[int, int] = 0
+    num_blocks: int = 4
+    block_size: int = 0
+    region_fraction: float = 0.25
+    region_scale: float = 4.0
+    fill_value: float | tuple[float, ...] = 0.5
+    lambda_rec: float = 0.999
+    lambda_adv: float = 0.001
+    saturating: bool = False
+    disc_widths: tuple[int, ...] = (32, 64)
+    disc_learning_rate: float = 2e-4
+    disc_beta1: float = 0.5
+    augment: bool = False
+
+    def __post_init__(self):
+        for key in ("hole_size", "fill_value", "disc_widths"):
+            object.__setattr__(self, key, as_tuple(getattr(self, key)))
+        check_choice("mask", self.mask, corruptions.MASK_KINDS)
+        sides = self.hole_size if isinstance(self.hole_size, tuple) else (self.hole_size,)
+        if len(sides) not in (1, 2):
+            raise ValueError(f"objective.hole_size={self.hole_size!r} is invalid; valid: an int "
+                             "or (height, width)")
+        for side in sides:
+            check_int("hole_size", side, low=0)
+        check_int("num_blocks", self.num_blocks)
+        check_int("block_size", self.block_size, low=0)
+        check_unit("region_fraction", self.region_fraction)
+        check_range("region_scale", self.region_scale, low=1.0)
+        if self.lambda_rec < 0 or self.lambda_adv < 0 or self.lambda_rec + self.lambda_adv <= 0:
+            raise ValueError(f"objective.lambda_rec={self.lambda_rec} and objective.lambda_adv="
+                             f"{self.lambda_adv} are invalid; valid: both >= 0, not both 0")
+        for width in self.disc_widths:
+            check_int("disc_widths", width)
+        check_range("disc_learning_rate", self.disc_learning_rate, low=0.0, low_open=True)
+        check_range("disc_beta1", self.disc_beta1, low=0.0, high=1.0, high_open=True)
+
+    def image_shape(self, run: Run) -> tuple[int, int, int]:
+        return view_image_shape(run, self.augment)
+
+    def mask_settings(self, run: Run) -> dict:
+        """``corruptions.sample_masks`` keywords; 0 sizes resolved against the views."""
+        h, w, _ = self.image_shape(run)
+        return dict(
+            kind=self.mask,
+            hole_size=self.hole_size or (h // 2, w // 2),
+            num_blocks=int(self.num_blocks),
+            block_size=int(self.block_size or min(h, w) // 4),
+            fraction=float(self.region_fraction),
+            scale=float(self.region_scale),
         )
-        outputs["disc_grads"] = disc_grads
-    metrics["loss"] = loss
-    return loss, (metrics, new_state, outputs)
 
+    def check(self, run):
+        h, w, c = self.image_shape(run)
+        s = self.mask_settings(run)
+        if self.mask == "central":
+            hole = s["hole_size"]
+            hh, hw = (hole, hole) if isinstance(hole, int) else hole
+            if not (1 <= hh < h and 1 <= hw < w):
+                raise ValueError(f"objective.hole_size={hole!r} is invalid for {h}x{w} images; "
+                                 f"valid: 1..{min(h, w) - 1}")
+        elif self.mask == "random_block" and not 1 <= s["block_size"] <= min(h, w):
+            raise ValueError(f"objective.block_size={s['block_size']} is invalid for {h}x{w} "
+                             f"images; valid: 1..{min(h, w)}")
+        if isinstance(self.fill_value, tuple) and len(self.fill_value) not in (1, c):
+            raise ValueError(f"objective.fill_value={self.fill_value} is invalid for {c}-channel "
+                             f"images; valid: one number or {c}")
+        check_decoder(run, self.name, (h, w, c))
 
-def init_inpainting_extra(params, model_state, config):
-    """Discriminator parameters and Adam state when ``lambda_adv > 0``, else ``{}``."""
-    del params, model_state
-    if _adversarial_weights(config)[1] <= 0:
-        return {}
-    disc = build_discriminator(config)
-    rng = jax.random.fold_in(jax.random.PRNGKey(int(config.seed)), 1)
-    sample = jnp.zeros((1,) + _train_image_shape(config), jnp.float32)
-    disc_params = disc.init(rng, sample)["params"]
-    return {"disc_params": disc_params,
-            "disc_opt_state": discriminator_optimizer(config).init(disc_params)}
+    def build_model(self, run, axis_name):
+        """Encoder + decoder to the input's channels, sigmoid output in [0, 1]."""
+        return build_reconstruction_model(run, axis_name, out_channels=run.facts.channels,
+                                          output_activation="sigmoid")
 
+    def discriminator(self):
+        """The ``PatchDiscriminator`` of ``disc_widths``."""
+        from ssljax.models.decoders import PatchDiscriminator
 
-def update_inpainting_extra(extra, outputs, *, params, model_state, step, config, axis_name):
-    """One Adam step of the discriminator on the device-averaged gradient (kept if finite)."""
-    del params, model_state, step
-    if "disc_params" not in extra:
-        return extra
-    grads = outputs["disc_grads"]
-    if axis_name is not None:
-        grads = jax.lax.pmean(grads, axis_name)
-    updates, opt_state = discriminator_optimizer(config).update(
-        grads, extra["disc_opt_state"], extra["disc_params"])
-    new = {"disc_params": optax.apply_updates(extra["disc_params"], updates),
-           "disc_opt_state": opt_state}
-    finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(grads)]))
-    return jax.tree.map(lambda a, b: jnp.where(finite, a, b), new, extra)
+        return PatchDiscriminator(widths=tuple(int(w) for w in self.disc_widths))
 
+    def discriminator_optimizer(self) -> optax.GradientTransformation:
+        """Adam with DCGAN's beta1 = 0.5 at ``disc_learning_rate``, constant."""
+        return optax.adam(float(self.disc_learning_rate), b1=float(self.disc_beta1))
 
-def check_inpainting_config(config) -> None:
-    """One-line errors for masks, loss weights and decoders that cannot work."""
-    obj = config.objective
-    h, w, c = _train_image_shape(config)
-    s = _mask_settings(config)
-    if s["kind"] not in corruptions.MASK_KINDS:
-        raise ValueError(f"objective.mask={s['kind']!r} is invalid; choose one of "
-                         f"{corruptions.MASK_KINDS}")
-    if s["kind"] == "central":
-        hole = s["hole_size"]
-        hh, hw = (hole, hole) if isinstance(hole, int) else hole
-        if not (1 <= hh < h and 1 <= hw < w):
-            raise ValueError(f"objective.hole_size={hole!r} is invalid for {h}x{w} images; "
-                             f"valid: 1..{min(h, w) - 1}")
-    elif s["kind"] == "random_block":
-        _check_positive_int("objective.block_size", s["block_size"], min(h, w))
-        _check_positive_int("objective.num_blocks", s["num_blocks"])
-    else:
-        _check_unit("objective.region_fraction", s["fraction"])
-        if not s["scale"] >= 1:
-            raise ValueError(f"objective.region_scale={s['scale']} is invalid; valid: a number "
-                             ">= 1 (pixels per noise cell)")
-    fill = _fill_value(config)
-    if isinstance(fill, tuple) and len(fill) not in (1, c):
-        raise ValueError(f"objective.fill_value={fill} is invalid for {c}-channel images; valid: "
-                         f"one number or {c}")
-    lambda_rec, lambda_adv = _adversarial_weights(config)
-    if lambda_rec < 0 or lambda_adv < 0 or lambda_rec + lambda_adv <= 0:
-        raise ValueError(f"objective.lambda_rec={lambda_rec} and objective.lambda_adv="
-                         f"{lambda_adv} are invalid; valid: both >= 0, not both 0")
-    if lambda_adv > 0 and not float(obj.get("disc_learning_rate", 2e-4)) > 0:
-        raise ValueError(f"objective.disc_learning_rate={obj.disc_learning_rate} is invalid; "
-                         "valid: a number > 0")
-    check_decoder_config(config, "inpainting")
+    def param_groups(self, run):
+        if self.lambda_adv <= 0:
+            return {}
+        return {DISCRIMINATOR: ParamGroup(self.discriminator(), (1,) + self.image_shape(run),
+                                          self.discriminator_optimizer())}
 
+    def make_views(self, rng, images, run):
+        """``(masked input, original, mask)``: ``[B, H, W, C]``, ``[B, H, W, C]``,
+        ``[B, H, W, 1]``."""
+        image_rng, mask_rng = jax.random.split(rng)
+        x = clean_images(image_rng, images, run, self.augment)
+        b, h, w, _ = x.shape
+        masks = corruptions.sample_masks(mask_rng, b, h, w, **self.mask_settings(run))
+        return corruptions.apply_mask(x, masks, self.fill_value), x, masks
 
-INPAINTING = register(
-    Objective(
-        name="inpainting",
-        build_model=build_inpainting_model,
-        make_views=inpainting_views,
-        loss=inpainting_objective_loss,
-        init_extra=init_inpainting_extra,
-        update_extra=update_inpainting_extra,
-        check_config=check_inpainting_config,
-        description="Context-encoder inpainting: masked L2 + optional adversarial term "
-                    "(Pathak et al. 2016)",
-    )
-)
+    def loss(self, params, model_state, views, rng, ctx: LossContext):
+        """``lambda_rec * L_rec + lambda_adv * L_adv``, plus the discriminator's loss.
+
+        The generator term sees the inpainted image ``M * F + (1 - M) * x`` through the
+        current discriminator (its parameters under ``stop_gradient``); the discriminator's
+        loss compares the real ``x`` with the inpainted image under ``stop_gradient``. The
+        returned value is their sum; ``metrics['loss']`` the generator's loss alone.
+        """
+        del rng
+        inputs, images, masks = views
+        net_params, disc_params = latent.split_param_group(params)
+        out, new_state = apply_network(net_params, model_state, inputs, model=ctx.model)
+        recon = out["reconstruction"]
+        rec = masked_l2_loss(images, recon, masks)
+        loss = self.lambda_rec * rec
+        metrics = {"rec_loss": rec}
+        disc_loss = 0.0
+        if self.lambda_adv > 0:
+            disc = self.discriminator()
+            fake = masks * recon + (1.0 - masks) * images
+            adv = generator_adversarial_loss(
+                disc.apply({"params": jax.lax.stop_gradient(disc_params)}, fake),
+                saturating=self.saturating)
+            loss = loss + self.lambda_adv * adv
+            both = jax.lax.stop_gradient(jnp.concatenate([images, fake], axis=0))
+            real_logits, fake_logits = jnp.split(disc.apply({"params": disc_params}, both), 2,
+                                                 axis=0)
+            disc_loss = discriminator_loss(real_logits, fake_logits)
+            metrics.update(
+                adv_loss=adv,
+                disc_loss=disc_loss,
+                disc_real_accuracy=jnp.mean((real_logits > 0).astype(jnp.float32)),
+                disc_fake_accuracy=jnp.mean((fake_logits < 0).astype(jnp.float32)),
+            )
+        metrics["loss"] = loss
+        return loss + disc_loss, LossAux(metrics, new_state, Outputs(embedding=out["features"]))
 
 
 # ---------------------------------------------------------------------------
@@ -458,73 +491,122 @@ INPAINTING = register(
 # ---------------------------------------------------------------------------
 
 
-def denoising_views(rng, images, config):
-    """``(corrupted, clean, corrupted-mask)``; Gaussian noise marks every value corrupted."""
-    image_rng, noise_rng = jax.random.split(rng)
-    x = clean_images(image_rng, images, config)
-    obj = config.objective
-    kind = str(obj.get("noise", "gaussian"))
-    if kind == "gaussian":
-        noisy = corruptions.gaussian_noise(noise_rng, x, stddev=float(obj.get("noise_stddev", 0.3)))
-        return noisy, x, jnp.ones(x.shape[:3] + (1,), x.dtype)
-    if kind == "masking":
-        noisy, mask = corruptions.masking_noise(noise_rng, x,
-                                                drop_prob=float(obj.get("drop_prob", 0.25)))
-        return noisy, x, mask
-    raise ValueError(f"objective.noise={kind!r} is invalid; choose one of "
+def corrupt(rng, x: chex.Array, *, noise: str, noise_stddev: float,
+            drop_prob: float) -> tuple[chex.Array, chex.Array]:
+    """``(corrupted x, corrupted-mask [B, H, W, 1])``; Gaussian noise corrupts every value."""
+    if noise == "gaussian":
+        noisy = corruptions.gaussian_noise(rng, x, stddev=float(noise_stddev))
+        return noisy, jnp.ones(x.shape[:3] + (1,), x.dtype)
+    if noise == "masking":
+        return corruptions.masking_noise(rng, x, drop_prob=float(drop_prob))
+    raise ValueError(f"objective.noise={noise!r} is invalid; choose one of "
                      f"{corruptions.NOISE_KINDS}")
 
 
-def build_denoising_model(config, axis_name):
-    """Encoder + decoder to the input's channels, sigmoid output in [0, 1]."""
-    channels = _train_image_shape(config)[-1]
-    return build_reconstruction_model(config, axis_name, out_channels=channels,
-                                      output_activation="sigmoid")
+@register
+@dataclasses.dataclass(frozen=True)
+class DenoisingAutoencoder(Objective):
+    """Reconstruct the clean image from a corrupted one; the network follows
+    ``model.encoder`` (module docstring): a Gaussian encoder's latent code, or a feature map.
 
+    Attributes:
+      noise: 'gaussian' (every value, ``noise_stddev``, clipped to [0, 1]) or 'masking'
+        (each pixel zeroed with ``drop_prob``).
+      noise_stddev: the Gaussian noise's standard deviation.
+      drop_prob: the masking noise's probability.
+      corrupted_weight, clean_weight: weights of corrupted and clean values in the loss
+        (Vincent et al. 2010's emphasised denoising; 1/1: plain).
+      likelihood, gaussian_std: ``-log p(x | z)`` of the latent-code network
+        (``ssljax.objectives.latent``); the feature-map network is trained by squared error
+        and leaves them at their defaults.
+      augment: augment the images once with ``config.augment`` before the corruption.
+    """
 
-def denoising_objective_loss(params, model_state, views, rng, *, model, config, **_):
-    """``denoising_loss`` of the reconstruction of the corrupted input against the clean one."""
-    del rng
-    noisy, images, corrupted = views
-    out, new_state = apply_network(params, model_state, noisy, model=model)
-    obj = config.objective
-    loss = denoising_loss(images, out["reconstruction"], corrupted,
-                          corrupted_weight=float(obj.get("corrupted_weight", 1.0)),
-                          clean_weight=float(obj.get("clean_weight", 1.0)))
-    metrics = {"loss": loss,
-               "mse": jnp.mean((images - out["reconstruction"]) ** 2)}
-    return loss, (metrics, new_state, {"embedding": out["features"]})
+    name: ClassVar[str] = "denoising_autoencoder"
+    description: ClassVar[str] = ("Denoising autoencoder: Gaussian or masking noise, a latent-code "
+                                  "or feature-map decoder (Vincent et al. 2008)")
 
+    noise: str = "gaussian"
+    noise_stddev: float = 0.3
+    drop_prob: float = 0.25
+    corrupted_weight: float = 1.0
+    clean_weight: float = 1.0
+    likelihood: str = "bernoulli"
+    gaussian_std: float = latent.DEFAULT_GAUSSIAN_STD
+    augment: bool = False
 
-def check_denoising_config(config) -> None:
-    """One-line errors for noise settings and decoders that cannot work."""
-    obj = config.objective
-    kind = obj.get("noise", "gaussian")
-    if kind not in corruptions.NOISE_KINDS:
-        raise ValueError(f"objective.noise={kind!r} is invalid; choose one of "
-                         f"{corruptions.NOISE_KINDS}")
-    if kind == "gaussian" and not float(obj.get("noise_stddev", 0.3)) > 0:
-        raise ValueError(f"objective.noise_stddev={obj.noise_stddev} is invalid; valid: a "
-                         "number > 0")
-    if kind == "masking":
-        _check_unit("objective.drop_prob", obj.get("drop_prob", 0.25))
-    for key in ("corrupted_weight", "clean_weight"):
-        if float(obj.get(key, 1.0)) < 0:
-            raise ValueError(f"objective.{key}={obj[key]} is invalid; valid: a number >= 0")
-    check_decoder_config(config, "denoising_autoencoder")
+    def __post_init__(self):
+        check_choice("noise", self.noise, corruptions.NOISE_KINDS)
+        check_range("noise_stddev", self.noise_stddev, low=0.0, low_open=True)
+        check_unit("drop_prob", self.drop_prob)
+        check_range("corrupted_weight", self.corrupted_weight, low=0.0)
+        check_range("clean_weight", self.clean_weight, low=0.0)
+        check_choice("likelihood", self.likelihood, latent.LIKELIHOODS)
+        check_range("gaussian_std", self.gaussian_std, low=0.0, low_open=True)
 
+    def image_shape(self, run: Run) -> tuple[int, int, int]:
+        return view_image_shape(run, self.augment)
 
-DENOISING_AUTOENCODER = register(
-    Objective(
-        name="denoising_autoencoder",
-        build_model=build_denoising_model,
-        make_views=denoising_views,
-        loss=denoising_objective_loss,
-        check_config=check_denoising_config,
-        description="Denoising autoencoder: Gaussian or masking noise, L2 reconstruction "
-                    "(Vincent et al. 2008)",
-    )
-)
+    def check(self, run):
+        shape = self.image_shape(run)
+        if latent.has_gaussian_encoder(run):
+            latent.check_latent_model(run, self.name, shape[:2])
+            return
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        for key in ("likelihood", "gaussian_std"):
+            if getattr(self, key) != defaults[key]:
+                raise ValueError(
+                    f"objective.{key}={getattr(self, key)!r} is invalid with "
+                    f"model.encoder={run.model.encoder!r} (a feature map decoded by squared "
+                    f"error); valid: a Gaussian encoder {latent.gaussian_encoder_names()}, or "
+                    f"the default {defaults[key]!r}")
+        check_decoder(run, self.name, shape)
+
+    def build_model(self, run, axis_name):
+        """A Gaussian encoder + ``VAEDecoder`` (logits), or the encoder's feature map +
+        ``ConvDecoder`` (sigmoid output in [0, 1])."""
+        if latent.has_gaussian_encoder(run):
+            return latent.build_latent_model(run, axis_name)
+        return build_reconstruction_model(run, axis_name, out_channels=run.facts.channels,
+                                          output_activation="sigmoid")
+
+    def make_views(self, rng, images, run):
+        """``(corrupted, clean, corrupted-mask)``."""
+        image_rng, noise_rng = jax.random.split(rng)
+        x = clean_images(image_rng, images, run, self.augment)
+        noisy, corrupted = corrupt(noise_rng, x, noise=self.noise,
+                                   noise_stddev=self.noise_stddev, drop_prob=self.drop_prob)
+        return noisy, x, corrupted
+
+    def loss(self, params, model_state, views, rng, ctx: LossContext):
+        del rng
+        if latent.has_gaussian_encoder(ctx.run):
+            return self.latent_code_loss(params, model_state, views, ctx)
+        return self.feature_map_loss(params, model_state, views, ctx)
+
+    def latent_code_loss(self, params, model_state, views, ctx: LossContext):
+        """``mean_b -sum w log p(x | decode(mean(x~)))`` (``w``: ``corruption_weights``)."""
+        noisy, images, corrupted = views
+        mean, _ = latent.encode(params, model_state, noisy, model=ctx.model)
+        decoded = latent.decode(params, model_state, mean, model=ctx.model)
+        weights = corruption_weights(corrupted, corrupted_weight=self.corrupted_weight,
+                                     clean_weight=self.clean_weight)
+        rec = jnp.mean(-latent.weighted_log_likelihood(
+            images, decoded, weights, likelihood=self.likelihood,
+            gaussian_std=self.gaussian_std))
+        metrics = {"loss": rec, "reconstruction": rec}
+        return rec, LossAux(metrics, model_state, Outputs(embedding=mean))
+
+    def feature_map_loss(self, params, model_state, views, ctx: LossContext):
+        """``denoising_loss`` of the reconstruction of the corrupted input against the clean
+        one."""
+        noisy, images, corrupted = views
+        out, new_state = apply_network(params, model_state, noisy, model=ctx.model)
+        loss = denoising_loss(images, out["reconstruction"], corrupted,
+                              corrupted_weight=self.corrupted_weight,
+                              clean_weight=self.clean_weight)
+        metrics = {"loss": loss, "mse": jnp.mean((images - out["reconstruction"]) ** 2)}
+        return loss, LossAux(metrics, new_state, Outputs(embedding=out["features"]))
 
 
 # ---------------------------------------------------------------------------
@@ -532,140 +614,162 @@ DENOISING_AUTOENCODER = register(
 # ---------------------------------------------------------------------------
 
 
-def _color_settings(config) -> dict:
-    obj = config.objective
-    return dict(
-        loss=str(obj.get("loss", "classification")),
-        grid=float(obj.get("ab_grid", corruptions.AB_GRID)),
-        neighbors=int(obj.get("soft_neighbors", 5)),
-        sigma=float(obj.get("soft_sigma", 5.0)),
-        rebalance=bool(obj.get("class_rebalance", True)),
-        lam=float(obj.get("rebalance_lambda", 0.5)),
-        momentum=float(obj.get("prior_momentum", 0.99)),
-        stride=int(obj.get("target_stride", 1)),
-    )
+@flax.struct.dataclass
+class ColorizationState:
+    """The running distribution of the training pixels over the ab bins (rebalancing)."""
+
+    ab_prior: jax.Array
 
 
-def colorization_views(rng, images, config):
-    """``(grey input, ab target)``: the image with ``a = b = 0`` as RGB, and its ab channels.
+@flax.struct.dataclass
+class ColorizationOutputs(Outputs):
+    """Also the batch's histogram over the ab bins (averaged over micro-batches)."""
 
-    The input keeps the image format the encoder is evaluated on (RGB in [0, 1]) but holds only
-    the lightness L (Zhang et al. feed L alone). The ab target is mean-pooled by
-    ``objective.target_stride`` (Zhang et al. predict at a quarter of the input resolution).
+    ab_histogram: jax.Array | None = None
+
+
+@register
+@dataclasses.dataclass(frozen=True)
+class Colorization(Objective):
+    """ab from lightness: rebalanced cross entropy over ab bins, or ab regression.
+
+    Attributes:
+      ab_loss: 'classification' (bins of the ab grid) or 'regression' (L2 on ab / 100).
+        Stored configs call it ``loss`` (``RENAMED_KEYS``).
+      ab_grid: the bins' spacing in ab units (only in-gamut bins are kept).
+      soft_neighbors, soft_sigma: soft targets over the nearest bins with a Gaussian of sigma.
+      class_rebalance: weight pixels by the rebalancing of the running bin distribution.
+      rebalance_lambda: the uniform mixture's weight lambda in the rebalancing.
+      prior_momentum: momentum of the running bin distribution.
+      target_stride: the ab target is mean-pooled by this factor.
+      augment: augment the images once with ``config.augment`` first.
     """
-    x = clean_images(rng, images, config)
-    lab = corruptions.rgb_to_lab(x)
-    grey = corruptions.lab_to_rgb(
-        jnp.concatenate([lab[..., :1], jnp.zeros_like(lab[..., 1:])], axis=-1))
-    ab = corruptions.downsample_mean(lab[..., 1:], _color_settings(config)["stride"])
-    return grey, ab
 
+    name: ClassVar[str] = "colorization"
+    description: ClassVar[str] = ("Colorization: ab bins from lightness with class rebalancing "
+                                  "(Zhang et al. 2016; Larsson et al. 2017)")
+    # Stored configs' names of fields: ``loss`` would hide the method of the same name.
+    RENAMED_KEYS: ClassVar[Mapping[str, str]] = {"loss": "ab_loss"}
 
-def build_colorization_model(config, axis_name):
-    """Encoder + decoder to ``Q`` bin logits (classification) or 2 ab values (regression)."""
-    s = _color_settings(config)
-    h, w, _ = _train_image_shape(config)
-    channels = len(corruptions.ab_bin_centers(s["grid"])) if s["loss"] == "classification" else 2
-    return build_reconstruction_model(config, axis_name, out_channels=channels,
-                                      output_activation="none",
-                                      output_size=(h // s["stride"], w // s["stride"]))
+    ab_loss: str = "classification"
+    ab_grid: float = 10.0
+    soft_neighbors: int = 5
+    soft_sigma: float = 5.0
+    class_rebalance: bool = True
+    rebalance_lambda: float = 0.5
+    prior_momentum: float = 0.99
+    target_stride: int = 1
+    augment: bool = False
 
+    @classmethod
+    def from_config(cls, objective_config):
+        """``Objective.from_config`` after renaming the stored configs' keys."""
+        return super().from_config(renamed_keys(objective_config, cls.RENAMED_KEYS))
 
-def ab_histogram(bins: chex.Array, num_bins: int) -> chex.Array:
-    """Fraction of pixels in each bin: ``[num_bins]`` from integer ``bins [...]``."""
-    counts = jnp.zeros((num_bins,), jnp.float32).at[bins.reshape(-1)].add(1.0)
-    return counts / bins.size
+    def __post_init__(self):
+        check_choice("ab_loss", self.ab_loss, LOSS_KINDS)
+        check_range("ab_grid", self.ab_grid, low=0.0, low_open=True)
+        check_int("soft_neighbors", self.soft_neighbors, low=1)
+        q = len(self.centers())
+        if self.soft_neighbors > q:
+            raise ValueError(f"objective.soft_neighbors={self.soft_neighbors} is invalid; valid: "
+                             f"1..{q} (the bins of ab_grid={self.ab_grid:g})")
+        check_range("soft_sigma", self.soft_sigma, low=0.0, low_open=True)
+        check_range("rebalance_lambda", self.rebalance_lambda, low=0.0, high=1.0)
+        check_range("prior_momentum", self.prior_momentum, low=0.0, high=1.0, high_open=True)
+        check_int("target_stride", self.target_stride)
 
+    def centers(self) -> np.ndarray:
+        """The in-gamut ab bin centres ``[Q, 2]``."""
+        return corruptions.ab_bin_centers(float(self.ab_grid))
 
-def colorization_objective_loss(params, model_state, views, rng, *, model, config, extra, **_):
-    """Rebalanced cross entropy over ab bins (or ab regression); bin accuracy as a metric."""
-    del rng
-    grey, ab = views
-    out, new_state = apply_network(params, model_state, grey, model=model)
-    pred = out["reconstruction"]
-    s = _color_settings(config)
-    outputs = {"embedding": out["features"]}
-    if s["loss"] == "regression":
-        loss = colorization_regression_loss(pred, ab)
-        error = jnp.mean(jnp.sqrt(jnp.sum((pred * AB_SCALE - ab) ** 2, axis=-1) + 1e-12))
-        metrics = {"loss": loss, "ab_error": error}
-        return loss, (metrics, new_state, outputs)
-    centers = corruptions.ab_bin_centers(s["grid"])
-    targets = corruptions.encode_ab_soft(ab, centers, num_neighbors=s["neighbors"],
-                                         sigma=s["sigma"])
-    hard = corruptions.encode_ab_hard(ab, centers)
-    weights = None
-    if s["rebalance"]:
-        table = rebalance_weights(extra["ab_prior"], centers, lam=s["lam"], sigma=s["sigma"])
-        weights = table[hard]
-        outputs["ab_histogram"] = ab_histogram(hard, len(centers))
-    loss = colorization_classification_loss(pred, targets, weights)
-    accuracy = jnp.mean((jnp.argmax(pred, axis=-1) == hard).astype(jnp.float32))
-    metrics = {"loss": loss, "bin_accuracy": accuracy}
-    return loss, (metrics, new_state, outputs)
+    @property
+    def rebalancing(self) -> bool:
+        """Whether the loss weights pixels by a running bin distribution (the state)."""
+        return self.ab_loss == "classification" and bool(self.class_rebalance)
 
+    def image_shape(self, run: Run) -> tuple[int, int, int]:
+        return view_image_shape(run, self.augment)
 
-def init_colorization_extra(params, model_state, config):
-    """A uniform running bin distribution when rebalancing, else ``{}``."""
-    del params, model_state
-    s = _color_settings(config)
-    if s["loss"] != "classification" or not s["rebalance"]:
-        return {}
-    q = len(corruptions.ab_bin_centers(s["grid"]))
-    return {"ab_prior": jnp.full((q,), 1.0 / q, jnp.float32)}
+    def check(self, run):
+        """RGB data only; target strides dividing the image size; a usable decoder."""
+        facts = run.facts
+        if facts.channels != 3:
+            raise ValueError(f"objective 'colorization' needs RGB images, but dataset "
+                             f"{facts.name!r} is grayscale ({facts.channels} channel); choose "
+                             "an RGB dataset such as cifar10")
+        h, w, c = self.image_shape(run)
+        stride = int(self.target_stride)
+        if h % stride or w % stride:
+            raise ValueError(f"objective.target_stride={stride} is invalid; valid: an int >= 1 "
+                             f"dividing the {h}x{w} image size")
+        check_decoder(run, self.name, (h, w, c))
 
+    def build_model(self, run, axis_name):
+        """Encoder + decoder to ``Q`` bin logits (classification) or 2 ab values (regression)."""
+        h, w, _ = self.image_shape(run)
+        stride = int(self.target_stride)
+        channels = len(self.centers()) if self.ab_loss == "classification" else 2
+        return build_reconstruction_model(run, axis_name, out_channels=channels,
+                                          output_activation="none",
+                                          output_size=(h // stride, w // stride))
 
-def update_colorization_extra(extra, outputs, *, params, model_state, step, config, axis_name):
-    """``prior <- m * prior + (1 - m) * (global batch's bin histogram)``."""
-    del params, model_state, step
-    if "ab_prior" not in extra:
-        return extra
-    hist = outputs["ab_histogram"]
-    if axis_name is not None:
-        hist = jax.lax.pmean(hist, axis_name)
-    m = _color_settings(config)["momentum"]
-    return {"ab_prior": m * extra["ab_prior"] + (1.0 - m) * hist}
+    def init_state(self, params, model_state, run):
+        """A uniform running bin distribution when rebalancing, else None."""
+        del params, model_state, run
+        if not self.rebalancing:
+            return None
+        q = len(self.centers())
+        return ColorizationState(ab_prior=jnp.full((q,), 1.0 / q, jnp.float32))
 
+    def make_views(self, rng, images, run):
+        """``(grey input, ab target)``: the image with ``a = b = 0`` as RGB, and its ab
+        channels.
 
-def check_colorization_config(config) -> None:
-    """RGB data only; one-line errors for loss, bins and target sizes that cannot work."""
-    from ssljax.data.datasets import get_dataset_spec
+        The input keeps the image format the encoder is evaluated on (RGB in [0, 1]) but holds
+        only the lightness L (Zhang et al. feed L alone). The ab target is mean-pooled by
+        ``target_stride`` (Zhang et al. predict at a quarter of the input resolution).
+        """
+        x = clean_images(rng, images, run, self.augment)
+        lab = corruptions.rgb_to_lab(x)
+        grey = corruptions.lab_to_rgb(
+            jnp.concatenate([lab[..., :1], jnp.zeros_like(lab[..., 1:])], axis=-1))
+        ab = corruptions.downsample_mean(lab[..., 1:], int(self.target_stride))
+        return grey, ab
 
-    spec = get_dataset_spec(config.dataset.name)
-    if spec.image_shape[-1] != 3:
-        raise ValueError(f"objective 'colorization' needs RGB images, but dataset "
-                         f"{spec.name!r} is grayscale ({spec.image_shape[-1]} channel); "
-                         "choose an RGB dataset such as cifar10")
-    s = _color_settings(config)
-    if s["loss"] not in LOSS_KINDS:
-        raise ValueError(f"objective.loss={s['loss']!r} is invalid; choose one of {LOSS_KINDS}")
-    if not s["grid"] > 0:
-        raise ValueError(f"objective.ab_grid={s['grid']} is invalid; valid: a number > 0")
-    q = len(corruptions.ab_bin_centers(s["grid"]))
-    _check_positive_int("objective.soft_neighbors", s["neighbors"], q)
-    if not s["sigma"] > 0:
-        raise ValueError(f"objective.soft_sigma={s['sigma']} is invalid; valid: a number > 0")
-    _check_unit("objective.rebalance_lambda", s["lam"], closed=True)
-    if not 0.0 <= s["momentum"] < 1.0:
-        raise ValueError(f"objective.prior_momentum={s['momentum']} is invalid; valid: a "
-                         "number in [0, 1)")
-    h, w, _ = _train_image_shape(config)
-    if s["stride"] < 1 or h % s["stride"] or w % s["stride"]:
-        raise ValueError(f"objective.target_stride={s['stride']} is invalid; valid: an int >= 1 "
-                         f"dividing the {h}x{w} image size")
-    check_decoder_config(config, "colorization")
+    def loss(self, params, model_state, views, rng, ctx: LossContext):
+        """Rebalanced cross entropy over ab bins (or ab regression); bin accuracy as a metric."""
+        del rng
+        grey, ab = views
+        out, new_state = apply_network(params, model_state, grey, model=ctx.model)
+        pred = out["reconstruction"]
+        if self.ab_loss == "regression":
+            loss = colorization_regression_loss(pred, ab)
+            error = jnp.mean(jnp.sqrt(jnp.sum((pred * AB_SCALE - ab) ** 2, axis=-1) + 1e-12))
+            metrics = {"loss": loss, "ab_error": error}
+            return loss, LossAux(metrics, new_state, ColorizationOutputs(embedding=out["features"]))
+        centers = self.centers()
+        targets = corruptions.encode_ab_soft(ab, centers, num_neighbors=int(self.soft_neighbors),
+                                             sigma=float(self.soft_sigma))
+        hard = corruptions.encode_ab_hard(ab, centers)
+        weights, histogram = None, None
+        if self.rebalancing:
+            table = rebalance_weights(ctx.state.ab_prior, centers, lam=self.rebalance_lambda,
+                                      sigma=self.soft_sigma)
+            weights = table[hard]
+            histogram = ab_histogram(hard, len(centers))
+        loss = colorization_classification_loss(pred, targets, weights)
+        accuracy = jnp.mean((jnp.argmax(pred, axis=-1) == hard).astype(jnp.float32))
+        metrics = {"loss": loss, "bin_accuracy": accuracy}
+        outputs = ColorizationOutputs(embedding=out["features"], ab_histogram=histogram)
+        return loss, LossAux(metrics, new_state, outputs)
 
-
-COLORIZATION = register(
-    Objective(
-        name="colorization",
-        build_model=build_colorization_model,
-        make_views=colorization_views,
-        loss=colorization_objective_loss,
-        init_extra=init_colorization_extra,
-        update_extra=update_colorization_extra,
-        check_config=check_colorization_config,
-        description="Colorization: ab bins from lightness with class rebalancing "
-                    "(Zhang et al. 2016; Larsson et al. 2017)",
-    )
-)
+    def update_state(self, state, outputs: ColorizationOutputs, ctx: UpdateContext):
+        """``prior <- m * prior + (1 - m) * (global batch's bin histogram)``."""
+        if not self.rebalancing:
+            return state
+        hist = outputs.ab_histogram
+        if ctx.axis_name is not None:
+            hist = jax.lax.pmean(hist, ctx.axis_name)
+        m = self.prior_momentum
+        return state.replace(ab_prior=m * state.ab_prior + (1.0 - m) * hist)

@@ -1,19 +1,25 @@
-"""SimCLR (Chen et al. 2020) as a registry record: two augmented views, encoder + projector."""
+"""SimCLR (Chen et al. 2020): two augmented views, encoder + projector, NT-Xent; and the
+forward passes over views that every two-view method shares."""
 
 from __future__ import annotations
 
+import dataclasses
+from typing import ClassVar
+
 import jax.numpy as jnp
 
+from ssljax.objectives.base import LossAux, LossContext, Objective, Outputs, Run, check_range
 from ssljax.objectives.contrastive import (
     contrastive_accuracy,
     cross_entropy_at,
     simclr_logits_and_labels,
 )
-from ssljax.objectives.registry import Objective, register
+from ssljax.objectives.registry import register
 
 
-def build_simclr_model(config, axis_name):
-    """Encoder + projection MLP; BatchNorm statistics are shared over ``axis_name``."""
+def build_simclr_model(run: Run, axis_name):
+    """Encoder + projection MLP of ``run.model``; BatchNorm statistics are shared over
+    ``axis_name``."""
     from ssljax.models.network import (
         SSLNetwork,
         build_encoder_from_config,
@@ -21,16 +27,16 @@ def build_simclr_model(config, axis_name):
     )
 
     return SSLNetwork(
-        encoder=build_encoder_from_config(config, axis_name),
-        projector=build_projector_from_config(config, axis_name),
+        encoder=build_encoder_from_config(run, axis_name),
+        projector=build_projector_from_config(run, axis_name),
     )
 
 
-def two_augmented_views(rng, images, config):
-    """Two independent SimCLR augmentations of a uint8 batch ``[n, H, W, C]``."""
-    from ssljax.data.augment import make_views
+def augmented_views(rng, images, run: Run, num_views: int = 2):
+    """``num_views`` independent SimCLR augmentations (``run.augment``) of a uint8 batch."""
+    from ssljax.views.augment import make_views
 
-    return make_views(rng, images, config.augment, num_views=2)
+    return make_views(rng, images, run.augment, num_views=num_views)
 
 
 def apply_to_views(params, model_state, views, *, model, **kwargs):
@@ -65,35 +71,36 @@ def apply_per_view(params, model_state, views, *, model, **kwargs):
 VIEW_BATCH_NORM = {"joint": apply_to_views, "per_view": apply_per_view}
 
 
-def view_forward(config):
-    """``apply_to_views`` or ``apply_per_view`` as ``config.objective.view_batch_norm`` says
-    (``'joint'``, the default, or ``'per_view'``)."""
-    mode = config.objective.get("view_batch_norm", "joint")
-    if mode not in VIEW_BATCH_NORM:
-        raise ValueError(f"unknown objective.view_batch_norm {mode!r}; choose one of "
-                         f"{sorted(VIEW_BATCH_NORM)}")
-    return VIEW_BATCH_NORM[mode]
+@register
+@dataclasses.dataclass(frozen=True)
+class SimCLR(Objective):
+    """NT-Xent on the projections of two augmented views (Chen et al. 2020).
 
+    Attributes:
+      temperature: the softmax temperature tau of NT-Xent.
+    """
 
-def simclr_objective_loss(params, model_state, views, rng, *, model, config, axis_name, **_):
-    """NT-Xent on the projections of two views, with the contrastive accuracy as a metric."""
-    del rng
-    out, new_state = apply_to_views(params, model_state, views, model=model)
-    z1, z2 = out["projection"]
-    logits, labels = simclr_logits_and_labels(
-        z1, z2, temperature=config.objective.temperature, axis_name=axis_name
-    )
-    loss = cross_entropy_at(logits, labels)
-    metrics = {"loss": loss, "contrastive_accuracy": contrastive_accuracy(logits, labels)}
-    return loss, (metrics, new_state, {"embedding": z1})
+    name: ClassVar[str] = "simclr"
+    description: ClassVar[str] = "SimCLR NT-Xent over two augmented views (Chen et al. 2020)"
 
+    temperature: float = 0.5
 
-SIMCLR = register(
-    Objective(
-        name="simclr",
-        build_model=build_simclr_model,
-        make_views=two_augmented_views,
-        loss=simclr_objective_loss,
-        description="SimCLR NT-Xent over two augmented views (Chen et al. 2020)",
-    )
-)
+    def __post_init__(self):
+        check_range("temperature", self.temperature, low=0.0, low_open=True)
+
+    def build_model(self, run, axis_name):
+        return build_simclr_model(run, axis_name)
+
+    def make_views(self, rng, images, run):
+        return augmented_views(rng, images, run)
+
+    def loss(self, params, model_state, views, rng, ctx: LossContext):
+        del rng
+        out, new_state = apply_to_views(params, model_state, views, model=ctx.model)
+        z1, z2 = out["projection"]
+        logits, labels = simclr_logits_and_labels(
+            z1, z2, temperature=self.temperature, axis_name=ctx.axis_name
+        )
+        loss = cross_entropy_at(logits, labels)
+        metrics = {"loss": loss, "contrastive_accuracy": contrastive_accuracy(logits, labels)}
+        return loss, LossAux(metrics, new_state, Outputs(embedding=z1))

@@ -36,6 +36,24 @@ class CheckpointSaveError(ValueError):
     """A checkpoint could not be written (disk full, no permission, store unreachable)."""
 
 
+class StateLayoutError(ValueError):
+    """A checkpoint holds a train state of another layout than the code builds (e.g. written
+    before a method's state or parameter groups changed). Not damage: nothing is moved."""
+
+
+def state_paths(tree) -> set[tuple]:
+    """The key paths of a train state's leaves as Orbax stores them."""
+    return set(ocp.tree.to_flat_dict(ocp.tree.serialize_tree(tree, keep_empty_nodes=True)))
+
+
+def layout_difference(expected: set[tuple], stored: set[tuple], most: int = 4) -> list[str]:
+    """Dotted paths present on one side only (``+path``: only stored, ``-path``: only
+    expected), at most ``most`` of them."""
+    only_stored = ["+" + ".".join(map(str, p)) for p in sorted(stored - expected, key=str)]
+    only_expected = ["-" + ".".join(map(str, p)) for p in sorted(expected - stored, key=str)]
+    return (only_stored + only_expected)[:most]
+
+
 def config_to_dict(config) -> dict:
     """A JSON round trip of a ConfigDict/dict, so tuples and lists compare equal."""
     raw = config.to_dict() if hasattr(config, "to_dict") else dict(config)
@@ -70,9 +88,21 @@ def _later_default(path: str, fallback):
     return fallback
 
 
+def _resolved_objective(objective: dict) -> dict:
+    """The objective's hyperparameters with defaults filled in (an objective stored before
+    defaults moved into the objective classes lists only some); unchanged if invalid."""
+    from ssljax import objectives
+
+    try:
+        return config_to_dict(objectives.resolved(objective))
+    except ValueError:
+        return objective
+
+
 def config_differences(old: dict, new: dict, prefix: str = "") -> list[str]:
     """Dotted keys whose values differ between two config dicts (run-control keys ignored;
-    a key of ``LATER_DEFAULTS`` missing on one side counts as its default)."""
+    a key of ``LATER_DEFAULTS`` missing on one side counts as its default; objective keys are
+    compared with the objective's defaults filled in)."""
     diffs = []
     for key in sorted(set(old) | set(new)):
         path = f"{prefix}{key}"
@@ -80,6 +110,8 @@ def config_differences(old: dict, new: dict, prefix: str = "") -> list[str]:
             continue
         missing = _later_default(path, "<missing>")
         a, b = old.get(key, missing), new.get(key, missing)
+        if path == "objective" and isinstance(a, dict) and isinstance(b, dict):
+            a, b = _resolved_objective(a), _resolved_objective(b)
         if isinstance(a, dict) and isinstance(b, dict):
             diffs += config_differences(a, b, prefix=path + ".")
         elif a != b:
@@ -328,13 +360,49 @@ class Checkpointer:
             raise self._save_error(step, err) from err
         self._unconfirmed_step = step
 
+    def stored_layout(self, step: int) -> Any:
+        """The stored state's tree of array metadata (shapes, dtypes) at ``step``."""
+        path = self.path / str(step) / "state"
+        return ocp.StandardCheckpointHandler().metadata(path).tree
+
+    def check_layout(self, abstract_state: Any, step: int) -> None:
+        """Raises ``StateLayoutError`` (one line) when the stored state's leaves are not the
+        ones ``abstract_state`` has. A layout that cannot be read is left to the restore."""
+        try:
+            stored = state_paths(self.stored_layout(step))
+        except Exception:  # unreadable metadata: the restore reports it as damage
+            return
+        diff = layout_difference(state_paths(abstract_state), stored)
+        if diff:
+            raise StateLayoutError(
+                f"the checkpoint at step {step} in {self.directory} holds a train state of "
+                f"another layout (written by an earlier ssljax; differs at {', '.join(diff)}); "
+                "it can be evaluated but not resumed: start a new --workdir")
+
     def restore_state(self, abstract_state: Any, step: int | None = None) -> Any:
         """Restores the state at ``step`` (latest by default) into ``abstract_state``'s layout.
 
         ``abstract_state`` is a pytree of ``jax.ShapeDtypeStruct`` (with shardings) or arrays.
+
+        Raises:
+          StateLayoutError: the stored state has other leaves than ``abstract_state``.
         """
         step = self.latest_step() if step is None else step
+        self.check_layout(abstract_state, step)
         abstract = jax.tree.map(_with_sharding, abstract_state)
+        restored = self._manager.restore(
+            step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract))
+        )
+        return restored["state"]
+
+    def restore_stored_layout(self, step: int) -> Any:
+        """The state at ``step`` in the layout it was stored in (nested dicts of arrays on
+        this process's first device), whatever the code's current layout."""
+        device = jax.local_devices()[0]
+        abstract = jax.tree.map(
+            lambda m: jax.ShapeDtypeStruct(tuple(m.shape), m.dtype,
+                                           sharding=jax.sharding.SingleDeviceSharding(device)),
+            self.stored_layout(step))
         restored = self._manager.restore(
             step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract))
         )
@@ -368,6 +436,8 @@ class Checkpointer:
         for step in steps:
             try:
                 value = restore(step)
+            except StateLayoutError:  # not damage: moving it aside would lose the run
+                raise
             except Exception as err:  # Orbax/TensorStore raise many types for bad files
                 failures.append((step, err))
                 continue

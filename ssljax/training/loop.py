@@ -18,7 +18,7 @@ import numpy as np
 from ssljax import objectives, parallel
 from ssljax.training import checkpoint as ckpt_lib
 from ssljax.training.logging import MetricWriter, Progress, to_python
-from ssljax.training.optimizers import build_optimizer
+from ssljax.training.optimizers import build_optimizer, with_param_groups
 from ssljax.training.state import TrainState, create_train_state
 from ssljax.training.step import (
     check_accumulate_steps,
@@ -34,22 +34,27 @@ class NonFiniteError(RuntimeError):
 
 @dataclasses.dataclass
 class Setup:
-    """The pieces of a run that depend only on its config."""
+    """The pieces of a run that depend only on its config and its dataset's facts."""
 
     objective: objectives.Objective
+    run: objectives.Run  # the dataset's facts and the run-level settings objectives see
     train_model: object  # cross-replica BatchNorm over the 'batch' axis
     eval_model: object  # same parameters, no collectives
     tx: object
     schedule: object
-    image_shape: tuple
+
+    @property
+    def image_shape(self) -> tuple:
+        return tuple(self.run.facts.image_shape)
 
 
 def validate_config(config) -> None:
-    """Fails fast, with one line each, on names and sizes that cannot work."""
+    """Fails fast, with one line each, on names and sizes that cannot work (before any data
+    is read; checks that need the dataset's facts run in ``build_setup``)."""
     from ssljax.data.datasets import get_dataset_spec
     from ssljax.models import build_encoder
 
-    objective = objectives.get(config.objective.name)
+    objectives.build(config.objective)  # unknown names, keys and bad values
     get_dataset_spec(config.dataset.name)
     build_encoder(config.model.encoder)  # unknown names raise with the valid choices
     parallel.check_global_batch(config.batch_size)
@@ -58,61 +63,79 @@ def validate_config(config) -> None:
     build_optimizer(config)
     if int(config.total_steps) <= 0:
         raise ValueError(f"total_steps={config.total_steps} must be positive")
-    if objective.check_config is not None:
-        objective.check_config(config)
-    multipliers = dict(config.optimizer.get("lr_multipliers", None) or {})
-    if any(v != 1.0 for v in multipliers.values()):  # factors were checked by build_optimizer
-        abstract_state(config, build_setup(config))  # names the model lacks fail here
 
 
-def build_setup(config) -> Setup:
-    """Objective record, models (train/eval), optimizer and input shape for ``config``."""
-    from ssljax.data.datasets import get_dataset_spec
+def with_resolved_objective(config) -> ml_collections.ConfigDict:
+    """A copy of ``config`` whose ``objective`` lists every hyperparameter (defaults filled
+    in from the objective's class), as the run stores and resumes it."""
+    config = ml_collections.ConfigDict(config.to_dict())
+    with config.ignore_type():
+        config.objective = ml_collections.ConfigDict(objectives.resolved(config.objective))
+    return config
 
-    objective = objectives.get(config.objective.name)
+
+def build_setup(config, facts: objectives.DatasetFacts | None = None) -> Setup:
+    """Objective, models (train/eval), optimizer and run facts for ``config``.
+
+    ``facts`` are the pretraining data's ``DatasetFacts``: runs pass those of the prepared
+    dataset (``ssljax.data.dataset_facts``); without them the dataset's published facts are
+    used and no data is read. The objective's own checks against them run here.
+    """
+    if facts is None:
+        from ssljax.data.datasets import facts_from_spec, get_dataset_spec
+
+        facts = facts_from_spec(get_dataset_spec(config.dataset.name))
+    objective = objectives.build(config.objective)
+    run = objectives.Run.from_config(config, facts)
+    objective.check(run)
     tx, schedule = build_optimizer(config)
-    return Setup(
+    tx = with_param_groups(tx, objective.param_groups(run))
+    setup = Setup(
         objective=objective,
-        train_model=objective.build_model(config, parallel.AXIS),
-        eval_model=objective.build_model(config, None),
+        run=run,
+        train_model=objective.build_model(run, parallel.AXIS),
+        eval_model=objective.build_model(run, None),
         tx=tx,
         schedule=schedule,
-        image_shape=tuple(get_dataset_spec(config.dataset.name).image_shape),
     )
+    multipliers = dict(config.optimizer.get("lr_multipliers", None) or {})
+    if any(v != 1.0 for v in multipliers.values()):  # factors were checked by build_optimizer
+        abstract_state(config, setup)  # names the model lacks fail here
+    return setup
 
 
 def prefill(config, setup: Setup, state: TrainState) -> TrainState:
-    """Runs the objective's ``prefill_extra`` (fresh runs); it loads the pretraining split
+    """Runs the objective's ``prefill_state`` (fresh runs); it loads the pretraining split
     only if it needs it."""
-    from ssljax.data.datasets import get_dataset_spec
     from ssljax.data.input_pipeline import load_split_arrays
 
-    spec = get_dataset_spec(config.dataset.name)
+    facts = setup.run.facts
 
     def load_images():
-        return load_split_arrays(spec.name, spec.pretrain_split,
+        return load_split_arrays(facts.name, facts.pretrain_split,
                                  data_dir=config.dataset.get("data_dir"))[0]
 
     start = time.perf_counter()
-    extra = setup.objective.prefill_extra(
+    extra = setup.objective.prefill_state(
         state.extra, state.params, state.model_state, load_images, model=setup.eval_model,
-        config=config,
+        run=setup.run,
     )
     if extra is not state.extra and parallel.is_main_process():
-        print(f"prefilled the objective's state from the {spec.pretrain_split} split in "
+        print(f"prefilled the objective's state from the {facts.pretrain_split} split in "
               f"{time.perf_counter() - start:.1f} s", flush=True)
     return state.replace(extra=extra)
 
 
 def initial_state(config, setup: Setup) -> TrainState:
-    """The step-0 state, seeded by ``config.seed``, with the objective's own state."""
+    """The step-0 state, seeded by ``config.seed``, with the objective's own state and the
+    parameters of its parameter groups (``params[name]``)."""
     state = create_train_state(
-        setup.eval_model, setup.tx, jax.random.PRNGKey(config.seed), (1,) + setup.image_shape
+        setup.eval_model, setup.tx, jax.random.PRNGKey(config.seed), (1,) + setup.image_shape,
+        groups=setup.objective.param_groups(setup.run),
     )
-    if setup.objective.init_extra is not None:
-        state = state.replace(
-            extra=setup.objective.init_extra(state.params, state.model_state, config)
-        )
+    extra = setup.objective.init_state(state.params, state.model_state, setup.run)
+    if extra is not None:
+        state = state.replace(extra=extra)
     return state
 
 
@@ -149,7 +172,7 @@ def train_and_evaluate(config, workdir: str, *, max_steps: int | None = None,
     """Pretrains ``config`` in ``workdir``, resuming from its latest checkpoint.
 
     Args:
-      config: an experiment ConfigDict (see configs/common.py).
+      config: an experiment ConfigDict (see ssljax/config_base.py).
       workdir: run directory; holds config.json, checkpoints/, metrics.jsonl, tensorboard/.
       max_steps: stop (with a checkpoint) after this many steps of this invocation; used to
         split a run in pieces. The run's schedule still follows ``config.total_steps``.
@@ -160,15 +183,16 @@ def train_and_evaluate(config, workdir: str, *, max_steps: int | None = None,
       where status is
       'completed', 'stopped' (max_steps) or 'preempted' (SIGTERM).
     """
-    from ssljax.data.input_pipeline import get_builder, train_iterator
+    from ssljax.data.input_pipeline import dataset_facts, get_builder, train_iterator
 
     validate_config(config)
+    config = with_resolved_objective(config)  # config.json lists every hyperparameter
     get_builder(config.dataset.name, data_dir=config.dataset.get("data_dir"))  # data first
+    setup = build_setup(config, dataset_facts(config))  # the data's facts, once; checks
     main = parallel.is_main_process()
     # Every process checks the workdir's config; only process 0 writes it.
     config_dict = ckpt_lib.prepare_workdir(workdir, config, write=main)
     parallel.sync("ssljax:prepare_workdir")
-    setup = build_setup(config)
     mesh = parallel.make_mesh()
     checkpointer = ckpt_lib.Checkpointer(workdir, max_to_keep=config.keep_checkpoints)
 
@@ -183,7 +207,7 @@ def train_and_evaluate(config, workdir: str, *, max_steps: int | None = None,
         state = restored[1]
         if main:
             print(f"resuming {workdir} from step {int(state.step)}", flush=True)
-    elif setup.objective.prefill_extra is not None:
+    else:
         state = prefill(config, setup, state)
     state = parallel.replicate_on_mesh(state, mesh)
     start = int(state.step)
@@ -196,6 +220,7 @@ def train_and_evaluate(config, workdir: str, *, max_steps: int | None = None,
             model=setup.train_model,
             tx=setup.tx,
             config=config,
+            run=setup.run,
             schedule=setup.schedule,
         ),
         mesh,
@@ -259,6 +284,23 @@ def train_and_evaluate(config, workdir: str, *, max_steps: int | None = None,
     }
 
 
+def _take_stored(current, stored):
+    """``current`` with every leaf that ``stored`` (nested dicts) also holds replaced."""
+    if isinstance(current, dict) and isinstance(stored, dict):
+        return {k: _take_stored(v, stored[k]) if k in stored else v for k, v in current.items()}
+    return current if isinstance(stored, dict) else stored
+
+
+def with_stored_network(state: TrainState, stored: dict) -> TrainState:
+    """A fresh state carrying a stored state's step, parameters and model state (stored in
+    an earlier layout; parameter groups it lacks keep their initial values)."""
+    return state.replace(
+        step=stored["step"],
+        params=_take_stored(state.params, stored["params"]),
+        model_state=_take_stored(state.model_state, stored.get("model_state", {})),
+    )
+
+
 def restore_for_eval(workdir: str, step: int | None = None):
     """Reads a workdir's checkpoint for evaluation, with the config stored beside it.
 
@@ -269,6 +311,7 @@ def restore_for_eval(workdir: str, step: int | None = None):
     the workdir.
     """
     from ssljax import io as wio
+    from ssljax.data.input_pipeline import dataset_facts
 
     directory = wio.join(workdir, ckpt_lib.CHECKPOINT_SUBDIR)
     if not wio.as_path(directory).is_dir():
@@ -282,6 +325,8 @@ def restore_for_eval(workdir: str, step: int | None = None):
         def orbax(fn):
             try:
                 return fn()
+            except ckpt_lib.StateLayoutError:
+                raise
             except Exception as err:  # orbax raises many types for damaged files
                 if not named_errors:
                     raise
@@ -289,8 +334,19 @@ def restore_for_eval(workdir: str, step: int | None = None):
                                  f"{wio.first_line(err)}") from err
 
         config = ml_collections.ConfigDict(orbax(lambda: checkpointer.restore_config(s)))
-        setup = build_setup(config)  # a bad stored config is its own one-line error
-        state = orbax(lambda: checkpointer.restore_state(abstract_state(config, setup), s))
+        # A bad stored config is its own one-line error. Only objectives that index the
+        # split size their state by it: the others need no data to be restored.
+        needs_data = objectives.build(config.objective).needs_index
+        setup = build_setup(config, dataset_facts(config) if needs_data else None)
+        try:
+            state = orbax(lambda: checkpointer.restore_state(abstract_state(config, setup), s))
+        except ckpt_lib.StateLayoutError:
+            # Written by an earlier layout of the objective's state: the network is all an
+            # evaluation reads, so it is taken from the checkpoint as stored.
+            stored = orbax(lambda: checkpointer.restore_stored_layout(s))
+            state = with_stored_network(initial_state(config, setup), stored)
+            print(f"checkpoint step {s} in {directory} has an earlier train-state layout; "
+                  "evaluating its stored network", flush=True)
         return config, setup, state
 
     try:

@@ -114,3 +114,23 @@ def build_optimizer(config) -> tuple[optax.GradientTransformation, optax.Schedul
         if any(v != 1.0 for v in multipliers.values()):
             tx = optax.chain(tx, scale)
     return tx, schedule
+
+
+def with_param_groups(tx: optax.GradientTransformation,
+                      groups) -> optax.GradientTransformation:
+    """``tx`` for the main model, each parameter group's own transform for ``params[name]``.
+
+    ``groups`` maps top-level parameter names to objects with a ``tx`` (``ParamGroup``); with
+    none, ``tx`` is returned unchanged (same optimizer state as before groups existed).
+    """
+    if not groups:
+        return tx
+    names = set(groups)
+    if "main" in names:
+        raise ValueError("a parameter group may not be named 'main'")
+
+    def labels(params):
+        return {k: (jax.tree.map(lambda _, k=k: k, v) if k in names
+                    else jax.tree.map(lambda _: "main", v)) for k, v in params.items()}
+
+    return optax.multi_transform({"main": tx, **{k: g.tx for k, g in groups.items()}}, labels)

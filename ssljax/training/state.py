@@ -20,7 +20,8 @@ class TrainState:
       model_state: other Flax collections (BatchNorm ``batch_stats``).
       opt_state: optax state.
       rng: raw ``uint32[2]`` PRNG key; per-step keys are ``fold_in(rng, step)``.
-      extra: objective-owned state (EMA targets, queues, memory banks); ``{}`` when unused.
+      extra: the objective's typed state (``Objective.init_state``: EMA targets, queues,
+        memory banks); ``{}`` for objectives without state.
     """
 
     step: jax.Array
@@ -37,12 +38,28 @@ def init_variables(model, rng: jax.Array, sample_shape: tuple[int, ...]) -> dict
 
 
 def create_train_state(
-    model, tx: optax.GradientTransformation, rng: jax.Array, sample_shape: tuple[int, ...]
+    model,
+    tx: optax.GradientTransformation,
+    rng: jax.Array,
+    sample_shape: tuple[int, ...],
+    groups=None,
 ) -> TrainState:
-    """Builds the initial state; ``rng`` seeds both the parameters and the run's key."""
+    """Builds the initial state; ``rng`` seeds both the parameters and the run's key.
+
+    ``groups`` (``{name: ParamGroup}``, an objective's own networks such as a discriminator)
+    are initialised on zeros of their ``sample_shape`` and stored as ``params[name]``.
+    """
     init_rng, run_rng = jax.random.split(rng)
     variables = init_variables(model, init_rng, sample_shape)
     params = variables["params"]
+    if groups:
+        params = dict(params)
+        for i, (name, group) in enumerate(sorted(groups.items())):
+            if name in params:
+                raise ValueError(f"parameter group {name!r} clashes with a part of the model")
+            params[name] = group.module.init(
+                jax.random.fold_in(init_rng, i + 1), jnp.zeros(group.sample_shape, jnp.float32)
+            )["params"]
     model_state = {k: v for k, v in variables.items() if k != "params"}
     return TrainState(
         step=jnp.zeros((), jnp.int32),

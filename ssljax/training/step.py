@@ -1,10 +1,12 @@
 """One generic train step, written per device, and the two drivers that map it.
 
 ``make_train_step`` returns ``step(state, batch) -> (state, metrics)`` for ONE device: it makes
-the objective's views on device, differentiates the objective's pure loss, averages gradients
-with ``jax.lax.pmean`` over the named axis, applies the optax update, then lets the objective
+the objective's views on device, differentiates the objective's loss, averages gradients
+with ``jax.lax.pmean`` over the named axis, applies the optax update (discriminators are
+parameter groups of the same update, under the same finite check), then lets the objective
 update its own state (EMA target, queue, memory bank) and logs collapse monitors of the
-embedding the loss reports. Cross-device terms
+embedding the loss reports. The loss gets a per-device key and, in its context, a key shared
+by all devices (``shared_step_rng``). Cross-device terms
 (gathered negatives, cross-replica BatchNorm) use the same axis name inside the loss/model.
 
 Gradient accumulation (``config.accumulate_steps = k``, default 1): the step still takes one
@@ -16,10 +18,11 @@ plain one, bit for bit. BatchNorm running statistics (``model_state``) thread th
 micro-batches in order (k updates per step, each with one micro-batch's statistics, as
 accumulation does in other frameworks). The objective's own state (``extra``: EMA target,
 queue, memory bank) is read unchanged by every micro-batch and updated once per step:
-``update_extra`` gets the per-example outputs (``PER_EXAMPLE_OUTPUTS``: embeddings, MoCo keys,
-memory-bank indices) concatenated over the micro-batches in batch order, so a queue or bank
-receives the whole batch once; other outputs (target BatchNorm state, MINE averages,
-discriminator gradients, histograms) are averaged over the micro-batches. Schedules, data
+``update_state`` gets the per-example outputs (the fields an ``Outputs`` class names in
+``PER_EXAMPLE``: embeddings, MoCo keys, memory-bank indices) concatenated over the
+micro-batches in batch order, so a queue or bank receives the whole batch once; other
+outputs (target BatchNorm state, MINE averages, histograms) are averaged over the
+micro-batches. Schedules, data
 position, checkpoints and logging see one step per global batch, whatever ``k``.
 
 Only a loss that is a mean of per-example terms accumulates exactly (tested: MoCo without
@@ -39,21 +42,24 @@ Both run the very same per-device function and give the same results (tested).
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Callable
 
 import chex
 import jax
 import jax.numpy as jnp
 import optax
-from jax.sharding import Mesh, PartitionSpec as P
+from jax.sharding import Mesh
+from jax.sharding import PartitionSpec as P
 
 from ssljax.evaluation.collapse import collapse_monitors
+from ssljax.objectives.base import LossContext, Objective, Outputs, Run, UpdateContext
 from ssljax.parallel import AXIS, check_global_batch
 from ssljax.training.state import TrainState
 
 COMPUTE_DTYPES = ("bfloat16", "float32")
-# Objective outputs with one row per example: concatenated over micro-batches.
-PER_EXAMPLE_OUTPUTS = ("embedding", "keys", "indices")
+# Tag folded into the step key for the key shared by all devices (``shared_step_rng``).
+SHARED_RNG_TAG = 0x5AEED
 
 
 def all_finite(tree) -> jax.Array:
@@ -68,6 +74,11 @@ def step_rng(state_rng: jax.Array, step: jax.Array, axis_name: str | None) -> ja
     if axis_name is not None:
         rng = jax.random.fold_in(rng, jax.lax.axis_index(axis_name))
     return rng
+
+
+def shared_step_rng(state_rng: jax.Array, step: jax.Array) -> jax.Array:
+    """A key for this step that is the same on every device (noise for the global batch)."""
+    return jax.random.fold_in(jax.random.fold_in(state_rng, step), SHARED_RNG_TAG)
 
 
 def check_dtype(config) -> str:
@@ -129,33 +140,35 @@ def _merge_over_micro_batches(x: jax.Array) -> jax.Array:
     return x[-1]
 
 
-def merge_micro_outputs(outputs: dict) -> dict:
+def merge_micro_outputs(outputs: Outputs) -> Outputs:
     """Combines the objective outputs of ``k`` micro-batches, stacked on a leading axis.
 
-    Entries named in ``PER_EXAMPLE_OUTPUTS`` are concatenated over the micro-batches (the
+    Fields named in the outputs' ``PER_EXAMPLE`` are concatenated over the micro-batches (the
     whole batch, in order, as one step without accumulation would give them); every other
-    entry (running statistics computed from the same starting state, gradients, histograms)
-    is averaged, or for non-float leaves the last micro-batch's value is kept.
+    field (running statistics computed from the same starting state, histograms) is
+    averaged, or for non-float leaves the last micro-batch's value is kept.
     """
     merged = {}
-    for key, value in outputs.items():
-        if key in PER_EXAMPLE_OUTPUTS:
-            merged[key] = jax.tree.map(lambda x: x.reshape((-1,) + x.shape[2:]), value)
+    for field in dataclasses.fields(outputs):
+        value = getattr(outputs, field.name)
+        if field.name in outputs.PER_EXAMPLE:
+            merged[field.name] = jax.tree.map(lambda x: x.reshape((-1,) + x.shape[2:]), value)
         else:
-            merged[key] = jax.tree.map(_merge_over_micro_batches, value)
-    return merged
+            merged[field.name] = jax.tree.map(_merge_over_micro_batches, value)
+    return outputs.replace(**merged)
 
 
 def make_train_step(
     *,
-    objective,
+    objective: Objective,
     model,
     tx: optax.GradientTransformation,
     config,
+    run: Run,
     schedule: Callable | None = None,
     axis_name: str | None = AXIS,
 ) -> Callable[[TrainState, dict], tuple[TrainState, dict]]:
-    """Builds the per-device train step for ``objective`` (a registry record).
+    """Builds the per-device train step for ``objective`` (a typed objective instance).
 
     The returned function takes the replicated ``state`` and this device's ``batch``
     (``{'image': uint8 [n, H, W, C], ...}``) and returns the new state and metrics averaged
@@ -171,30 +184,22 @@ def make_train_step(
     check_dtype(config)
     k = accumulate_steps(config)
 
-    def loss_fn(params, model_state, extra, views, rng, batch):
-        return objective.loss(
-            params,
-            model_state,
-            views,
-            rng,
-            model=model,
-            config=config,
-            axis_name=axis_name,
-            extra=extra,
-            batch=batch,
-        )
+    def loss_fn(params, model_state, extra, views, rng, batch, shared_rng):
+        ctx = LossContext(model=model, state=extra, batch=batch, axis_name=axis_name, run=run,
+                          shared_rng=shared_rng)
+        return objective.loss(params, model_state, views, rng, ctx)
 
-    def views_and_grads(params, model_state, extra, rng, batch):
+    def views_and_grads(params, model_state, extra, rng, batch, shared_rng):
         """Views of ``batch`` and the loss gradient on them, before any cross-device mean."""
         view_rng, loss_rng = jax.random.split(rng)
-        views = objective.make_views(view_rng, batch["image"], config)
+        views = objective.make_views(view_rng, batch["image"], run)
         grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
-        (loss, (metrics, model_state, outputs)), grads = grad_fn(
-            params, model_state, extra, views, loss_rng, batch
+        (loss, aux), grads = grad_fn(
+            params, model_state, extra, views, loss_rng, batch, shared_rng
         )
-        return loss, metrics, model_state, outputs, grads
+        return loss, aux.metrics, aux.model_state, aux.outputs, grads
 
-    def accumulated(state, rng, batch):
+    def accumulated(state, rng, shared_rng, batch):
         """``views_and_grads`` over ``k`` micro-batches: BatchNorm state threaded in order,
         gradients summed in the carry (memory of one micro-batch), then averaged."""
 
@@ -202,7 +207,8 @@ def make_train_step(
             model_state, grad_sum = carry
             index, micro = xs
             loss, metrics, new_model_state, outputs, grads = views_and_grads(
-                state.params, model_state, state.extra, jax.random.fold_in(rng, index), micro
+                state.params, model_state, state.extra, jax.random.fold_in(rng, index), micro,
+                jax.random.fold_in(shared_rng, index),
             )
             new_model_state = jax.tree.map(lambda new, old: new.astype(old.dtype),
                                            new_model_state, model_state)
@@ -219,15 +225,17 @@ def make_train_step(
 
     def step(state: TrainState, batch: dict) -> tuple[TrainState, dict]:
         rng = step_rng(state.rng, state.step, axis_name)
+        shared_rng = shared_step_rng(state.rng, state.step)
         if k == 1:
             loss, metrics, model_state, outputs, grads = views_and_grads(
-                state.params, state.model_state, state.extra, rng, batch
+                state.params, state.model_state, state.extra, rng, batch, shared_rng
             )
         else:
-            loss, metrics, model_state, outputs, grads = accumulated(state, rng, batch)
+            loss, metrics, model_state, outputs, grads = accumulated(state, rng, shared_rng,
+                                                                     batch)
         outputs = jax.lax.stop_gradient(outputs)
-        if "embedding" in outputs:
-            metrics = dict(metrics, **collapse_monitors(outputs["embedding"], axis_name))
+        if outputs.embedding is not None:
+            metrics = dict(metrics, **collapse_monitors(outputs.embedding, axis_name))
         if axis_name is not None:
             grads = jax.lax.pmean(grads, axis_name)
             metrics = jax.lax.pmean(metrics, axis_name)
@@ -236,17 +244,12 @@ def make_train_step(
         finite = jnp.logical_and(jnp.isfinite(loss), all_finite(grads))
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
-        extra = state.extra
-        if objective.update_extra is not None:
-            extra = objective.update_extra(
-                state.extra,
-                outputs,
-                params=params,
-                model_state=model_state,
-                step=state.step,
-                config=config,
-                axis_name=axis_name,
-            )
+        extra = objective.update_state(
+            state.extra,
+            outputs,
+            UpdateContext(params=params, model_state=model_state, step=state.step,
+                          axis_name=axis_name, run=run),
+        )
         new_state = state.replace(
             step=state.step + 1,
             params=params,

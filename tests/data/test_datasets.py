@@ -1,5 +1,6 @@
 """Tests for the dataset registry and the offline Fashion-MNIST builder."""
 
+import dataclasses
 import gzip
 import inspect
 import os
@@ -84,7 +85,7 @@ def test_imagenet_host_sizes():
 
 def test_spec_is_frozen():
     spec = datasets.get_dataset_spec("cifar10")
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         spec.num_classes = 3  # type: ignore[misc]
 
 

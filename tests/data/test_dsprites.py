@@ -182,9 +182,14 @@ def small_generators(self, dl_manager):
 
 
 def test_builder_is_registered_as_dsprites(tmp_path):
-    assert tfds.builder_cls("dsprites") is dsprites.Dsprites
+    import ssljax.data
+
+    # One class per thing: DSprites is the ground-truth data, DSpritesBuilder the TFDS builder
+    # (TFDS reads the registered name from its ``name`` attribute, not from the class name).
+    assert tfds.builder_cls("dsprites") is dsprites.DSpritesBuilder is ssljax.data.DSpritesBuilder
+    assert dsprites.DSpritesBuilder.name == "dsprites" and not hasattr(dsprites, "Dsprites")
     builder = tfds.builder("dsprites", data_dir=str(tmp_path))
-    assert isinstance(builder, dsprites.Dsprites)
+    assert isinstance(builder, dsprites.DSpritesBuilder)
     features = builder.info.features
     assert features["image"].shape == (64, 64, 1)
     assert features["label_shape"].names == ["square", "ellipse", "heart"]
@@ -197,7 +202,7 @@ def test_builder_is_registered_as_dsprites(tmp_path):
 def test_builder_examples_and_input_pipeline(tmp_path, monkeypatch):
     """A slice of the split, prepared by the real builder and read by tfds.load and
     ssljax's input pipeline: images (0/255), factors, values and index order."""
-    monkeypatch.setattr(dsprites.Dsprites, "_split_generators", small_generators)
+    monkeypatch.setattr(dsprites.DSpritesBuilder, "_split_generators", small_generators)
     # Generated in code: preparing it is allowed even when downloads are switched off.
     monkeypatch.setenv(input_pipeline.NO_DOWNLOAD_ENV_VAR, "1")
     data_dir = str(tmp_path)

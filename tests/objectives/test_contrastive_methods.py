@@ -6,9 +6,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from jax.sharding import Mesh, PartitionSpec as P
-
-from tests.tolerances import assert_close, f32_sum_tol
+from jax.sharding import Mesh
+from jax.sharding import PartitionSpec as P
 
 from ssljax.objectives import (
     binary_contrastive_loss,
@@ -20,6 +19,7 @@ from ssljax.objectives import (
     proximal_term,
     update_memory_bank,
 )
+from tests.tolerances import assert_close, f32_sum_tol
 
 
 def _unit(v):

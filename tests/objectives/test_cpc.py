@@ -3,6 +3,7 @@
 import json
 import math
 import os
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -14,7 +15,7 @@ from ssljax import objectives, parallel
 from ssljax.models import ConvNet
 from ssljax.models.cpc import ContextNetwork, CPCNetwork
 from ssljax.models.patches import PatchGridEncoder
-from ssljax.objectives import cpc_loss
+from ssljax.objectives import CPC, DatasetFacts, Run, cpc_loss
 from tests.tolerances import assert_close, f32_sum_tol
 
 
@@ -155,9 +156,10 @@ def test_cpc_network_predictions_only_see_rows_above():
 
 
 def _cpc_config(data_dir=None):
-    from configs import cpc_fashion_mnist
+    from ssljax import config_base
 
-    c = cpc_fashion_mnist.get_config()
+    c = config_base.load_config(
+        str(Path(__file__).parents[2] / "configs" / "cpc.py") + ":fashion_mnist")
     c.batch_size = 16
     c.total_steps = 3
     c.dataset.data_dir = data_dir
@@ -177,11 +179,22 @@ def _cpc_config(data_dir=None):
     return c
 
 
+FASHION_MNIST = DatasetFacts(name="fashion_mnist", image_shape=(28, 28, 1), num_examples=60000,
+                             num_classes=10)
+
+
+def check(config):
+    """Builds the objective of ``config`` and runs its checks against Fashion-MNIST's facts."""
+    objective = objectives.build(config.objective)
+    objective.check(Run.from_config(config, FASHION_MNIST))
+    return objective
+
+
 def test_registry_and_bad_configs_fail_in_one_line():
     assert "cpc" in objectives.names()
-    check = objectives.get("cpc").check_config
+    assert objectives.get("cpc") is CPC
     config = _cpc_config()
-    check(config)
+    assert check(config) == CPC(prediction_steps=2, directions=4, patch_flip_prob=0.5)
     config.model.patches.size = 40
     with pytest.raises(ValueError, match=r"size=40.*28x28") as err:
         check(config)
@@ -192,19 +205,58 @@ def test_registry_and_bad_configs_fail_in_one_line():
         check(config)
     assert "\n" not in str(err.value)
     config.objective.directions = 3
-    with pytest.raises(ValueError, match=r"directions=3"):
+    with pytest.raises(ValueError,
+                       match=r"unknown objective.directions 3; choose one of \[1, 2, 4\]"):
         check(config)
+    config = _cpc_config()
     del config.model["patches"]
     with pytest.raises(ValueError, match="model.patches"):
         check(config)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(prediction_steps=0), r"objective.prediction_steps=0 is invalid; valid: an integer >= 1"),
+    (dict(prediction_steps=2.5), r"objective.prediction_steps=2.5 is invalid"),
+    (dict(patch_flip_prob=1.5), r"objective.patch_flip_prob=1.5 is invalid; valid: 0.0 <= "
+                                r"patch_flip_prob <= 1.0"),
+    (dict(patch_color_drop_prob=-0.1), r"objective.patch_color_drop_prob=-0.1 is invalid"),
+])
+def test_bad_hyperparameters_fail_in_one_line(kwargs, message):
+    with pytest.raises(ValueError, match=message) as err:
+        CPC(**kwargs)
+    assert "\n" not in str(err.value)
+
+
+def test_unknown_key_names_the_valid_keys():
+    with pytest.raises(ValueError) as err:
+        CPC.from_config({"name": "cpc", "prediction_step": 3})
+    assert str(err.value) == (
+        "unknown key objective.prediction_step for objective 'cpc'; valid keys: "
+        "prediction_steps, directions, patch_flip_prob, patch_color_drop_prob")
+
+
+def test_defaults_and_old_configs_load_with_the_same_values():
+    """Every CPC objective stored before the typed objectives loads, with the same values, so
+    stored runs resume; a missing key takes its default."""
+    assert CPC() == CPC(prediction_steps=3, directions=4, patch_flip_prob=0.0,
+                        patch_color_drop_prob=0.0)
+    old = json.load(open(Path(__file__).parents[1] / "data" / "configs_before_redesign.json"))
+    stored = {k: c["objective"] for k, c in old.items() if c["objective"]["name"] == "cpc"}
+    assert set(stored) == {"cpc_cifar10", "cpc_fashion_mnist", "cpc_imagenet2012"}
+    for objective in stored.values():
+        loaded = objectives.build(objective)
+        assert isinstance(loaded, CPC)
+        assert loaded.hyperparameters() == objective
+    assert objectives.build({"name": "cpc"}) == CPC()
 
 
 def test_views_are_patch_grids_with_per_patch_flips():
     from ssljax.objectives.cpc import augment_patches
 
     config = _cpc_config()
+    objective, run = objectives.build(config.objective), Run.from_config(config, FASHION_MNIST)
     images = jnp.asarray(np.random.default_rng(5).integers(0, 255, (4, 28, 28, 1)), jnp.uint8)
-    make_views = jax.jit(lambda r, x: objectives.get("cpc").make_views(r, x, config))
+    make_views = jax.jit(lambda r, x: objective.make_views(r, x, run))
     (patches,) = make_views(jax.random.PRNGKey(0), images)
     assert patches.shape == (4, 6, 6, 8, 8, 1) and patches.dtype == jnp.float32
     rgb = jnp.asarray(np.random.default_rng(6).uniform(size=(2, 3, 3, 4, 4, 3)), jnp.float32)
@@ -213,6 +265,33 @@ def test_views_are_patch_grids_with_per_patch_flips():
     dropped = augment_patches(jax.random.PRNGKey(1), rgb, color_drop_prob=1.0)
     kept = np.asarray(jnp.any(dropped != 0, axis=(3, 4)))  # [2, 3, 3, channels]
     assert np.all(kept.sum(-1) == 1)  # one channel survives in every patch
+
+
+def test_objective_loss_is_the_mean_over_directions():
+    """``CPC.loss`` on the model's outputs: the mean of ``cpc_loss`` over the four directions,
+    with the per-direction losses and the mean accuracy as metrics."""
+    from ssljax.models.cpc import DIRECTION_NAMES, ROTATIONS
+    from ssljax.objectives import LossContext
+
+    config = _cpc_config()
+    objective, run = objectives.build(config.objective), Run.from_config(config, FASHION_MNIST)
+    model = objective.build_model(run, None)
+    images = jnp.asarray(np.random.default_rng(7).integers(0, 255, (4, 28, 28, 1)), jnp.uint8)
+    views = objective.make_views(jax.random.PRNGKey(0), images, run)
+    variables = model.init(jax.random.PRNGKey(1), views[0], train=False)
+    params = variables.pop("params")
+    ctx = LossContext(model=model, state=None, batch={"image": images}, axis_name=None, run=run)
+    loss, aux = jax.jit(lambda p: objective.loss(p, variables, views, jax.random.PRNGKey(2),
+                                                 ctx))(params)
+    out = model.apply({"params": params, **variables}, views[0], train=True,
+                      mutable=list(variables))[0]
+    losses, accuracies = zip(*(cpc_loss(p, t) for p, t in zip(out["predictions"],
+                                                              out["targets"])))
+    assert_close(loss, np.mean(losses), rtol=1e-5)
+    assert_close(aux.metrics["cpc_accuracy"], np.mean(accuracies), rtol=1e-6)
+    for rotation, want in zip(ROTATIONS[4], losses):
+        assert_close(aux.metrics[f"loss_{DIRECTION_NAMES[rotation]}"], want, rtol=1e-5)
+    np.testing.assert_allclose(aux.outputs.embedding, out["features"], rtol=1e-5, atol=1e-6)
 
 
 def test_tiny_cpc_run_then_linear_eval(tiny_fashion_mnist, tmp_path):

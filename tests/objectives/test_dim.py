@@ -1,20 +1,21 @@
 """Deep InfoMax through the generic step: 8 devices == 1 device, the loss against an independent
 numpy computation from the network's outputs, prior-matching gradients, bad settings."""
 
-import copy
-import importlib
+import dataclasses
+import json
 import math
-import os
-import sys
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 import pytest
 
-from configs import methods as method_configs
-from ssljax import objectives, parallel
+from ssljax import config_base, objectives, parallel
+from ssljax.objectives import DIM, DatasetFacts, LossContext
 from ssljax.objectives import dim as dim_lib
+from ssljax.objectives import mutual_information as mi
 from ssljax.training.loop import build_setup, initial_state, validate_config
 from ssljax.training.step import make_train_step, shard_map_driver
 from tests.tolerances import assert_close, assert_updates_close, f32_steps_rtol
@@ -24,15 +25,23 @@ from tests.tolerances import assert_close, assert_updates_close, f32_steps_rtol
 N_TERMS = 2 * 16 * 28 * 28
 
 
+FASHION_MNIST = DatasetFacts(name="fashion_mnist", image_shape=(28, 28, 1), num_examples=60000,
+                             num_classes=10)
+# Settings of config.model.dim; the other keyword arguments of tiny_dim_config are objective
+# hyperparameters.
+MODEL_KEYS = ("local_layer", "critic_hidden", "critic_embed", "critic_layers", "prior_hidden")
+
+
 def tiny_dim_config(make_identity_config, **overrides):
     c = make_identity_config()  # ConvNet (8, 16) at strides (1, 2): block2 is 14x14x16
     settings = dict(estimator="jsd", global_weight=0.0, local_weight=1.0, prior_weight=0.0,
                     local_layer="block2", critic_hidden=8, critic_embed=4, critic_layers=1,
-                    y_hidden=8, y_dim=4, prior_hidden=(6,), learning_rate=1e-3,
-                    warmup_steps=0)
+                    prior_hidden=(6,))
     settings.update(overrides)
-    method_configs.dim(c, **settings)
-    return c
+    c.model.dim = ml_collections.ConfigDict({k: settings.pop(k) for k in MODEL_KEYS})
+    c.model.projector = config_base.mlp((8,), 4)  # Y: 8-unit layer -> 4-d
+    c.objective = ml_collections.ConfigDict(dict(name="dim", **settings))
+    return config_base.adamw(c, 1e-3, weight_decay=0.0, warmup_steps=0)
 
 
 def global_batch(n=16, seed=0):
@@ -47,7 +56,7 @@ def run(config, devices, batch, steps=2):
     mesh = parallel.make_mesh(devices)
     state = parallel.replicate_on_mesh(initial_state(config, setup), mesh)
     step = shard_map_driver(
-        make_train_step(objective=setup.objective, model=setup.train_model, tx=setup.tx,
+        make_train_step(objective=setup.objective, run=setup.run, model=setup.train_model, tx=setup.tx,
                         config=config), mesh)
     local = {k: v.reshape((len(devices), -1) + v.shape[1:]) for k, v in batch.items()}
     history = []
@@ -85,15 +94,57 @@ def test_eight_devices_equal_one_device(make_identity_config):
     assert_updates_close(s8.extra, s1.extra, s0.extra, rtol=f32_steps_rtol(N_TERMS, steps=2))
     # One moving average per direction for the global matrix, and per direction and
     # location of the 14x14 map.
-    assert s8.extra["local"].log_mean.shape == (2 * 196,)
-    np.testing.assert_allclose(s8.extra["global"].weight, [1 - 0.9**2] * 2, rtol=1e-6)
+    assert isinstance(s8.extra, dim_lib.MineAverages)
+    assert s8.extra.local.log_mean.shape == (2 * 196,)
+    np.testing.assert_allclose(s8.extra.global_.weight, [1 - 0.9**2] * 2, rtol=1e-6)
+
+
+def test_mine_averages_keep_the_checkpoint_names_of_the_old_dict():
+    """Checkpoints name leaves by their pytree path: the averages keep the names of the old
+    ``{'global': ..., 'local': ...}`` dict, and a term that is off has no entry."""
+    both = dim_lib.MineAverages(global_=mi.mine_init_state((2,)), local=mi.mine_init_state((3,)))
+    old = {"global": mi.mine_init_state((2,)), "local": mi.mine_init_state((3,))}
+    names = lambda tree: [jax.tree_util.keystr(p, simple=True, separator="/")  # noqa: E731
+                          for p, _ in jax.tree_util.tree_leaves_with_path(tree)]
+    assert names(both) == names(old) == ["global/log_mean", "global/weight", "local/log_mean",
+                                         "local/weight"]
+    local_only = dim_lib.MineAverages(local=mi.mine_init_state((3,)))
+    assert names(local_only) == ["local/log_mean", "local/weight"]
+    doubled = jax.tree.map(lambda x: x + 2.0, local_only)
+    assert doubled.global_ is None and float(doubled.local.weight[0]) == 2.0
+
+
+def test_mine_averages_restore_from_a_checkpoint_of_the_old_dict(tmp_path):
+    import orbax.checkpoint as ocp
+
+    old = {"local": mi.MineState(jnp.arange(3.0), jnp.full((3,), 0.19))}
+    template = dim_lib.MineAverages(local=mi.mine_init_state((3,)))
+    checkpointer = ocp.StandardCheckpointer()
+    checkpointer.save(tmp_path / "state", {"extra": old})
+    checkpointer.wait_until_finished()
+    restored = checkpointer.restore(
+        tmp_path / "state", jax.tree.map(ocp.utils.to_shape_dtype_struct, {"extra": template}))
+    assert isinstance(restored["extra"], dim_lib.MineAverages)
+    np.testing.assert_array_equal(restored["extra"].local.log_mean, [0.0, 1.0, 2.0])
+    np.testing.assert_array_equal(restored["extra"].local.weight, old["local"].weight)
+
+
+def test_only_mine_keeps_state(make_identity_config):
+    """Other estimators keep no state (``TrainState.extra`` stays ``{}``, as before); MINE
+    keeps one average per score matrix of the terms that are on."""
+    config = tiny_dim_config(make_identity_config, estimator="infonce")
+    run = objectives.Run.from_config(config, FASHION_MNIST)
+    objective = objectives.build(config.objective)
+    assert objective.init_state(None, None, run) is None
+    state = dataclasses.replace(objective, estimator="mine").init_state(None, None, run)
+    assert state.global_ is None and state.local.log_mean.shape == (14 * 14,)
 
 
 @pytest.fixture(scope="module")
 def dim_setup(make_identity_config):
     """A tiny DIM(G + L) network with prior matching, its initial state and a batch."""
     config = tiny_dim_config(make_identity_config, global_weight=0.3, prior_weight=0.1)
-    setup = build_setup(config)
+    setup = build_setup(config, FASHION_MNIST)
     state = initial_state(config, setup)
     x = jnp.asarray(np.random.default_rng(1).uniform(size=(6, 28, 28, 1)), jnp.float32)
     return config, setup, state, x
@@ -117,13 +168,14 @@ def test_loss_equals_numpy_on_the_network_outputs(dim_setup, estimator, referenc
     """Global + local terms recomputed in float64 from the queries and keys the model outputs:
     pins the pairing (image b's Y with image b's map, of the other view with ``cross_view``)
     and the averaging over locations and directions."""
-    config, setup, state, x = dim_setup
-    config = copy.deepcopy(config)
-    config.objective.estimator = estimator
+    _, setup, state, x = dim_setup
+    objective = dataclasses.replace(setup.objective, estimator=estimator, cross_view=cross_view)
     views = (x, x[:, ::-1]) if cross_view else (x,)
-    loss, (metrics, _, outputs) = dim_lib.dim_objective_loss(
-        state.params, state.model_state, views, jax.random.PRNGKey(0), model=setup.eval_model,
-        config=config, axis_name=None, extra=state.extra)
+    ctx = LossContext(model=setup.eval_model, state=state.extra, batch={}, axis_name=None,
+                      run=setup.run)
+    loss, aux = objective.loss(state.params, state.model_state, views, jax.random.PRNGKey(0),
+                               ctx)
+    metrics, outputs = aux.metrics, aux.outputs
     out, _ = setup.eval_model.apply({"params": state.params, **state.model_state},
                                     jnp.concatenate(views), train=True,
                                     mutable=["batch_stats", "intermediates"])
@@ -137,7 +189,8 @@ def test_loss_equals_numpy_on_the_network_outputs(dim_setup, estimator, referenc
     prior = metrics["prior_discriminator_loss"] + metrics["prior_encoder_loss"]
     want = -(0.3 * global_term + 1.0 * local_term) + 0.1 * float(prior)
     assert float(loss) == pytest.approx(want, rel=1e-4, abs=1e-5)
-    np.testing.assert_allclose(outputs["embedding"], out["projection"][:n], rtol=1e-6)
+    np.testing.assert_allclose(outputs.embedding, out["projection"][:n], rtol=1e-6)
+    assert outputs.mine is None  # only MINE keeps state
     if estimator == "infonce":
         assert float(metrics["mi_local"]) <= math.log(n) + 1e-5
 
@@ -167,22 +220,64 @@ def test_prior_matching_gradients_split_between_discriminator_and_encoder(dim_se
     "overrides, message",
     [
         (dict(estimator="mi"), r"unknown objective.estimator 'mi'; choose one of \['jsd'"),
-        (dict(local_weight=0.0), r"global_weight and objective.local_weight are both 0"),
-        (dict(prior_weight=-1.0), r"DIM weights must be >= 0"),
+        (dict(local_weight=0.0), r"objective.global_weight=0 and objective.local_weight=0 "
+                                 r"leave DIM no MI term; valid: global_weight > 0 or "
+                                 r"local_weight > 0"),
+        (dict(prior_weight=-1.0), r"objective.prior_weight=-1 is invalid; valid: 0.0 <= "
+                                  r"prior_weight"),
+        (dict(mine_momentum=1.0), r"objective.mine_momentum=1 is invalid; valid: 0.0 <= "
+                                  r"mine_momentum < 1.0"),
+        (dict(smile_clip=0.0), r"objective.smile_clip=0 is invalid; valid: 0.0 < smile_clip"),
+        (dict(cross_view="yes"), r"unknown objective.cross_view 'yes'; choose one of "
+                                 r"\[False, True\]"),
         (dict(local_layer="block7"), r"model.dim.local_layer='block7' is not a feature map"),
         (dict(local_layer="pooled"), r"model.dim.local_layer='pooled' is not a feature map"),
     ],
 )
 def test_bad_settings_fail_with_one_line(make_identity_config, overrides, message):
     config = tiny_dim_config(make_identity_config, **overrides)
-    with pytest.raises(ValueError, match=message):
-        validate_config(config)
+    with pytest.raises(ValueError, match=message) as err:
+        validate_config(config)  # hyperparameters
+        build_setup(config, FASHION_MNIST)  # against the model and the data
+    assert "\n" not in str(err.value)
+
+
+def test_settings_that_need_a_model_fail_with_one_line(make_identity_config):
+    config = tiny_dim_config(make_identity_config)
+    del config.model["projector"]
+    with pytest.raises(ValueError, match=r"objective 'dim' needs config.model.projector"):
+        build_setup(config, FASHION_MNIST)
+    config = tiny_dim_config(make_identity_config)
+    config.model.patches = ml_collections.ConfigDict(dict(size=8, stride=4))
+    with pytest.raises(ValueError, match=r"objective 'dim' takes whole images"):
+        build_setup(config, FASHION_MNIST)
+
+
+def test_unknown_key_names_the_valid_keys():
+    with pytest.raises(ValueError) as err:
+        DIM.from_config({"name": "dim", "estimater": "jsd"})
+    assert str(err.value) == (
+        "unknown key objective.estimater for objective 'dim'; valid keys: estimator, "
+        "global_weight, local_weight, prior_weight, mine_momentum, smile_clip, cross_view")
+
+
+def test_defaults_and_old_configs_load_with_the_same_values():
+    """Every DIM objective stored before the typed objectives loads, with the same values, so
+    stored runs resume; the defaults are DIM(L)'s (the prior weight gamma 0.1 of the paper)."""
+    assert DIM() == DIM(estimator="jsd", global_weight=0.0, local_weight=1.0, prior_weight=0.1,
+                        mine_momentum=0.9, smile_clip=5.0, cross_view=False)
+    old = json.load(open(Path(__file__).parents[1] / "data" / "configs_before_redesign.json"))
+    stored = {k: c["objective"] for k, c in old.items() if c["objective"]["name"] == "dim"}
+    assert set(stored) == {"dim_cifar10", "dim_fashion_mnist"}
+    for objective in stored.values():
+        loaded = objectives.build(objective)
+        assert isinstance(loaded, DIM)
+        assert loaded.hyperparameters() == objective
 
 
 def test_registered_and_in_the_comparison():
-    assert objectives.get("dim").name == "dim"
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    sys.path.insert(0, os.path.join(root, "experiments"))
-    compare = importlib.import_module("compare_methods")
+    assert objectives.get("dim") is DIM and DIM.name == "dim" and DIM.description
+    from ssljax.experiments import compare_methods as compare
+
     assert "dim" in compare.available_methods("fashion_mnist")
     assert "dim" in compare.available_methods("cifar10")

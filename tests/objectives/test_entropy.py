@@ -6,7 +6,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from jax.sharding import Mesh, PartitionSpec as P
+from jax.sharding import Mesh
+from jax.sharding import PartitionSpec as P
 
 from ssljax.objectives import align_maxent_loss, knn_entropy
 from tests.tolerances import assert_close, f32_sum_tol

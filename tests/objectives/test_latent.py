@@ -1,22 +1,31 @@
 """The latent-variable objectives: ELBO terms against closed forms and float64 numpy, Monte-Carlo
-checks of the KL, the total-correlation estimators, and the records through the generic step
-(8 devices == 1 device)."""
+checks of the KL, the total-correlation estimators, and the objectives through the generic step
+(8 devices == 1 device); FactorVAE's discriminator as a parameter group."""
 
+import json
 import math
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
+import optax
 import pytest
 import scipy.stats
 
-from configs import methods as method_configs
-from configs import vae_dsprites
-from ssljax import objectives, parallel
-from ssljax.objectives import latent
-from ssljax.training.loop import build_setup, initial_state, validate_config
-from ssljax.training.step import make_train_step, shard_map_driver
-from tests.tolerances import assert_close, assert_updates_close, f32_steps_rtol
+from ssljax import config_base, objectives, parallel
+from ssljax.data.datasets import facts_from_spec, get_dataset_spec
+from ssljax.objectives import LossContext, latent
+from ssljax.training.loop import build_setup, initial_state
+from ssljax.training.step import make_train_step, shard_map_driver, shared_step_rng
+from tests.tolerances import (
+    assert_close,
+    assert_trees_close,
+    assert_updates_close,
+    f32_reorder_rtol,
+    f32_steps_rtol,
+)
 
 
 def _gaussians(seed, shape):
@@ -88,6 +97,21 @@ def test_gaussian_log_likelihood_matches_scipy():
 # ---------------------------------------------------------------------------
 # Monte Carlo
 # ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("likelihood", latent.LIKELIHOODS)
+def test_weighted_log_likelihood_with_unit_weights_is_the_log_likelihood(likelihood):
+    rng = np.random.default_rng(3)
+    x = jnp.asarray(rng.uniform(size=(3, 4, 5, 2)), jnp.float32)
+    decoded = jnp.asarray(rng.normal(size=(3, 4, 5, 2)), jnp.float32)
+    kwargs = dict(likelihood=likelihood, gaussian_std=0.3)
+    want = latent.reconstruction_log_likelihood(x, decoded, **kwargs)
+    np.testing.assert_allclose(latent.weighted_log_likelihood(x, decoded, 1.0, **kwargs), want,
+                               rtol=1e-6)
+    w = jnp.asarray(rng.uniform(size=(3, 4, 5, 1)), jnp.float32)
+    terms = np.asarray(latent.log_likelihood_terms(x, decoded, **kwargs))
+    np.testing.assert_allclose(latent.weighted_log_likelihood(x, decoded, w, **kwargs),
+                               (np.asarray(w) * terms).sum(axis=(1, 2, 3)), rtol=1e-5)
 
 
 def test_monte_carlo_kl_agrees_with_closed_form():
@@ -194,37 +218,32 @@ def test_factor_vae_density_ratio_and_discriminator_loss():
 
 
 # ---------------------------------------------------------------------------
-# Records through the generic step
+# Objectives through the generic step
 # ---------------------------------------------------------------------------
 
 
 # Longest reduction of a step: the Bernoulli log-likelihood over the 16 images' 64 x 64 pixels
 # (tolerances: tests/tolerances.py).
 N_TERMS = 16 * 64 * 64
+FACTS = facts_from_spec(get_dataset_spec("dsprites"))
+LATENT = ("autoencoder", "vae", "beta_vae", "factor_vae", "beta_tcvae")
+# Per objective: the keys that differ from its defaults in the tiny runs.
+TINY = {"vae": dict(beta=2.0), "factor_vae": dict(gamma=5.0, disc_hidden=(16, 16)),
+        "beta_tcvae": {}}
 
 
-def tiny_latent_config(name):
+def tiny_latent_config(name, **objective):
     """Locatello et al.'s layout shrunk to compile fast: 64x64 images, two stride-4 layers
     each way, 3 latents."""
-    c = vae_dsprites.dsprites_base()
+    c = config_base.dsprites_locatello(config_base.base_config())
     c.batch_size = 16
-    c.model.encoder_kwargs.widths = (4, 4)
-    c.model.encoder_kwargs.kernel_sizes = (4, 4)
-    c.model.encoder_kwargs.strides = (4, 4)
-    c.model.encoder_kwargs.hidden = 16
-    c.model.encoder_kwargs.latent_dim = 3
-    c.model.vae_decoder.hidden = 16
-    c.model.vae_decoder.start_shape = (4, 4, 4)
-    c.model.vae_decoder.widths = (4,)
-    c.model.vae_decoder.stride = 4
+    c.model.encoder_kwargs.update(dict(widths=(4, 4), kernel_sizes=(4, 4), strides=(4, 4),
+                                       hidden=16, latent_dim=3))
+    c.model.vae_decoder.update(dict(hidden=16, start_shape=(4, 4, 4), widths=(4,), stride=4))
     c.model.conv_batch_chunk = 0
     c.optimizer.base_learning_rate = 1e-3
-    setters = {
-        "vae": lambda: method_configs.vae(c, beta=2.0),
-        "factor_vae": lambda: method_configs.factor_vae(c, gamma=5.0, disc_hidden=(16, 16)),
-        "beta_tcvae": lambda: method_configs.beta_tcvae(c, beta=6.0),
-    }
-    return setters[name]()
+    c.objective = ml_collections.ConfigDict(dict(name=name, **objective))
+    return c
 
 
 def dsprites_like_batch(n=16, seed=0):
@@ -236,11 +255,12 @@ def dsprites_like_batch(n=16, seed=0):
 
 
 def run_step(config, devices, batch, init, steps=1):
-    setup = build_setup(config)
+    setup = build_setup(config, FACTS)
     mesh = parallel.make_mesh(devices)
     state = parallel.replicate_on_mesh(init, mesh)
-    step = shard_map_driver(make_train_step(objective=setup.objective, model=setup.train_model,
-                                            tx=setup.tx, config=config), mesh)
+    step = shard_map_driver(make_train_step(objective=setup.objective, run=setup.run,
+                                            model=setup.train_model, tx=setup.tx,
+                                            config=config), mesh)
     local = {k: v.reshape((len(devices), -1) + v.shape[1:]) for k, v in batch.items()}
     history = []
     for _ in range(steps):
@@ -256,10 +276,9 @@ def runs():
 
     def get(name):
         if name not in cache:
-            config = tiny_latent_config(name)
-            validate_config(config)
+            config = tiny_latent_config(name, **TINY[name])
             batch = dsprites_like_batch()
-            init = jax.device_get(initial_state(config, build_setup(config)))
+            init = jax.device_get(initial_state(config, build_setup(config, FACTS)))
             s8, m8 = run_step(config, jax.devices(), batch, init)
             s1, m1 = run_step(config, jax.devices()[:1], batch, init)
             cache[name] = (s8, m8, s1, m1, config, init)
@@ -281,17 +300,13 @@ def test_eight_devices_equal_one_device(runs, name):
             assert_close(a["total_correlation"], b["total_correlation"], rtol=first_pass,
                          atol=first_pass)
     assert_updates_close(s8.params, s1.params, init.params, rtol=f32_steps_rtol(N_TERMS, 1))
-    assert_updates_close(s8.extra, s1.extra, init.extra, rtol=f32_steps_rtol(N_TERMS, 1))
     changed = [not np.allclose(a, b) for a, b in zip(jax.tree.leaves(init.params),
                                                      jax.tree.leaves(s8.params))]
-    assert all(changed)  # every parameter (encoder, decoder) receives a gradient
-    assert not np.array_equal(init.extra["noise_key"], s8.extra["noise_key"])
-    if name == "factor_vae":
-        # The discriminator stepped in the same update; a new permutation key for next time.
-        moved = [not np.allclose(a, b) for a, b in zip(
-            jax.tree.leaves(init.extra["disc_params"]), jax.tree.leaves(s8.extra["disc_params"]))]
-        assert all(moved)
-        assert not np.array_equal(init.extra["permutation_key"], s8.extra["permutation_key"])
+    # Every parameter (encoder, decoder and FactorVAE's discriminator) receives a gradient.
+    assert all(changed)
+    # The keys come from the step (LossContext.shared_rng): no objective state at all.
+    assert init.extra == {} and s8.extra == {}
+    assert ("discriminator" in init.params) == (name == "factor_vae")
 
 
 def test_vae_loss_is_reconstruction_plus_beta_kl(runs):
@@ -302,63 +317,249 @@ def test_vae_loss_is_reconstruction_plus_beta_kl(runs):
     assert 1000 < float(m["reconstruction"]) < 4096
 
 
-def test_every_latent_objective_is_registered():
-    for name in ("autoencoder", "denoising_ae", "vae", "beta_vae", "factor_vae", "beta_tcvae"):
-        assert objectives.get(name).name == name
-    assert objectives.get("factor_vae").update_extra is not None
+def loss_context(setup, shared_rng):
+    return LossContext(model=setup.eval_model, state=None, batch={}, axis_name=None,
+                       run=setup.run, shared_rng=shared_rng)
 
 
-@pytest.mark.parametrize("edit, message", [
-    (lambda c: c.objective.__setitem__("likelihood", "poisson"), "likelihood='poisson'"),
-    (lambda c: c.objective.__setitem__("beta", -1.0), "objective.beta=-1.0 is invalid"),
-    (lambda c: c.model.__setitem__("encoder", "convnet"), "needs a Gaussian encoder"),
-    (lambda c: c.model.vae_decoder.__setitem__("start_shape", (2, 2, 4)),
-     r"decodes \(32, 32\) images"),
-])
-def test_bad_settings_fail_with_one_line(edit, message):
+def factor_vae_by_hand(setup, params, x, shared_rng):
+    """FactorVAE's two losses from the pure terms: ``main(vae params)`` with the
+    discriminator fixed, and ``disc(discriminator params)`` on the latents and their
+    dimension-permuted copies."""
+    model, obj = setup.eval_model, setup.objective
+    disc = obj.discriminator()
+    noise_key, permutation_key = jax.random.split(shared_rng)
+    vae_params = {k: v for k, v in params.items() if k != "discriminator"}
+
+    def sample(p):
+        mean, log_var = model.apply({"params": p}, x, train=False, method="encode")
+        z = mean + jnp.exp(0.5 * log_var) * jax.random.normal(noise_key, mean.shape)
+        return mean, log_var, z
+
+    def main(p):
+        mean, log_var, z = sample(p)
+        logits = model.apply({"params": p}, z, train=False, method="decode")
+        rec = -latent.bernoulli_log_likelihood(x, logits)
+        kl = latent.gaussian_kl_standard(mean, log_var)
+        tc = latent.density_ratio_tc(disc.apply({"params": params["discriminator"]}, z))
+        return jnp.mean(rec + kl) + obj.gamma * tc
+
+    z = sample(vae_params)[2]
+    z_perm = latent.permute_dims(permutation_key, z)
+
+    def disc_loss(p):
+        return latent.tc_discriminator_loss(disc.apply({"params": p}, z),
+                                            disc.apply({"params": p}, z_perm))
+
+    return main, disc_loss, vae_params
+
+
+def test_factor_vae_gradient_splits_by_parameter_group():
+    """One gradient of the objective's loss: the VAE gets the main loss's gradient alone (the
+    discriminator's loss sees the latents under stop_gradient), the discriminator its own
+    loss's gradient alone (the main loss sees its parameters under stop_gradient)."""
+    config = tiny_latent_config("factor_vae", **TINY["factor_vae"])
+    setup = build_setup(config, FACTS)
+    params = initial_state(config, setup).params
+    (x,) = setup.objective.make_views(None, jnp.asarray(dsprites_like_batch(8)["image"]),
+                                      setup.run)
+    shared_rng = jax.random.PRNGKey(7)
+    ctx = loss_context(setup, shared_rng)
+    (total, aux), grads = jax.value_and_grad(
+        lambda p: setup.objective.loss(p, {}, (x,), jax.random.PRNGKey(0), ctx),
+        has_aux=True)(params)
+    main, disc_loss, vae_params = factor_vae_by_hand(setup, params, x, shared_rng)
+    rtol = f32_reorder_rtol(8 * 64 * 64)
+    assert_close(aux.metrics["loss"], main(vae_params), rtol=rtol)
+    assert_close(aux.metrics["disc_loss"], disc_loss(params["discriminator"]), rtol=rtol)
+    assert_close(total, aux.metrics["loss"] + aux.metrics["disc_loss"], rtol=1e-6)
+    assert_trees_close({k: v for k, v in grads.items() if k != "discriminator"},
+                       jax.grad(main)(vae_params), rtol=rtol)
+    # The logits' bias gradient is a difference of mean softmax probabilities of O(1): its
+    # rounding scales with 1, not with the (small) difference.
+    assert_trees_close(grads["discriminator"], jax.grad(disc_loss)(params["discriminator"]),
+                       rtol=rtol, atol=rtol)
+
+
+def test_factor_vae_step_moves_the_discriminator_by_one_adam_step(runs):
+    """The run's one optimizer (multi_transform) gives the discriminator one step of its own
+    Adam(1e-4, 0.5, 0.9) on its loss's gradient, computed here independently."""
+    s8, _, s1, (m1,), config, init = runs("factor_vae")
+    setup = build_setup(config, FACTS)
+    (x,) = setup.objective.make_views(None, jnp.asarray(dsprites_like_batch()["image"]),
+                                      setup.run)
+    _, disc_loss, _ = factor_vae_by_hand(setup, init.params, x,
+                                         shared_step_rng(init.rng, jnp.asarray(0)))
+    start = init.params["discriminator"]
+    value, grads = jax.value_and_grad(disc_loss)(start)
+    one_step = f32_steps_rtol(N_TERMS, 1)
+    assert_close(m1["disc_loss"], value, rtol=f32_steps_rtol(N_TERMS, 0))
+    tx = optax.adam(1e-4, b1=0.5, b2=0.9)
+    updates, _ = tx.update(grads, tx.init(start))
+    want = optax.apply_updates(start, updates)
+    assert_updates_close(s1.params["discriminator"], want, start, rtol=one_step)
+    assert_updates_close(s8.params["discriminator"], want, start, rtol=one_step)
+
+
+def test_latent_noise_comes_from_the_shared_key():
+    """The loss ignores the per-device key: the latent noise is drawn from ctx.shared_rng."""
     config = tiny_latent_config("vae")
-    edit(config)
+    setup = build_setup(config, FACTS)
+    params = initial_state(config, setup).params
+    views = setup.objective.make_views(None, jnp.asarray(dsprites_like_batch(4)["image"]),
+                                       setup.run)
+
+    def loss(rng, shared_rng):
+        return setup.objective.loss(params, {}, views, rng, loss_context(setup, shared_rng))[0]
+
+    a = loss(jax.random.PRNGKey(0), jax.random.PRNGKey(5))
+    assert float(loss(jax.random.PRNGKey(1), jax.random.PRNGKey(5))) == float(a)
+    assert float(loss(jax.random.PRNGKey(0), jax.random.PRNGKey(6))) != float(a)
+    with pytest.raises(ValueError, match="objective 'vae' needs LossContext.shared_rng"):
+        loss(jax.random.PRNGKey(0), None)
+
+
+# ---------------------------------------------------------------------------
+# Hyperparameters and checks
+# ---------------------------------------------------------------------------
+
+
+def test_every_latent_objective_is_registered():
+    for name in LATENT:
+        assert objectives.get(name).name == name
+    assert objectives.get("beta_vae").hyperparameter_names() == ["likelihood", "gaussian_std",
+                                                                 "beta"]
+    with pytest.raises(ValueError, match="unknown objective 'denoising_ae'"):
+        objectives.get("denoising_ae")  # merged into denoising_autoencoder
+
+
+def test_defaults_are_the_config_setters():
+    assert objectives.FactorVAE().gamma == 30.0
+    assert objectives.BetaTCVAE().beta == 6.0
+    assert objectives.VAE().beta == objectives.BetaVAE().beta == 1.0
+    assert objectives.FactorVAE().disc_hidden == (1000,) * 6
+    assert objectives.Autoencoder().gaussian_std == math.sqrt(0.5)
+
+
+@pytest.mark.parametrize("name", LATENT)
+def test_unknown_key_names_the_valid_ones(name):
+    valid = ", ".join(objectives.get(name).hyperparameter_names())
+    with pytest.raises(ValueError) as err:
+        objectives.build({"name": name, "bta": 4.0})
+    assert str(err.value) == (f"unknown key objective.bta for objective {name!r}; valid keys: "
+                              f"{valid}")
+
+
+@pytest.mark.parametrize("name", LATENT)
+def test_old_configs_objectives_load_with_the_same_values(name):
+    """Every objective the configs stored before the typed objectives loads with its class and
+    the same values."""
+    old = json.load(open(Path(__file__).parents[1] / "data" / "configs_before_redesign.json"))
+    stored = [c["objective"] for c in old.values() if c["objective"]["name"] == name]
+    assert stored
+    for objective in stored:
+        built = objectives.build(objective)
+        assert type(built) is objectives.get(name)
+        values = built.hyperparameters()
+        for key, value in objective.items():
+            assert values[key] == (tuple(value) if isinstance(value, list) else value), key
+
+
+@pytest.mark.parametrize("name, edit, message", [
+    ("vae", lambda c: c.objective.__setitem__("likelihood", "poisson"),
+     r"unknown objective.likelihood 'poisson'; choose one of \['bernoulli', 'gaussian'\]"),
+    ("vae", lambda c: c.objective.__setitem__("beta", -1.0),
+     r"objective.beta=-1 is invalid; valid: 0.0 <= beta"),
+    ("beta_tcvae", lambda c: c.objective.__setitem__("gaussian_std", 0.0),
+     r"objective.gaussian_std=0 is invalid; valid: 0.0 < gaussian_std"),
+    ("factor_vae", lambda c: c.objective.__setitem__("disc_beta1", 1.0),
+     r"objective.disc_beta1=1 is invalid; valid: 0.0 <= disc_beta1 < 1.0"),
+    ("factor_vae", lambda c: c.objective.__setitem__("disc_hidden", (16, 0)),
+     r"objective.disc_hidden=0 is invalid; valid: an integer >= 1"),
+    ("factor_vae", lambda c: c.__setitem__("batch_size", 1),
+     r"batch_size=1 is invalid for factor_vae; valid: >= 2"),
+    ("vae", lambda c: c.model.__setitem__("encoder", "convnet"),
+     r"objective 'vae' needs a Gaussian encoder; model.encoder='convnet' is invalid; choose "
+     r"one of \['vae_conv'\]"),
+    ("autoencoder", lambda c: c.model.vae_decoder.__setitem__("start_shape", (2, 2, 4)),
+     r"decodes \(32, 32\) images, but the 'dsprites' views are \(64, 64\)"),
+])
+def test_bad_settings_fail_with_one_line(name, edit, message):
+    config = tiny_latent_config(name)
+    with config.ignore_type():
+        edit(config)
     with pytest.raises(ValueError, match=message) as err:
-        validate_config(config)
+        build_setup(config, FACTS)
     assert "\n" not in str(err.value)
 
 
-def test_factor_vae_and_denoising_settings_are_checked():
-    config = tiny_latent_config("factor_vae")
-    config.objective.disc_beta1 = 1.0
-    with pytest.raises(ValueError, match="disc_beta1=1.0 is invalid"):
-        validate_config(config)
-    config = tiny_latent_config("vae")
-    method_configs.denoising_ae(config, drop_prob=1.5)
-    with pytest.raises(ValueError, match="drop_prob=1.5 is invalid"):
-        validate_config(config)
+# ---------------------------------------------------------------------------
+# The autoencoders (denoising: the latent-code network of 'denoising_autoencoder')
+# ---------------------------------------------------------------------------
+
+
+def stored_denoising_ae_config():
+    """The stored dSprites config of the retired 'denoising_ae' (now built as
+    'denoising_autoencoder'), shrunk like the others."""
+    old = json.load(open(Path(__file__).parents[1] / "data" / "configs_before_redesign.json"))
+    return tiny_latent_config(**old["denoising_ae_dsprites"]["objective"])
 
 
 def test_autoencoders_decode_the_mean_of_the_corrupted_input():
-    """AE: loss = -log p(x | decode(mean(x))); DAE: the same from the masked input, clean target."""
-    config = tiny_latent_config("vae")
-    method_configs.denoising_ae(config, drop_prob=0.5)
-    setup = build_setup(config)
+    """AE: loss = -log p(x | decode(mean(x))); DAE (the stored 'denoising_ae' settings, masking
+    noise): the same from the masked input with the clean target, on the same network."""
+    config = stored_denoising_ae_config()
+    config.objective.drop_prob = 0.5
+    setup = build_setup(config, FACTS)
+    from ssljax.models.vae import VAENetwork
+
+    assert type(setup.objective) is objectives.DenoisingAutoencoder
+    assert isinstance(setup.eval_model, VAENetwork)
     model = setup.eval_model
+    ae = objectives.Autoencoder()
     params = model.init(jax.random.PRNGKey(0), jnp.zeros((1, 64, 64, 1)), train=False)["params"]
     images = jnp.asarray(dsprites_like_batch(4)["image"])
 
     def losses(params):
         rng = jax.random.PRNGKey(1)
-        noisy, clean = latent.corrupted_views(rng, images, config)
-        dae, _ = objectives.get("denoising_ae").loss(params, {}, (noisy, clean), rng,
-                                                      model=model, config=config)
-        ae, _ = objectives.get("autoencoder").loss(params, {}, (clean,), rng, model=model,
-                                                   config=config)
+        ctx = loss_context(setup, None)
+        noisy, clean, corrupted = setup.objective.make_views(rng, images, setup.run)
+        dae, _ = setup.objective.loss(params, {}, (noisy, clean, corrupted), rng, ctx)
+        plain, _ = ae.loss(params, {}, (clean,), rng, ctx)
+
         def by_hand(x_in):
             mean, _ = model.apply({"params": params}, x_in, train=False, method="encode")
             logits = model.apply({"params": params}, mean, train=False, method="decode")
             return -jnp.mean(latent.bernoulli_log_likelihood(clean, logits))
-        return dae, ae, by_hand(noisy), by_hand(clean), noisy, clean
 
-    dae, ae, dae_hand, ae_hand, noisy, clean = jax.jit(losses)(params)
-    np.testing.assert_allclose(ae, ae_hand, rtol=1e-5)
+        return dae, plain, by_hand(noisy), by_hand(clean), noisy, clean, corrupted
+
+    dae, plain, dae_hand, ae_hand, noisy, clean, corrupted = jax.jit(losses)(params)
+    np.testing.assert_allclose(plain, ae_hand, rtol=1e-5)
     np.testing.assert_allclose(dae, dae_hand, rtol=1e-5)
     np.testing.assert_array_equal(clean, images / 255.0)
     kept = float(noisy.sum() / clean.sum())
     assert 0.35 < kept < 0.65 and bool(jnp.all(noisy <= clean))  # masking only removes pixels
+    np.testing.assert_array_equal(noisy, clean * (1 - corrupted))
+
+
+def test_latent_denoising_weights_corrupted_and_clean_pixels():
+    """Emphasised denoising on the latent code: each pixel's -log p term weighted by
+    ``corrupted_weight`` where the noise hit it, else ``clean_weight``."""
+    config = stored_denoising_ae_config()
+    config.objective.update(dict(corrupted_weight=2.0, clean_weight=0.5, likelihood="gaussian"))
+    setup = build_setup(config, FACTS)
+    model = setup.eval_model
+    params = model.init(jax.random.PRNGKey(0), jnp.zeros((1, 64, 64, 1)), train=False)["params"]
+    images = jnp.asarray(dsprites_like_batch(4)["image"])
+    views = setup.objective.make_views(jax.random.PRNGKey(2), images, setup.run)
+    got, aux = setup.objective.loss(params, {}, views, None, loss_context(setup, None))
+    _, clean, corrupted = (np.asarray(v, np.float64) for v in views)
+    mean, _ = model.apply({"params": params}, views[0], train=False, method="encode")
+    decoded = np.asarray(model.apply({"params": params}, mean, train=False, method="decode"),
+                         np.float64)
+    mu = 1 / (1 + np.exp(-decoded))
+    nll = -scipy.stats.norm.logpdf(clean, mu, math.sqrt(0.5))
+    w = np.where(corrupted > 0, 2.0, 0.5)
+    np.testing.assert_allclose(got, np.mean(np.sum(w * nll, axis=(1, 2, 3))), rtol=1e-5)
+    assert float(aux.metrics["reconstruction"]) == float(got)

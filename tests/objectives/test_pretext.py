@@ -1,15 +1,26 @@
 """Pretext classification objectives: loss against numpy, model wiring, 8 == 1 device, configs."""
 
+import json
+from pathlib import Path
+
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 import pytest
 
-from configs import methods as method_configs
 from ssljax import objectives, parallel
 from ssljax.models import ConvNet, PretextClassifier
 from ssljax.models.network import encoder_variables
-from ssljax.objectives import per_class_accuracy, pretext_classification_loss
+from ssljax.objectives import (
+    DatasetFacts,
+    Jigsaw,
+    LossContext,
+    RelativePatchLocation,
+    Rotation,
+    per_class_accuracy,
+    pretext_classification_loss,
+)
 from ssljax.training.loop import build_setup, initial_state, validate_config
 from ssljax.training.step import make_train_step, shard_map_driver
 from tests.tolerances import (
@@ -83,17 +94,27 @@ def test_crop_network_shares_the_encoder_and_keeps_it_under_encoder():
 # Through the generic step.
 
 
+FASHION_MNIST = DatasetFacts(name="fashion_mnist", image_shape=(28, 28, 1), num_examples=60000,
+                             num_classes=10)
+CLASSES = {"rotation": Rotation, "jigsaw": Jigsaw,
+           "relative_patch_location": RelativePatchLocation}
+# Per task: the objective's keys that differ from its defaults, and the classifier head.
+TINY = {
+    "rotation": ({}, dict(hidden_dims=(8,), use_bn=True, crop_dim=0)),
+    "jigsaw": (dict(tile_size=7, gap=2, jitter=1, num_permutations=10, min_hamming_distance=8),
+               dict(hidden_dims=(8,), use_bn=True, crop_dim=8)),
+    "relative_patch_location": (dict(patch_size=10, gap=4, jitter=2),
+                                dict(hidden_dims=(8,), use_bn=True, crop_dim=8)),
+}
+
+
 def tiny_pretext_config(make_identity_config, method):
     c = make_identity_config()
     c.optimizer.warmup_steps = 0
-    if method == "rotation":
-        method_configs.rotation(c, hidden_dims=(8,))
-    elif method == "jigsaw":
-        method_configs.jigsaw(c, tile_size=7, gap=2, jitter=1, num_permutations=10,
-                              min_hamming_distance=8, crop_dim=8, hidden_dims=(8,))
-    else:
-        method_configs.relative_patch_location(c, patch_size=10, gap=4, jitter=2, crop_dim=8,
-                                               hidden_dims=(8,))
+    objective, head = TINY[method]
+    c.objective = ml_collections.ConfigDict(dict(name=method, **objective))
+    c.model.classifier = ml_collections.ConfigDict(head)
+    del c.model["projector"]
     return c
 
 
@@ -102,7 +123,7 @@ def run(config, devices, batch):
     mesh = parallel.make_mesh(devices)
     state = parallel.replicate_on_mesh(initial_state(config, setup), mesh)
     step = shard_map_driver(
-        make_train_step(objective=setup.objective, model=setup.train_model, tx=setup.tx,
+        make_train_step(objective=setup.objective, run=setup.run, model=setup.train_model, tx=setup.tx,
                         config=config),
         mesh,
     )
@@ -140,18 +161,20 @@ def test_crop_tasks_build_views_and_loss(make_identity_config, method):
     config = tiny_pretext_config(make_identity_config, method)
     config.objective.image_stats_fraction = 0.5
     validate_config(config)
-    setup = build_setup(config)
+    setup = build_setup(config, FASHION_MNIST)
     state = initial_state(config, setup)
     model, variables = setup.eval_model, {"params": state.params, **state.model_state}
     images = jnp.asarray(np.random.default_rng(0).integers(0, 256, (6, 28, 28, 1)), jnp.uint8)
-    objective = objectives.get(method)
+    objective = setup.objective
+    assert isinstance(objective, CLASSES[method])
+    ctx = LossContext(model=model, state=state.extra, batch={"image": images}, axis_name=None,
+                      run=setup.run)
 
     @jax.jit
     def views_and_loss(rng):
-        views = objective.make_views(rng, images, config)
-        loss, (metrics, new_state, outputs) = objective.loss(
-            state.params, state.model_state, views, rng, model=model, config=config,
-            axis_name=None, extra=None, batch=None)
+        views = objective.make_views(rng, images, setup.run)
+        loss, aux = objective.loss(state.params, state.model_state, views, rng, ctx)
+        metrics, new_state, outputs = aux.metrics, aux.model_state, aux.outputs
         stats = lambda x: model.apply(variables, x, train=True,  # noqa: E731
                                       mutable=["batch_stats"])[1]["batch_stats"]
         return views, loss, metrics, outputs, new_state, stats(views[0]), stats(views[2])
@@ -164,11 +187,12 @@ def test_crop_tasks_build_views_and_loss(make_identity_config, method):
     assert inputs.shape == (6, crops, side, side, 1) and labels.shape == (6,)
     assert 0 <= int(labels.min()) and int(labels.max()) < classes
     np.testing.assert_array_equal(whole, np.asarray(images[:3], np.float32) / 255.0)
-    assert outputs["logits"].shape == (6, classes)
-    want = numpy_cross_entropy(outputs["logits"], np.asarray(labels))
+    assert outputs.logits.shape == (6, classes)
+    np.testing.assert_array_equal(outputs.labels, labels)
+    want = numpy_cross_entropy(outputs.logits, np.asarray(labels))
     assert float(loss) == pytest.approx(want, rel=1e-5)
     assert float(metrics["pretext_accuracy"]) == pytest.approx(
-        np.mean(np.asarray(outputs["logits"]).argmax(1) == np.asarray(labels)))
+        np.mean(np.asarray(outputs.logits).argmax(1) == np.asarray(labels)))
     got = new_state["batch_stats"]
     # Statistics of the 3 whole images' 28 x 28 positions, from the loss and from a separate
     # apply in the same program: equal up to a reordered reduction.
@@ -183,27 +207,95 @@ def test_crop_tasks_build_views_and_loss(make_identity_config, method):
 @pytest.mark.parametrize("method, key, value, message", [
     ("rotation", "rotations", (0, 45), r"rotations=\(0, 45\) is invalid; choose at least two distinct angles from \(0, 90, 180, 270\)"),
     ("rotation", "rotations", (90,), r"rotations=\(90,\) is invalid"),
-    ("rotation", "pad_crop", -1, r"objective.pad_crop=-1 must be an int >= 0"),
+    ("rotation", "pad_crop", -1, r"objective.pad_crop=-1 is invalid; valid: an integer >= 0"),
+    ("rotation", "flip", "yes", r"unknown objective.flip 'yes'; choose one of \[False, True\]"),
     ("jigsaw", "tile_size", 9, r"objective \(jigsaw\) on fashion_mnist: a 3x3 grid of 9px tiles with gap 2 and jitter 1 spans 33px .* > the 28x28 images"),
-    ("jigsaw", "num_permutations", 400_000, r"num_permutations=400000 is invalid; 9 tiles have 362880 permutations"),
+    ("jigsaw", "tile_size", 0, r"objective.tile_size=0 is invalid; valid: an integer >= 1"),
+    ("jigsaw", "num_permutations", 400_000, r"objective.num_permutations=400000 is invalid; 9 tiles have 362880 permutations, choose 2..362880"),
     ("jigsaw", "num_permutations", 40, r"num_permutations=40 with min_hamming_distance=8 is not attainable: .* at most 20 permutations keep distance >= 8"),
-    ("jigsaw", "grid", 4, r"objective.grid=4 is invalid; choose 2 or 3"),
-    ("jigsaw", "color_mode", "sepia", r"unknown colour countermeasure 'sepia'; choose one of \('none', 'drop', 'gray', 'project'\)"),
-    ("jigsaw", "color_prob", 1.5, r"objective.color_prob=1.5 must lie in \[0, 1\]"),
+    ("jigsaw", "min_hamming_distance", 10, r"objective.min_hamming_distance=10 is invalid; choose 1..9 for 9 tiles"),
+    ("jigsaw", "grid", 4, r"unknown objective.grid 4; choose one of \[2, 3\]"),
+    ("jigsaw", "color_mode", "sepia", r"unknown objective.color_mode 'sepia'; choose one of \['none', 'drop', 'gray', 'project'\]"),
+    ("jigsaw", "color_prob", 1.5, r"objective.color_prob=1.5 is invalid; valid: 0.0 <= color_prob <= 1.0"),
+    ("jigsaw", "jitter", -1, r"objective.jitter=-1 is invalid; valid: an integer >= 0"),
     ("relative_patch_location", "patch_size", 12, r"objective \(relative_patch_location\) on fashion_mnist: patches of 12px with gap 4 and jitter 2 need 30px"),
-    ("relative_patch_location", "image_stats_fraction", 2.0, r"objective.image_stats_fraction=2.0 must lie in \[0, 1\]"),
+    ("relative_patch_location", "image_stats_fraction", 2.0, r"objective.image_stats_fraction=2 is invalid; valid: 0.0 <= image_stats_fraction <= 1.0"),
+    ("relative_patch_location", "noise_fraction", -0.5, r"objective.noise_fraction=-0.5 is invalid; valid: 0.0 <= noise_fraction"),
 ])
 def test_impossible_settings_fail_with_one_line(make_identity_config, method, key, value,
                                                 message):
     config = tiny_pretext_config(make_identity_config, method)
     config.objective[key] = value
     with pytest.raises(ValueError, match=message) as err:
-        validate_config(config)
+        validate_config(config)  # hyperparameters
+        build_setup(config, FASHION_MNIST)  # against the data
     assert "\n" not in str(err.value)
 
 
+def test_settings_the_data_cannot_give_fail_with_one_line(make_identity_config):
+    wide = DatasetFacts(name="wide", image_shape=(28, 40, 3), num_examples=10, num_classes=2)
+    run = objectives.Run.from_config(make_identity_config(), wide)
+    with pytest.raises(ValueError, match=r"objective.rotations=\(0, 90, 180, 270\) include "
+                                         r"90/270 degrees, which need square images; wide "
+                                         r"trains on 28x40; valid: a subset of \(0, 180\)"):
+        Rotation().check(run)
+    Rotation(rotations=(0, 180)).check(run)
+    two_channels = DatasetFacts(name="two", image_shape=(28, 28, 2), num_examples=10,
+                                num_classes=2)
+    run = objectives.Run.from_config(make_identity_config(), two_channels)
+    with pytest.raises(ValueError, match=r"objective.color_mode='drop' needs 1- or 3-channel "
+                                         r"images, two has 2; valid: color_mode='none'"):
+        RelativePatchLocation().check(run)
+    RelativePatchLocation(color_mode="none").check(run)
+    config = tiny_pretext_config(make_identity_config, "jigsaw")
+    config.model.patches = ml_collections.ConfigDict(dict(size=8, stride=4))
+    with pytest.raises(ValueError, match=r"objective 'jigsaw' crops its own inputs; remove "
+                                         r"config.model.patches"):
+        build_setup(config, FASHION_MNIST)
+
+
 def test_registered_with_descriptions():
-    for name in ("rotation", "jigsaw", "relative_patch_location"):
-        record = objectives.get(name)
-        assert record.name == name and record.description
-        assert not record.has_target and not record.needs_index
+    for name, cls in CLASSES.items():
+        assert objectives.get(name) is cls
+        assert cls.name == name and cls.description and not cls.needs_index
+
+
+@pytest.mark.parametrize("method, key", [
+    ("rotation", "rotation"), ("jigsaw", "tiles"), ("relative_patch_location", "patch")])
+def test_unknown_key_names_the_valid_keys(method, key):
+    cls = CLASSES[method]
+    with pytest.raises(ValueError) as err:
+        cls.from_config({"name": method, key: 1})
+    valid = ", ".join(cls.hyperparameter_names())
+    assert str(err.value) == (f"unknown key objective.{key} for objective {method!r}; "
+                              f"valid keys: {valid}")
+    assert "\n" not in str(err.value)
+
+
+def test_defaults_are_the_papers_and_the_old_setters():
+    assert Rotation() == Rotation(rotations=(0, 90, 180, 270), pad_crop=0, flip=False)
+    assert Jigsaw() == Jigsaw(grid=3, tile_size=7, gap=2, jitter=1, num_permutations=1000,
+                              min_hamming_distance=1, permutation_seed=0, color_mode="gray",
+                              color_prob=0.3, noise_fraction=0.0, normalize=False,
+                              image_stats_fraction=0.25)
+    assert RelativePatchLocation() == RelativePatchLocation(
+        patch_size=10, gap=4, jitter=2, color_mode="drop", color_prob=1.0, noise_fraction=0.01,
+        normalize=False, image_stats_fraction=0.25)
+    # Lists (JSON) become the tuple of the field.
+    assert Rotation(rotations=[0, 180]).rotations == (0, 180)
+
+
+@pytest.mark.parametrize("method", list(CLASSES))
+def test_old_configs_objectives_load_with_the_same_values(method):
+    """Every objective stored before the typed objectives loads, with the same values, so
+    stored runs resume."""
+    old = json.load(open(Path(__file__).parents[1] / "data" / "configs_before_redesign.json"))
+    stored = [c["objective"] for c in old.values() if c["objective"]["name"] == method]
+    assert len(stored) == 2  # cifar10 and fashion_mnist
+    for objective in stored:
+        loaded = objectives.build(objective)
+        assert isinstance(loaded, CLASSES[method])
+        values = loaded.hyperparameters()
+        assert set(values) == set(objective)
+        for key, value in objective.items():
+            assert values[key] == (tuple(value) if isinstance(value, list) else value), key

@@ -4,7 +4,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from jax.sharding import Mesh, PartitionSpec as P
+from jax.sharding import Mesh
+from jax.sharding import PartitionSpec as P
 
 from ssljax.objectives import barlow_twins_loss, vicreg_loss
 from tests.tolerances import assert_close, f32_sum_tol

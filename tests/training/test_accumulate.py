@@ -8,6 +8,9 @@
 * BatchNorm running statistics thread through the micro-batches in order.
 """
 
+from typing import ClassVar
+
+import flax.struct
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -15,9 +18,9 @@ import numpy as np
 import optax
 import pytest
 
-from configs import methods as method_configs
 from ssljax import parallel
 from ssljax.evaluation.collapse import collapse_monitors
+from ssljax.objectives import LossContext, Outputs, UpdateContext
 from ssljax.objectives.simclr import apply_to_views
 from ssljax.training.loop import build_setup, initial_state, validate_config
 from ssljax.training.step import (
@@ -26,6 +29,7 @@ from ssljax.training.step import (
     make_train_step,
     merge_micro_outputs,
     shard_map_driver,
+    shared_step_rng,
     step_rng,
 )
 from tests.tolerances import (
@@ -41,23 +45,26 @@ from tests.tolerances import (
 N_TERMS = 16 * 28 * 28
 
 
-def plain_train_step(*, objective, model, tx, config, schedule=None, axis_name=parallel.AXIS):
+def plain_train_step(*, objective, model, tx, config, run, schedule=None,
+                     axis_name=parallel.AXIS):
     """The per-device step as it was before gradient accumulation (the k = 1 reference)."""
+    del config
 
     def loss_fn(params, state, views, rng, batch):
-        return objective.loss(params, state.model_state, views, rng, model=model, config=config,
-                              axis_name=axis_name, extra=state.extra, batch=batch)
+        ctx = LossContext(model=model, state=state.extra, batch=batch, axis_name=axis_name,
+                          run=run, shared_rng=shared_step_rng(state.rng, state.step))
+        return objective.loss(params, state.model_state, views, rng, ctx)
 
     def step(state, batch):
         rng = step_rng(state.rng, state.step, axis_name)
         view_rng, loss_rng = jax.random.split(rng)
-        views = objective.make_views(view_rng, batch["image"], config)
+        views = objective.make_views(view_rng, batch["image"], run)
         grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
-        (loss, (metrics, model_state, outputs)), grads = grad_fn(
-            state.params, state, views, loss_rng, batch)
-        outputs = jax.lax.stop_gradient(outputs)
-        if "embedding" in outputs:
-            metrics = dict(metrics, **collapse_monitors(outputs["embedding"], axis_name))
+        (loss, aux), grads = grad_fn(state.params, state, views, loss_rng, batch)
+        metrics, model_state = aux.metrics, aux.model_state
+        outputs = jax.lax.stop_gradient(aux.outputs)
+        if outputs.embedding is not None:
+            metrics = dict(metrics, **collapse_monitors(outputs.embedding, axis_name))
         if axis_name is not None:
             grads = jax.lax.pmean(grads, axis_name)
             metrics = jax.lax.pmean(metrics, axis_name)
@@ -66,11 +73,10 @@ def plain_train_step(*, objective, model, tx, config, schedule=None, axis_name=p
         finite = jnp.logical_and(jnp.isfinite(loss), all_finite(grads))
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
-        extra = state.extra
-        if objective.update_extra is not None:
-            extra = objective.update_extra(state.extra, outputs, params=params,
-                                           model_state=model_state, step=state.step,
-                                           config=config, axis_name=axis_name)
+        extra = objective.update_state(
+            state.extra, outputs,
+            UpdateContext(params=params, model_state=model_state, step=state.step,
+                          axis_name=axis_name, run=run))
         new_state = state.replace(step=state.step + 1, params=params, model_state=model_state,
                                   opt_state=opt_state, extra=extra)
         new_state = jax.tree.map(lambda new, old: jnp.where(finite, new, old), new_state, state)
@@ -97,7 +103,8 @@ def run(config, devices, batches, make_step=make_train_step):
     start = jax.device_get(init)
     state = parallel.replicate_on_mesh(init, mesh)
     step = shard_map_driver(make_step(objective=setup.objective, model=setup.train_model,
-                                      tx=setup.tx, config=config, schedule=setup.schedule), mesh)
+                                      tx=setup.tx, config=config, run=setup.run,
+                                      schedule=setup.schedule), mesh)
     history = []
     for b in batches:
         local = {k: v.reshape((len(devices), -1) + v.shape[1:]) for k, v in b.items()}
@@ -143,7 +150,9 @@ def test_micro_batches_of_a_per_example_loss_equal_one_large_batch(make_identity
     gradient) after two steps, ``f32_steps_rtol``; forgetting to average the micro-batch
     gradients (x4), or enqueueing keys out of order, differs by O(1)."""
     def config(k):
-        c = method_configs.moco(make_identity_config(), queue_size=64, ema_momentum=0.9)
+        c = make_identity_config()
+        c.objective = ml_collections.ConfigDict(
+            dict(name="moco", queue_size=64, ema_momentum=0.9))
         return layer_norm_sgd(c, k)
 
     # The run below uses 2 devices: 16 / 2 = 8 per device, 4 micro-batches of 2. (On all 8
@@ -161,7 +170,7 @@ def test_micro_batches_of_a_per_example_loss_equal_one_large_batch(make_identity
     rtol = f32_steps_rtol(N_TERMS, steps=2)
     assert_updates_close(acc.params, big.params, start.params, rtol=rtol)
     assert_updates_close(acc.extra, big.extra, start.extra, rtol=rtol)  # queue, key encoder
-    assert int(acc.extra["queue_ptr"]) == 32 and int(acc.step) == 2
+    assert int(acc.extra.queue_ptr) == 32 and int(acc.step) == 2
     assert update_difference(acc.params, big.params, start.params) < rtol
 
 
@@ -188,7 +197,7 @@ def test_batch_norm_statistics_thread_through_the_micro_batches(make_identity_co
     start, state, _ = run(config, jax.devices()[:1], [batch])
     model_state = start.model_state
     for half in (batch["image"][:8], batch["image"][8:]):
-        views = setup.objective.make_views(jax.random.PRNGKey(0), half, config)  # identity
+        views = setup.objective.make_views(jax.random.PRNGKey(0), half, setup.run)  # identity
         _, model_state = apply_to_views(start.params, model_state, views,
                                         model=setup.eval_model)
     assert_trees_close(state.model_state, model_state, rtol=f32_reorder_rtol(2 * 8 * 28 * 28))
@@ -197,16 +206,24 @@ def test_batch_norm_statistics_thread_through_the_micro_batches(make_identity_co
 def test_merge_concatenates_per_example_outputs_and_averages_the_rest():
     k, m = 3, 2
     embedding = jnp.arange(k * m * 4, dtype=jnp.float32).reshape(k, m, 4)
-    merged = merge_micro_outputs({
-        "embedding": embedding,
-        "indices": jnp.arange(k * m).reshape(k, m),
-        "target_state": {"mean": jnp.array([[0.0, 3.0], [3.0, 6.0], [6.0, 9.0]])},
-        "count": jnp.array([1, 2, 3]),
-    })
-    np.testing.assert_array_equal(merged["embedding"], embedding.reshape(k * m, 4))
-    np.testing.assert_array_equal(merged["indices"], np.arange(k * m))
-    np.testing.assert_array_equal(merged["target_state"]["mean"], [3.0, 6.0])
-    assert int(merged["count"]) == 3  # non-float: the last micro-batch's value
+    merged = merge_micro_outputs(MergeOutputs(
+        embedding=embedding,
+        indices=jnp.arange(k * m).reshape(k, m),
+        target_state={"mean": jnp.array([[0.0, 3.0], [3.0, 6.0], [6.0, 9.0]])},
+        count=jnp.array([1, 2, 3]),
+    ))
+    np.testing.assert_array_equal(merged.embedding, embedding.reshape(k * m, 4))
+    np.testing.assert_array_equal(merged.indices, np.arange(k * m))
+    np.testing.assert_array_equal(merged.target_state["mean"], [3.0, 6.0])
+    assert int(merged.count) == 3  # non-float: the last micro-batch's value
+
+
+@flax.struct.dataclass
+class MergeOutputs(Outputs):
+    indices: jax.Array = None
+    target_state: dict = None
+    count: jax.Array = None
+    PER_EXAMPLE: ClassVar[tuple[str, ...]] = ("embedding", "indices")
 
 
 def test_bad_accumulate_steps_are_one_line_errors(make_tiny_config):
@@ -226,7 +243,7 @@ def test_bad_accumulate_steps_are_one_line_errors(make_tiny_config):
     # A step built for another device count fails when traced, naming both numbers.
     config.accumulate_steps = 4
     setup = build_setup(config)
-    step = make_train_step(objective=setup.objective, model=setup.eval_model, tx=setup.tx,
+    step = make_train_step(objective=setup.objective, run=setup.run, model=setup.eval_model, tx=setup.tx,
                            config=config, axis_name=None)
     batch = {"image": jax.ShapeDtypeStruct((6, 28, 28, 1), jnp.uint8)}
     with pytest.raises(ValueError, match=r"accumulate_steps=4 does not divide the per-device "

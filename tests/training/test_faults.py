@@ -11,7 +11,6 @@ fills up; this works as root, where a read-only directory would not stop the wri
 """
 
 import glob
-import json
 import os
 import shutil
 import signal

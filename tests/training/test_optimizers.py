@@ -5,11 +5,15 @@ import math
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
 
-from ssljax.training.optimizers import build_optimizer, decay_mask, learning_rate_schedule, peak_learning_rate
 from ssljax.training.loop import build_setup, initial_state
+from ssljax.training.optimizers import (
+    build_optimizer,
+    decay_mask,
+    learning_rate_schedule,
+    peak_learning_rate,
+)
 
 
 def test_peak_learning_rate_rules():

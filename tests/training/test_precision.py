@@ -45,7 +45,7 @@ def one_step(config, params_from, batch):
     mesh = parallel.make_mesh()
     init = initial_state(params_from, build_setup(params_from))
     start = jax.device_get(init)
-    step = shard_map_driver(make_train_step(objective=setup.objective, model=setup.train_model,
+    step = shard_map_driver(make_train_step(objective=setup.objective, run=setup.run, model=setup.train_model,
                                             tx=setup.tx, config=config), mesh)
     local = {k: v.reshape((8, -1) + v.shape[1:]) for k, v in batch.items()}
     state, metrics = step(parallel.replicate_on_mesh(init, mesh),
@@ -126,5 +126,5 @@ def test_other_dtypes_are_one_line_errors(make_tiny_config, name):
         check_dtype(config)
     setup = build_setup(make_tiny_config())
     with pytest.raises(ValueError, match=message):
-        make_train_step(objective=setup.objective, model=setup.train_model, tx=setup.tx,
+        make_train_step(objective=setup.objective, run=setup.run, model=setup.train_model, tx=setup.tx,
                         config=config)

@@ -30,7 +30,7 @@ def run_steps(config, devices, batches):
     mesh = parallel.make_mesh(devices)
     state = parallel.replicate_on_mesh(initial_state(config, setup), mesh)
     step = shard_map_driver(
-        make_train_step(objective=setup.objective, model=setup.train_model, tx=setup.tx,
+        make_train_step(objective=setup.objective, run=setup.run, model=setup.train_model, tx=setup.tx,
                         config=config, schedule=setup.schedule),
         mesh,
     )
@@ -69,14 +69,14 @@ def test_without_cross_replica_bn_statistics_differ(make_identity_config):
     """Control for the test above: per-device BatchNorm gives different running stats."""
     config = make_identity_config()
     setup = build_setup(config)
-    local_model = setup.objective.build_model(config, None)  # no axis name: local stats
+    local_model = setup.objective.build_model(setup.run, None)  # no axis name: local stats
     setup_local = dataclasses.replace(setup, train_model=local_model)
     mesh = parallel.make_mesh()
     state = parallel.replicate_on_mesh(initial_state(config, setup), mesh)
     b = host_batch(8, 2)
     outs = []
     for s in (setup, setup_local):
-        step = shard_map_driver(make_train_step(objective=s.objective, model=s.train_model,
+        step = shard_map_driver(make_train_step(objective=s.objective, run=s.run, model=s.train_model,
                                                 tx=s.tx, config=config), mesh)
         new_state, _ = step(jax.tree.map(jnp.copy, state), parallel.batch_to_global(b, mesh))
         outs.append(jax.device_get(new_state.model_state))
@@ -88,7 +88,7 @@ def test_without_cross_replica_bn_statistics_differ(make_identity_config):
 def test_pmap_driver_equals_shard_map_driver(make_tiny_config):
     config = make_tiny_config()  # real augmentations: same per-device keys in both drivers
     setup = build_setup(config)
-    per_device = make_train_step(objective=setup.objective, model=setup.train_model,
+    per_device = make_train_step(objective=setup.objective, run=setup.run, model=setup.train_model,
                                  tx=setup.tx, config=config)
     state0 = initial_state(config, setup)
     start = jax.device_get(state0)
@@ -115,18 +115,17 @@ def test_non_finite_loss_keeps_state_and_is_reported(make_tiny_config):
     config = make_tiny_config()
     setup = build_setup(config)
 
-    def nan_loss(params, model_state, views, rng, **kw):
-        loss, (metrics, new_state, outputs) = setup.objective.loss(
-            params, model_state, views, rng, **kw
-        )
-        return loss * jnp.nan, (dict(metrics, loss=loss * jnp.nan), new_state, outputs)
+    class NanLoss(type(setup.objective)):
+        def loss(self, params, model_state, views, rng, ctx):
+            loss, aux = super().loss(params, model_state, views, rng, ctx)
+            return loss * jnp.nan, aux.replace(metrics=dict(aux.metrics, loss=loss * jnp.nan))
 
-    bad = dataclasses.replace(setup.objective, loss=nan_loss)
+    bad = NanLoss(**dataclasses.asdict(setup.objective))
     mesh = parallel.make_mesh()
     state = parallel.replicate_on_mesh(initial_state(config, setup), mesh)
     before = jax.device_get(state)
     step = shard_map_driver(make_train_step(objective=bad, model=setup.train_model, tx=setup.tx,
-                                            config=config), mesh)
+                                            config=config, run=setup.run), mesh)
     new_state, metrics = step(state, parallel.batch_to_global(host_batch(8, 2), mesh))
     assert not bool(metrics["finite"])
     after = jax.device_get(new_state)

@@ -23,8 +23,12 @@ import pytest
 
 from ssljax import io as wio
 from ssljax.training import checkpoint as ckpt_lib
-from ssljax.training.logging import (MetricWriter, Progress, set_aside_records_after,
-                                     write_json_atomic)
+from ssljax.training.logging import (
+    MetricWriter,
+    Progress,
+    set_aside_records_after,
+    write_json_atomic,
+)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DRIVER = os.path.join(ROOT, "tests", "training", "workdir_driver.py")
@@ -71,7 +75,8 @@ def start_emulator(log_path) -> tuple[subprocess.Popen, str]:
         except OSError:
             if proc.poll() is not None or time.monotonic() > deadline:
                 proc.kill()
-                raise RuntimeError(f"fake-gcs-server did not start: {open(log_path).read()}")
+                raise RuntimeError(
+                    f"fake-gcs-server did not start: {open(log_path).read()}") from None
             time.sleep(0.1)
 
 
@@ -216,7 +221,7 @@ def test_cli_on_missing_bucket_prints_one_line_and_exits_2(gcs, tiny_fashion_mni
     start = time.perf_counter()
     proc = subprocess.run(
         [sys.executable, "-m", "ssljax.train",
-         f"--config={os.path.join(ROOT, 'configs', 'simclr_fashion_mnist.py')}",
+         f"--config={os.path.join(ROOT, 'configs', 'simclr.py')}:fashion_mnist",
          "--workdir=gs://no-such-bucket/run", f"--config.dataset.data_dir={tiny_fashion_mnist}"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 2, proc.stderr[-2000:]

@@ -12,6 +12,9 @@
 that fills up, which works as root too.
 
 A ValueError becomes one ``error: ...`` line on stderr and exit status 2, as in the CLI.
+
+The tests start it with the repository root on PYTHONPATH (ssljax and configs import from
+there, as they do from an installed ssljax).
 """
 
 from __future__ import annotations
@@ -25,7 +28,6 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, ROOT)
 
 
 def die() -> None:

@@ -52,8 +52,14 @@ def get_config(arg: str = "cifar10") -> ml_collections.ConfigDict:
         c.total_steps = 19_600  # 100 epochs of 50,000 images at batch 256
         c.objective.target_stride = 2  # targets at 16x16
         c.model.decoder = ml_collections.ConfigDict(
-            dict(widths=(256, 128), feature_layer="block4", channel_fc=False, kernel_size=3,
-                 norm="batch"))
+            dict(
+                widths=(256, 128),
+                feature_layer="block4",
+                channel_fc=False,
+                kernel_size=3,
+                norm="batch",
+            )
+        )
         config_base.adamw(c, 1e-3, weight_decay=0.0, warmup_steps=500)
         c.augment = config_base.augment_defaults(image_size=32)
         c.checkpoint_every_steps = 2000

@@ -104,14 +104,14 @@ def get_config(arg: str = "fashion_mnist") -> ml_collections.ConfigDict:
         c.batch_size = 32
         c.total_steps = 2000
         # Offsets k = 1..3 on the 6x6 grid; grayscale images: no colour to drop.
-        c.objective.update(dict(prediction_steps=3, patch_flip_prob=0.0,
-                                patch_color_drop_prob=0.0))
+        c.objective.update(dict(prediction_steps=3, patch_flip_prob=0.0, patch_color_drop_prob=0.0))
         # Per 8x8 patch: 8x8x16 -> 4x4x32 -> 2x2x64, mean-pooled to a 64-d patch embedding.
         c.model.encoder_kwargs.widths = (16, 32, 64)
         c.model.encoder_kwargs.strides = (1, 2, 2)
         c.model.patches = ml_collections.ConfigDict(dict(size=8, stride=4))
         c.model.context = ml_collections.ConfigDict(
-            dict(width=64, num_blocks=2, kernel_size=(2, 3)))
+            dict(width=64, num_blocks=2, kernel_size=(2, 3))
+        )
         config_base.adamw(c, 1e-3, weight_decay=1e-4, warmup_steps=100)
         # Mild augmentation of the whole image (CPC's signal comes from the patch grid itself).
         c.augment = config_base.augment_defaults(image_size=28)
@@ -127,14 +127,14 @@ def get_config(arg: str = "fashion_mnist") -> ml_collections.ConfigDict:
         c.dataset.name = "cifar10"
         c.batch_size = 256
         c.total_steps = 97_600  # 500 epochs of 50,000 images at batch 256
-        c.objective.update(dict(prediction_steps=3, patch_flip_prob=0.5,
-                                patch_color_drop_prob=0.5))
+        c.objective.update(dict(prediction_steps=3, patch_flip_prob=0.5, patch_color_drop_prob=0.5))
         # Per 8x8 patch: 8x8x64 -> 8x8x128 -> 4x4x256 -> 2x2x256 -> 256-d.
         c.model.encoder_kwargs.widths = (64, 128, 256, 256)
         c.model.encoder_kwargs.strides = (1, 1, 2, 2)
         c.model.patches = ml_collections.ConfigDict(dict(size=8, stride=4))
         c.model.context = ml_collections.ConfigDict(
-            dict(width=512, num_blocks=3, kernel_size=(2, 3)))
+            dict(width=512, num_blocks=3, kernel_size=(2, 3))
+        )
         config_base.adamw(c, 2e-4, weight_decay=0.0, warmup_steps=1000)
         c.augment = config_base.augment_defaults(image_size=32)
         c.augment.crop_scale = (0.3, 1.0)
@@ -149,14 +149,14 @@ def get_config(arg: str = "fashion_mnist") -> ml_collections.ConfigDict:
         c.batch_size = 512
         c.total_steps = 250_200  # 100 epochs of 1,281,167 images at batch 512
         c.dtype = "bfloat16"
-        c.objective.update(dict(prediction_steps=5, patch_flip_prob=0.5,
-                                patch_color_drop_prob=0.5))
+        c.objective.update(dict(prediction_steps=5, patch_flip_prob=0.5, patch_color_drop_prob=0.5))
         # Per 64x64 patch: 32x32x64 -> 16x16x128 -> 8x8x256 -> 4x4x512 -> 4x4x1024 -> 1024-d.
         c.model.encoder_kwargs.widths = (64, 128, 256, 512, 1024)
         c.model.encoder_kwargs.strides = (2, 2, 2, 2, 1)
         c.model.patches = ml_collections.ConfigDict(dict(size=64, stride=32))
         c.model.context = ml_collections.ConfigDict(
-            dict(width=1024, num_blocks=5, kernel_size=(2, 3)))
+            dict(width=1024, num_blocks=5, kernel_size=(2, 3))
+        )
         config_base.adamw(c, 2e-4, weight_decay=0.0, warmup_steps=2500)
         c.augment = config_base.augment_defaults(image_size=256)
         c.augment.output_size = (256, 256)

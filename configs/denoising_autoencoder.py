@@ -76,8 +76,15 @@ def get_config(arg: str = "fashion_mnist") -> ml_collections.ConfigDict:
         c.objective.drop_prob = 0.5
         del c.model["projector"]
         c.model.decoder = ml_collections.ConfigDict(
-            dict(widths=(32, 32, 16), upsample=(1, 2, 2), feature_layer="block4",
-                 channel_fc=False, kernel_size=3, norm="batch"))
+            dict(
+                widths=(32, 32, 16),
+                upsample=(1, 2, 2),
+                feature_layer="block4",
+                channel_fc=False,
+                kernel_size=3,
+                norm="batch",
+            )
+        )
         config_base.adamw(c, 1e-3, weight_decay=0.0, warmup_steps=50)
     elif arg == "cifar10":
         config_base.cifar10_resnet18(c)
@@ -85,8 +92,14 @@ def get_config(arg: str = "fashion_mnist") -> ml_collections.ConfigDict:
         c.total_steps = 19_600  # 100 epochs of 50,000 images at batch 256
         del c.model["projector"]
         c.model.decoder = ml_collections.ConfigDict(
-            dict(widths=(256, 128, 64), feature_layer="block4", channel_fc=False,
-                 kernel_size=3, norm="batch"))
+            dict(
+                widths=(256, 128, 64),
+                feature_layer="block4",
+                channel_fc=False,
+                kernel_size=3,
+                norm="batch",
+            )
+        )
         config_base.adamw(c, 1e-3, weight_decay=0.0, warmup_steps=500)
         c.augment = config_base.augment_defaults(image_size=32)
         c.checkpoint_every_steps = 2000

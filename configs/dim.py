@@ -70,8 +70,14 @@ def get_config(arg: str = "fashion_mnist") -> ml_collections.ConfigDict:
         c.objective.prior_weight = 0.0
         c.objective.cross_view = True
         c.model.dim = ml_collections.ConfigDict(
-            dict(local_layer="block3", critic_hidden=256, critic_embed=128, critic_layers=1,
-                 prior_hidden=(1000, 200)))
+            dict(
+                local_layer="block3",
+                critic_hidden=256,
+                critic_embed=128,
+                critic_layers=1,
+                prior_hidden=(1000, 200),
+            )
+        )
         config_base.adamw(c, 3e-3, weight_decay=0.0, warmup_steps=50)
     elif arg == "cifar10":
         c.dataset.name = "cifar10"
@@ -81,8 +87,14 @@ def get_config(arg: str = "fashion_mnist") -> ml_collections.ConfigDict:
         c.model.encoder_kwargs.widths = (64, 128, 256)
         c.model.encoder_kwargs.strides = (1, 2, 2)
         c.model.dim = ml_collections.ConfigDict(
-            dict(local_layer="block3", critic_hidden=512, critic_embed=512, critic_layers=1,
-                 prior_hidden=(1000, 200)))
+            dict(
+                local_layer="block3",
+                critic_hidden=512,
+                critic_embed=512,
+                critic_layers=1,
+                prior_hidden=(1000, 200),
+            )
+        )
         config_base.adamw(c, 1e-4, weight_decay=0.0, warmup_steps=0)
         c.optimizer.end_learning_rate_factor = 1.0  # constant learning rate
         # No augmentation: the identity crop, no flip, no colour changes.

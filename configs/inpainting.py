@@ -72,8 +72,15 @@ def get_config(arg: str = "fashion_mnist") -> ml_collections.ConfigDict:
         config_base.fashion_mnist_demo(c)
         c.objective.fill_value = 0.286  # the dataset's mean grey
         c.model.decoder = ml_collections.ConfigDict(
-            dict(widths=(32, 32, 16), upsample=(1, 2, 2), feature_layer="block4",
-                 channel_fc=False, kernel_size=3, norm="batch"))
+            dict(
+                widths=(32, 32, 16),
+                upsample=(1, 2, 2),
+                feature_layer="block4",
+                channel_fc=False,
+                kernel_size=3,
+                norm="batch",
+            )
+        )
         config_base.adamw(c, 3e-3, weight_decay=0.0, warmup_steps=50)
     elif arg == "cifar10":
         config_base.cifar10_resnet18(c)
@@ -82,8 +89,14 @@ def get_config(arg: str = "fashion_mnist") -> ml_collections.ConfigDict:
         c.objective.fill_value = CIFAR10_MEAN
         c.objective.disc_widths = (64, 128)
         c.model.decoder = ml_collections.ConfigDict(
-            dict(widths=(256, 128, 64), feature_layer="block4", channel_fc=True,
-                 kernel_size=3, norm="batch"))
+            dict(
+                widths=(256, 128, 64),
+                feature_layer="block4",
+                channel_fc=True,
+                kernel_size=3,
+                norm="batch",
+            )
+        )
         config_base.adamw(c, 1e-3, weight_decay=0.0, warmup_steps=500)
         c.augment = config_base.augment_defaults(image_size=32)
         c.checkpoint_every_steps = 2000

@@ -81,10 +81,20 @@ def get_config(arg: str = "fashion_mnist") -> ml_collections.ConfigDict:
         config_base.demo_convnet(c)
         c.batch_size = 64  # puzzles; 9 x 64 tiles per step
         c.total_steps = 2000
-        c.objective.update(dict(tile_size=7, gap=2, jitter=1, num_permutations=100,
-                                min_hamming_distance=6, color_mode="none", color_prob=0.0))
+        c.objective.update(
+            dict(
+                tile_size=7,
+                gap=2,
+                jitter=1,
+                num_permutations=100,
+                min_hamming_distance=6,
+                color_mode="none",
+                color_prob=0.0,
+            )
+        )
         c.model.classifier = ml_collections.ConfigDict(
-            dict(hidden_dims=(512,), use_bn=True, crop_dim=256))
+            dict(hidden_dims=(512,), use_bn=True, crop_dim=256)
+        )
         # Hundreds of 7x7 tiles per step already make small convolutions: one call is fastest.
         c.model.conv_batch_chunk = 0
         config_base.sgd(c, 0.1, weight_decay=5e-4, warmup_steps=50)
@@ -94,7 +104,8 @@ def get_config(arg: str = "fashion_mnist") -> ml_collections.ConfigDict:
         c.total_steps = 39_100  # 200 epochs of 50,000 images at batch 256
         c.objective.update(dict(tile_size=8, gap=2, jitter=1, min_hamming_distance=5))
         c.model.classifier = ml_collections.ConfigDict(
-            dict(hidden_dims=(4096,), use_bn=True, crop_dim=1024))
+            dict(hidden_dims=(4096,), use_bn=True, crop_dim=1024)
+        )
         config_base.sgd(c, 0.01, weight_decay=5e-4, warmup_steps=500)
         c.checkpoint_every_steps = 5000
         c.log_every_steps = 100

@@ -74,10 +74,19 @@ def get_config(arg: str = "fashion_mnist") -> ml_collections.ConfigDict:
         config_base.demo_convnet(c)
         c.batch_size = 128  # centre/neighbour pairs
         c.total_steps = 2000
-        c.objective.update(dict(patch_size=10, gap=4, jitter=2, color_mode="none",
-                                color_prob=0.0, noise_fraction=0.0))
+        c.objective.update(
+            dict(
+                patch_size=10,
+                gap=4,
+                jitter=2,
+                color_mode="none",
+                color_prob=0.0,
+                noise_fraction=0.0,
+            )
+        )
         c.model.classifier = ml_collections.ConfigDict(
-            dict(hidden_dims=(512,), use_bn=True, crop_dim=256))
+            dict(hidden_dims=(512,), use_bn=True, crop_dim=256)
+        )
         c.model.conv_batch_chunk = 0
         config_base.sgd(c, 0.1, weight_decay=5e-4, warmup_steps=50)
     elif arg == "cifar10":
@@ -86,7 +95,8 @@ def get_config(arg: str = "fashion_mnist") -> ml_collections.ConfigDict:
         c.total_steps = 39_100  # 200 epochs of 50,000 images at batch 256
         c.objective.update(dict(patch_size=12, gap=6, jitter=1))
         c.model.classifier = ml_collections.ConfigDict(
-            dict(hidden_dims=(4096,), use_bn=True, crop_dim=4096))
+            dict(hidden_dims=(4096,), use_bn=True, crop_dim=4096)
+        )
         config_base.sgd(c, 0.01, weight_decay=5e-4, warmup_steps=500)
         c.checkpoint_every_steps = 5000
         c.log_every_steps = 100

@@ -109,7 +109,8 @@ def write_workdirs(out_dir: str, runs: dict, workdir: str | None) -> dict:
         from ssljax import config_base
 
         config = config_base.load_config(
-            os.path.join(ROOT, "configs", "simclr.py") + ":fashion_mnist")
+            os.path.join(ROOT, "configs", "simclr.py") + ":fashion_mnist"
+        )
         setup = loop.build_setup(config)
         state, step = jax.device_get(loop.initial_state(config, setup)), 0
     else:
@@ -141,10 +142,13 @@ def child(args) -> None:
     def measured(name, split, *a, **kw):
         t = time.perf_counter()
         features, labels = original(name, split, *a, **kw)
-        phases[split] = dict(seconds=time.perf_counter() - t,
-                             feature_bytes=int(sum(v.nbytes for v in features.values())),
-                             label_bytes=int(labels.nbytes), rows=int(len(labels)),
-                             peak_rss=peak_rss_bytes())
+        phases[split] = dict(
+            seconds=time.perf_counter() - t,
+            feature_bytes=int(sum(v.nbytes for v in features.values())),
+            label_bytes=int(labels.nbytes),
+            rows=int(len(labels)),
+            peak_rss=peak_rss_bytes(),
+        )
         return features, labels
 
     checkpoint_eval.split_features = measured
@@ -162,25 +166,42 @@ def child(args) -> None:
 
         loop.restore_for_eval = restore_with_overrides
     t = time.perf_counter()
-    report = checkpoint_eval.evaluate_workdir(args.child, layer=args.layer, grid=args.grid,
-                                              baselines=args.baselines)
+    report = checkpoint_eval.evaluate_workdir(
+        args.child, layer=args.layer, grid=args.grid, baselines=args.baselines
+    )
     seconds = time.perf_counter() - t
     result = dict(
-        seconds=seconds, start_rss=start_rss, peak_rss=peak_rss_bytes(), phases=phases,
+        seconds=seconds,
+        start_rss=start_rss,
+        peak_rss=peak_rss_bytes(),
+        phases=phases,
         feature_bytes=sum(p["feature_bytes"] for p in phases.values()),
-        top1=report["top1"], knn_top1=report["knn"]["top1"], solver=report["solver"],
-        feature_dim=report["feature_dim"], num_train=report["num_train"],
-        num_test=report["num_test"], dtype=str(np.dtype(report["feature_dtype"])),
+        top1=report["top1"],
+        knn_top1=report["knn"]["top1"],
+        solver=report["solver"],
+        feature_dim=report["feature_dim"],
+        num_train=report["num_train"],
+        num_test=report["num_test"],
+        dtype=str(np.dtype(report["feature_dtype"])),
     )
     print(RESULT_PREFIX + json.dumps(result), flush=True)
 
 
 def run_child(workdir: str, source: str, args) -> dict:
     """Runs one evaluation in a fresh process and returns its result."""
-    env = dict(os.environ, SSLJAX_FASHION_MNIST_DIR=source, SSLJAX_NO_DOWNLOAD="1",
-               PYTHONPATH=ROOT)
-    cmd = [sys.executable, os.path.abspath(__file__), "--child", workdir, "--layer", args.layer,
-           "--grid", str(args.grid), "--eval_overrides", eval_overrides(args)]
+    env = dict(os.environ, SSLJAX_FASHION_MNIST_DIR=source, SSLJAX_NO_DOWNLOAD="1", PYTHONPATH=ROOT)
+    cmd = [
+        sys.executable,
+        os.path.abspath(__file__),
+        "--child",
+        workdir,
+        "--layer",
+        args.layer,
+        "--grid",
+        str(args.grid),
+        "--eval_overrides",
+        eval_overrides(args),
+    ]
     cmd += ["--baselines"] if args.baselines else []
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     for line in proc.stdout.splitlines():
@@ -189,13 +210,16 @@ def run_child(workdir: str, source: str, args) -> dict:
     if proc.returncode:
         raise SystemExit(f"evaluation of {workdir} failed:\n{proc.stderr[-3000:]}")
     line = [x for x in proc.stdout.splitlines() if x.startswith(RESULT_PREFIX)][-1]
-    return json.loads(line[len(RESULT_PREFIX):])
+    return json.loads(line[len(RESULT_PREFIX) :])
 
 
 def eval_overrides(args) -> str:
     """The ``eval.*`` settings given on the command line, as JSON for the child."""
-    values = dict(max_probe_bytes=args.max_probe_bytes, feature_dtype=args.feature_dtype,
-                  probe_chunk_bytes=args.probe_chunk_bytes)
+    values = dict(
+        max_probe_bytes=args.max_probe_bytes,
+        feature_dtype=args.feature_dtype,
+        probe_chunk_bytes=args.probe_chunk_bytes,
+    )
     return json.dumps({k: v for k, v in values.items() if v is not None})
 
 
@@ -205,40 +229,64 @@ def mib(n: float) -> str:
 
 def table(results: dict) -> str:
     """A Markdown table of the runs and the difference of the last one to the first."""
-    lines = ["| run | train / test images | features kept | wall time | peak RSS after "
-             "extraction | peak RSS | top-1 | kNN top-1 |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| run | train / test images | features kept | wall time | peak RSS after "
+        "extraction | peak RSS | top-1 | kNN top-1 |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for run, r in results.items():
         extraction = max(p["peak_rss"] for p in r["phases"].values())
-        lines.append(f"| {run} | {r['num_train']:,} / {r['num_test']:,} | "
-                     f"{mib(r['feature_bytes'])} | {r['seconds']:.0f} s | {mib(extraction)} | "
-                     f"{mib(r['peak_rss'])} | {r['top1']:.4f} | {r['knn_top1']:.4f} |")
+        lines.append(
+            f"| {run} | {r['num_train']:,} / {r['num_test']:,} | "
+            f"{mib(r['feature_bytes'])} | {r['seconds']:.0f} s | {mib(extraction)} | "
+            f"{mib(r['peak_rss'])} | {r['top1']:.4f} | {r['knn_top1']:.4f} |"
+        )
     (a_name, a), (b_name, b) = list(results.items())[0], list(results.items())[-1]
     extraction = lambda r: max(p["peak_rss"] for p in r["phases"].values())  # noqa: E731
     lines.append(
         f"| {b_name} - {a_name} | {b['num_train'] - a['num_train']:+,} images | "
         f"{mib(b['feature_bytes'] - a['feature_bytes'])} | {b['seconds'] - a['seconds']:+.0f} s | "
-        f"{mib(extraction(b) - extraction(a))} | {mib(b['peak_rss'] - a['peak_rss'])} | | |")
+        f"{mib(extraction(b) - extraction(a))} | {mib(b['peak_rss'] - a['peak_rss'])} | | |"
+    )
     return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--workdir", default=None,
-                        help="evaluate this run's latest checkpoint (default: a fresh encoder)")
-    parser.add_argument("--out_dir", default="/tmp/ssljax_linear_eval_bench",
-                        help="generated data, prepared TFDS dirs and the two workdirs")
+    parser.add_argument(
+        "--workdir",
+        default=None,
+        help="evaluate this run's latest checkpoint (default: a fresh encoder)",
+    )
+    parser.add_argument(
+        "--out_dir",
+        default="/tmp/ssljax_linear_eval_bench",
+        help="generated data, prepared TFDS dirs and the two workdirs",
+    )
     parser.add_argument("--scale", type=int, default=10, help="train split size factor")
     parser.add_argument("--layer", default="pooled")
     parser.add_argument("--grid", type=int, default=1)
-    parser.add_argument("--baselines", action="store_true",
-                        help="also probe raw pixels and the random encoder")
-    parser.add_argument("--max_probe_bytes", type=int, default=None,
-                        help="eval.max_probe_bytes for both runs (small: the streamed probe)")
-    parser.add_argument("--probe_chunk_bytes", type=int, default=None,
-                        help="eval.probe_chunk_bytes for both runs (streamed probe and kNN)")
-    parser.add_argument("--feature_dtype", default=None, choices=("float32", "float16"),
-                        help="eval.feature_dtype for both runs")
+    parser.add_argument(
+        "--baselines", action="store_true", help="also probe raw pixels and the random encoder"
+    )
+    parser.add_argument(
+        "--max_probe_bytes",
+        type=int,
+        default=None,
+        help="eval.max_probe_bytes for both runs (small: the streamed probe)",
+    )
+    parser.add_argument(
+        "--probe_chunk_bytes",
+        type=int,
+        default=None,
+        help="eval.probe_chunk_bytes for both runs (streamed probe and kNN)",
+    )
+    parser.add_argument(
+        "--feature_dtype",
+        default=None,
+        choices=("float32", "float16"),
+        help="eval.feature_dtype for both runs",
+    )
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--eval_overrides", default="{}", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -255,11 +303,13 @@ def main() -> None:
     print(json.dumps(results, indent=1))
     print(table(results))
     a, b = list(results.values())[0], list(results.values())[-1]
-    print(f"\npeak RSS grew by {mib(b['peak_rss'] - a['peak_rss'])} for "
-          f"{b['num_train'] - a['num_train']:,} more train images, whose "
-          f"{b['dtype']} features are {mib(b['feature_bytes'] - a['feature_bytes'])} "
-          f"(their images, as uint8, would be "
-          f"{mib((b['num_train'] - a['num_train']) * 28 * 28)}).")
+    print(
+        f"\npeak RSS grew by {mib(b['peak_rss'] - a['peak_rss'])} for "
+        f"{b['num_train'] - a['num_train']:,} more train images, whose "
+        f"{b['dtype']} features are {mib(b['feature_bytes'] - a['feature_bytes'])} "
+        f"(their images, as uint8, would be "
+        f"{mib((b['num_train'] - a['num_train']) * 28 * 28)})."
+    )
 
 
 if __name__ == "__main__":

@@ -40,22 +40,54 @@ def steady_step_seconds(metrics_path: str) -> float:
     return elapsed / (last["step"] - first["step"])
 
 
-def run_layout(config: str, workdir: str, *, processes: int, devices: int, steps: int,
-               log_every: int, extra: list[str]) -> float:
+def run_layout(
+    config: str,
+    workdir: str,
+    *,
+    processes: int,
+    devices: int,
+    steps: int,
+    log_every: int,
+    extra: list[str],
+) -> float:
     """Trains ``steps`` steps as ``processes`` x ``devices``; returns seconds per step."""
-    env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
-               PYTHONPATH=ROOT)
+    env = dict(
+        os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}", PYTHONPATH=ROOT
+    )
     port = free_port()
     procs = []
     for pid in range(processes):
-        dist = [] if processes == 1 else [
-            f"--coordinator_address=127.0.0.1:{port}", f"--num_processes={processes}",
-            f"--process_id={pid}"]
-        procs.append(subprocess.Popen(
-            [sys.executable, "-m", "ssljax.train", f"--config={config}", f"--workdir={workdir}",
-             "--quiet", f"--config.total_steps={steps}", f"--config.log_every_steps={log_every}",
-             f"--config.checkpoint_every_steps={10 * steps}", *extra, *dist],
-            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        dist = (
+            []
+            if processes == 1
+            else [
+                f"--coordinator_address=127.0.0.1:{port}",
+                f"--num_processes={processes}",
+                f"--process_id={pid}",
+            ]
+        )
+        procs.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "ssljax.train",
+                    f"--config={config}",
+                    f"--workdir={workdir}",
+                    "--quiet",
+                    f"--config.total_steps={steps}",
+                    f"--config.log_every_steps={log_every}",
+                    f"--config.checkpoint_every_steps={10 * steps}",
+                    *extra,
+                    *dist,
+                ],
+                cwd=ROOT,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
     for p in procs:
         out, err = p.communicate()
         if p.returncode:
@@ -76,11 +108,18 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for processes, devices in ((1, args.devices), (args.devices, 1)):
             name = f"{processes}x{devices}"
-            seconds = run_layout(args.config, os.path.join(tmp, name), processes=processes,
-                                 devices=devices, steps=args.steps, log_every=args.log_every,
-                                 extra=args.overrides)
-            results[name] = dict(processes=processes, devices_per_process=devices,
-                                 step_seconds=seconds)
+            seconds = run_layout(
+                args.config,
+                os.path.join(tmp, name),
+                processes=processes,
+                devices=devices,
+                steps=args.steps,
+                log_every=args.log_every,
+                extra=args.overrides,
+            )
+            results[name] = dict(
+                processes=processes, devices_per_process=devices, step_seconds=seconds
+            )
             print(json.dumps(dict(layout=name, **results[name])), flush=True)
     one, many = results[f"1x{args.devices}"], results[f"{args.devices}x1"]
     ratio = many["step_seconds"] / one["step_seconds"]

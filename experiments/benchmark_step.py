@@ -38,15 +38,22 @@ from ml_collections import config_flags  # noqa: E402
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/simclr.py:fashion_mnist", "Config.")
 _STEPS = flags.DEFINE_integer("steps", 20, "Timed steps (after one warm-up step).")
 _MATMUL_N = flags.DEFINE_integer("matmul_n", 2048, "Side of the square peak-matmul probe.")
-_PIPELINE_BATCHES = flags.DEFINE_integer("pipeline_batches", 200, "Batches timed from the input pipeline (0: skip).")
-_RESNET50 = flags.DEFINE_bool("resnet50", False,
-                               "ResNet-50 SimCLR vs supervised steps instead of --config.")
-_PER_DEVICE_BATCH = flags.DEFINE_list("per_device_batch", ["128", "256"],
-                                      "--resnet50: per-device batches.")
+_PIPELINE_BATCHES = flags.DEFINE_integer(
+    "pipeline_batches", 200, "Batches timed from the input pipeline (0: skip)."
+)
+_RESNET50 = flags.DEFINE_bool(
+    "resnet50", False, "ResNet-50 SimCLR vs supervised steps instead of --config."
+)
+_PER_DEVICE_BATCH = flags.DEFINE_list(
+    "per_device_batch", ["128", "256"], "--resnet50: per-device batches."
+)
 _IMAGE_SIZE = flags.DEFINE_integer("image_size", 224, "--resnet50: side of the input images.")
 _DTYPE = flags.DEFINE_string("dtype", "bfloat16", "--resnet50: compute dtype (config.dtype).")
-_STAGE_SIZES = flags.DEFINE_list("stage_sizes", [], "--resnet50: blocks per stage for a "
-                                 "shorter ResNet (default: ResNet-50's 3,4,6,3).")
+_STAGE_SIZES = flags.DEFINE_list(
+    "stage_sizes",
+    [],
+    "--resnet50: blocks per stage for a shorter ResNet (default: ResNet-50's 3,4,6,3).",
+)
 _WARMUP = flags.DEFINE_integer("warmup", 1, "--resnet50: untimed calls before the timed ones.")
 
 
@@ -81,12 +88,23 @@ def resnet50_main() -> list:
         print(json.dumps(record), flush=True)
 
     if _MATMUL_N.value:
-        emit({"mode": "peak_matmul", "dtype": _DTYPE.value, "n": _MATMUL_N.value,
-              "tflops": round(bench.matmul_tflops(_MATMUL_N.value, _DTYPE.value), 2)})
+        emit(
+            {
+                "mode": "peak_matmul",
+                "dtype": _DTYPE.value,
+                "n": _MATMUL_N.value,
+                "tflops": round(bench.matmul_tflops(_MATMUL_N.value, _DTYPE.value), 2),
+            }
+        )
     records = bench.resnet50_comparison(
-        [int(b) for b in _PER_DEVICE_BATCH.value], steps=_STEPS.value,
-        image_size=_IMAGE_SIZE.value, dtype=_DTYPE.value, warmup=_WARMUP.value,
-        stage_sizes=tuple(int(n) for n in _STAGE_SIZES.value) or None, emit=emit)
+        [int(b) for b in _PER_DEVICE_BATCH.value],
+        steps=_STEPS.value,
+        image_size=_IMAGE_SIZE.value,
+        dtype=_DTYPE.value,
+        warmup=_WARMUP.value,
+        stage_sizes=tuple(int(n) for n in _STAGE_SIZES.value) or None,
+        emit=emit,
+    )
     print(bench.comparison_table(records), flush=True)
     return records
 
@@ -139,8 +157,12 @@ def main(argv):
     if _PIPELINE_BATCHES.value:
         from ssljax.data.input_pipeline import train_iterator
 
-        it = train_iterator(config.dataset.name, global_batch_size=config.batch_size,
-                            seed=config.seed, data_dir=config.dataset.get("data_dir"))
+        it = train_iterator(
+            config.dataset.name,
+            global_batch_size=config.batch_size,
+            seed=config.seed,
+            data_dir=config.dataset.get("data_dir"),
+        )
         for _ in range(5):
             next(it)
         t = time.perf_counter()

@@ -33,13 +33,23 @@ from ssljax.experiments.compare_methods import (  # noqa: E402
     run_method,
 )
 
-_DATASET = flags.DEFINE_string("dataset", "fashion_mnist", "Dataset name (configs/<method>.py:<dataset>).")
+_DATASET = flags.DEFINE_string(
+    "dataset", "fashion_mnist", "Dataset name (configs/<method>.py:<dataset>)."
+)
 _BUDGET = flags.DEFINE_float("budget_minutes", 3.0, "Pretraining wall-clock budget per method.")
 _METHODS = flags.DEFINE_list("methods", [], "Methods to run (default: every one with a config).")
-_WORKDIR = flags.DEFINE_string("workdir", None, "Output directory (default runs/compare_<dataset>).")
+_WORKDIR = flags.DEFINE_string(
+    "workdir", None, "Output directory (default runs/compare_<dataset>)."
+)
 _TIMING_STEPS = flags.DEFINE_integer("timing_steps", 5, "Steps timed to size the budget.")
-_EVAL_LAYER = flags.DEFINE_string("eval_layer", None, "Probe this layer for every method and baseline: a name, a list, or 'all' (best by validation); default: each config's eval.layer.")
-_EVAL_GRID = flags.DEFINE_integer("eval_grid", None, "Spatial pooling grid of the probed layer (default: the config's).")
+_EVAL_LAYER = flags.DEFINE_string(
+    "eval_layer",
+    None,
+    "Probe this layer for every method and baseline: a name, a list, or 'all' (best by validation); default: each config's eval.layer.",
+)
+_EVAL_GRID = flags.DEFINE_integer(
+    "eval_grid", None, "Spatial pooling grid of the probed layer (default: the config's)."
+)
 
 
 def main(argv):
@@ -61,8 +71,16 @@ def main(argv):
         for m in known:  # methods run earlier into the same workdir keep their row
             row_path = os.path.join(workdir, m, "compare_row.json")
             if m in methods:
-                rows.append(run_method(m, dataset, os.path.join(workdir, m), budget_seconds,
-                                       _TIMING_STEPS.value, probe))
+                rows.append(
+                    run_method(
+                        m,
+                        dataset,
+                        os.path.join(workdir, m),
+                        budget_seconds,
+                        _TIMING_STEPS.value,
+                        probe,
+                    )
+                )
             elif os.path.exists(row_path):
                 with open(row_path) as f:
                     row = json.load(f)
@@ -75,8 +93,9 @@ def main(argv):
     with open(os.path.join(workdir, "compare.md"), "w") as f:
         f.write(table)
     with open(os.path.join(workdir, "compare.json"), "w") as f:
-        json.dump({"rows": rows, "baselines": baselines, "budget_minutes": _BUDGET.value}, f,
-                  indent=1)
+        json.dump(
+            {"rows": rows, "baselines": baselines, "budget_minutes": _BUDGET.value}, f, indent=1
+        )
     print(table)
     random_top1 = baselines["random encoder"]["top1"]
     below = [r["method"] for r in rows if r["top1"] <= random_top1]

@@ -46,11 +46,29 @@ MODELS = {
     "beta_tcvae_b6": ("beta_tcvae", dict(beta=6.0)),
 }
 # Columns of the rank-correlation matrix (Locatello et al.'s Figure 2, plus IRS).
-CORRELATION_METRICS = ("beta_vae", "factor_vae", "mig", "dci_disentanglement", "modularity",
-                       "sap", "irs")
-TABLE_COLUMNS = ("beta_vae", "factor_vae", "mig", "dci_disentanglement", "dci_completeness",
-                 "sap", "modularity", "explicitness", "irs", "reconstruction_nll", "kl",
-                 "active_units")
+CORRELATION_METRICS = (
+    "beta_vae",
+    "factor_vae",
+    "mig",
+    "dci_disentanglement",
+    "modularity",
+    "sap",
+    "irs",
+)
+TABLE_COLUMNS = (
+    "beta_vae",
+    "factor_vae",
+    "mig",
+    "dci_disentanglement",
+    "dci_completeness",
+    "sap",
+    "modularity",
+    "explicitness",
+    "irs",
+    "reconstruction_nll",
+    "kl",
+    "active_units",
+)
 
 
 def model_config(name: str, *, seed: int, steps: int):
@@ -92,8 +110,9 @@ def rendered_batches(seed: int, global_batch_size: int, start_step: int = 0):
                 "label": factors[:, 0].astype(np.int32),
                 "index": indices.astype(np.int32),
             }
-            yield {k: v.reshape((local_devices, per_device) + v.shape[1:])
-                   for k, v in batch.items()}
+            yield {
+                k: v.reshape((local_devices, per_device) + v.shape[1:]) for k, v in batch.items()
+            }
         epoch, skip = epoch + 1, 0
 
 
@@ -122,8 +141,16 @@ def train_run(config, workdir: str, *, step_cache: dict, cache_key: str) -> dict
         mesh = parallel.make_mesh()
         if cache_key not in step_cache:
             step_cache[cache_key] = shard_map_driver(
-                make_train_step(objective=setup.objective, run=setup.run, model=setup.train_model,
-                                tx=setup.tx, config=config, schedule=setup.schedule), mesh)
+                make_train_step(
+                    objective=setup.objective,
+                    run=setup.run,
+                    model=setup.train_model,
+                    tx=setup.tx,
+                    config=config,
+                    schedule=setup.schedule,
+                ),
+                mesh,
+            )
         step_fn = step_cache[cache_key]
         state = parallel.replicate_on_mesh(initial_state(config, setup), mesh)
         data = rendered_batches(int(config.seed), int(config.batch_size))
@@ -137,8 +164,9 @@ def train_run(config, workdir: str, *, step_cache: dict, cache_key: str) -> dict
                 if step % config.log_every_steps == 0 or step == total:
                     last = to_python(jax.device_get(metrics))
                     if not last.pop("finite"):
-                        raise RuntimeError(f"non-finite loss or gradients by step {step} in "
-                                           f"{workdir}")
+                        raise RuntimeError(
+                            f"non-finite loss or gradients by step {step} in {workdir}"
+                        )
                     writer.write(step, last)
         finally:
             writer.close()
@@ -175,8 +203,7 @@ def _fmt(v, digits=3):
 
 def metric_table(runs: list[dict], models, columns) -> str:
     """Markdown table: one row per model, ``mean +- std`` over its seeds per column."""
-    lines = ["| model | runs | " + " | ".join(columns) + " |",
-             "|---|---|" + "---|" * len(columns)]
+    lines = ["| model | runs | " + " | ".join(columns) + " |", "|---|---|" + "---|" * len(columns)]
     for model in models:
         mine = [r["summary"] for r in runs if r["model"] == model]
         cells = []
@@ -195,8 +222,11 @@ def metric_table(runs: list[dict], models, columns) -> str:
 def correlation_table(matrix, row_names, col_names) -> str:
     lines = ["| | " + " | ".join(col_names) + " |", "|---|" + "---|" * len(col_names)]
     for name, row in zip(row_names, matrix):
-        lines.append(f"| {name} | " + " | ".join(
-            "n/a" if v is None else f"{100 * v:.0f}" for v in row) + " |")
+        lines.append(
+            f"| {name} | "
+            + " | ".join("n/a" if v is None else f"{100 * v:.0f}" for v in row)
+            + " |"
+        )
     return "\n".join(lines)
 
 
@@ -209,24 +239,49 @@ def downstream_columns(runs: list[dict]) -> list[str]:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--models", default=",".join(MODELS),
-                        help=f"comma-separated subset of {list(MODELS)}")
+    parser.add_argument(
+        "--models", default=",".join(MODELS), help=f"comma-separated subset of {list(MODELS)}"
+    )
     parser.add_argument("--seeds", default="0,1", help="comma-separated seeds")
     parser.add_argument("--steps", type=int, default=150, help="training steps per run")
-    parser.add_argument("--num_train", type=int, default=1000,
-                        help="training points of MIG, DCI, SAP, Modularity/Explicitness, IRS "
-                             "(suite default: 10000)")
-    parser.add_argument("--num_test", type=int, default=500,
-                        help="test points of those metrics (suite default: 5000)")
-    parser.add_argument("--dci_num_train", type=int, default=300,
-                        help="DCI's training points (gradient-boosted trees are the slow part)")
-    parser.add_argument("--score_num_train", type=int, default=100,
-                        help="BetaVAE / FactorVAE score training points (each averages 64 "
-                             "image pairs / images; suite default 10000, eval points half)")
-    parser.add_argument("--downstream", action=argparse.BooleanOptionalAction, default=False,
-                        help="also run the downstream tasks (LR and GBT, 10/100/... samples)")
-    parser.add_argument("--figures", action=argparse.BooleanOptionalAction, default=True,
-                        help="write figures for the first seed of every model")
+    parser.add_argument(
+        "--num_train",
+        type=int,
+        default=1000,
+        help="training points of MIG, DCI, SAP, Modularity/Explicitness, IRS "
+        "(suite default: 10000)",
+    )
+    parser.add_argument(
+        "--num_test",
+        type=int,
+        default=500,
+        help="test points of those metrics (suite default: 5000)",
+    )
+    parser.add_argument(
+        "--dci_num_train",
+        type=int,
+        default=300,
+        help="DCI's training points (gradient-boosted trees are the slow part)",
+    )
+    parser.add_argument(
+        "--score_num_train",
+        type=int,
+        default=100,
+        help="BetaVAE / FactorVAE score training points (each averages 64 "
+        "image pairs / images; suite default 10000, eval points half)",
+    )
+    parser.add_argument(
+        "--downstream",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="also run the downstream tasks (LR and GBT, 10/100/... samples)",
+    )
+    parser.add_argument(
+        "--figures",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="write figures for the first seed of every model",
+    )
     parser.add_argument("--out_dir", default="runs/disentanglement_study")
     args = parser.parse_args(argv)
 
@@ -245,8 +300,11 @@ def main(argv=None) -> int:
     score_eval = max(1, args.score_num_train // 2)
     overrides = {
         "beta_vae": dict(num_train=args.score_num_train, num_eval=score_eval),
-        "factor_vae": dict(num_train=args.score_num_train, num_eval=score_eval,
-                           num_variance_estimate=max(args.num_train, 500)),
+        "factor_vae": dict(
+            num_train=args.score_num_train,
+            num_eval=score_eval,
+            num_variance_estimate=max(args.num_train, 500),
+        ),
         "dci": dict(num_train=args.dci_num_train, num_test=max(1, args.dci_num_train // 2)),
     }
 
@@ -260,8 +318,11 @@ def main(argv=None) -> int:
             t = time.perf_counter()
             train = train_run(config, workdir, step_cache=step_cache, cache_key=model)
             train_wall = time.perf_counter() - t
-            print(f"[study] {model} seed {seed}: {train['status']} {args.steps} steps in "
-                  f"{train_wall:.0f} s (loop {train['seconds']:.0f} s)", flush=True)
+            print(
+                f"[study] {model} seed {seed}: {train['status']} {args.steps} steps in "
+                f"{train_wall:.0f} s (loop {train['seconds']:.0f} s)",
+                flush=True,
+            )
             report_path = os.path.join(workdir, REPORT_FILE)
             t = time.perf_counter()
             report = None
@@ -269,24 +330,41 @@ def main(argv=None) -> int:
                 with open(report_path) as f:
                     report = json.load(f)
                 used = report.get("settings", {})
-                wanted = (report.get("checkpoint_step") == args.steps
-                          and sorted(used) == sorted(metric_names)
-                          and used.get("mig", {}).get("num_train") == args.num_train
-                          and used.get("dci", {}).get("num_train") == args.dci_num_train
-                          and used.get("beta_vae", {}).get("num_train") == args.score_num_train)
+                wanted = (
+                    report.get("checkpoint_step") == args.steps
+                    and sorted(used) == sorted(metric_names)
+                    and used.get("mig", {}).get("num_train") == args.num_train
+                    and used.get("dci", {}).get("num_train") == args.dci_num_train
+                    and used.get("beta_vae", {}).get("num_train") == args.score_num_train
+                )
                 report = report if wanted else None
             if report is None:
                 report = evaluate_workdir(
-                    workdir, metrics=metric_names, num_train=args.num_train,
-                    num_test=args.num_test, overrides=overrides, random_seed=0,
-                    figures=args.figures and seed == seeds[0])
+                    workdir,
+                    metrics=metric_names,
+                    num_train=args.num_train,
+                    num_test=args.num_test,
+                    overrides=overrides,
+                    random_seed=0,
+                    figures=args.figures and seed == seeds[0],
+                )
             eval_wall = time.perf_counter() - t
-            print(f"[study] {model} seed {seed}: evaluated in {eval_wall:.0f} s: "
-                  + ", ".join(f"{k} {v:.3f}" for k, v in report["summary"].items()
-                              if v is not None), flush=True)
-            runs.append(dict(model=model, seed=seed, workdir=workdir, summary=report["summary"],
-                             train_seconds=train_wall, eval_seconds=eval_wall,
-                             last_train_metrics=train.get("last_metrics", {})))
+            print(
+                f"[study] {model} seed {seed}: evaluated in {eval_wall:.0f} s: "
+                + ", ".join(f"{k} {v:.3f}" for k, v in report["summary"].items() if v is not None),
+                flush=True,
+            )
+            runs.append(
+                dict(
+                    model=model,
+                    seed=seed,
+                    workdir=workdir,
+                    summary=report["summary"],
+                    train_seconds=train_wall,
+                    eval_seconds=eval_wall,
+                    last_train_metrics=train.get("last_metrics", {}),
+                )
+            )
     total_seconds = time.perf_counter() - t_start
 
     columns = [c for c in TABLE_COLUMNS if any(c in r["summary"] for r in runs)]
@@ -296,9 +374,16 @@ def main(argv=None) -> int:
     corr = spearman_matrix(summaries, corr_names)
     down = downstream_columns(runs)
     down_corr = [[spearman_matrix(summaries, [m, d])[0][1] for d in down] for m in corr_names]
-    settings = dict(models={m: MODELS[m][1] for m in models}, seeds=seeds, steps=args.steps,
-                    batch_size=64, metrics=metric_names, metric_num_train=args.num_train,
-                    metric_num_test=args.num_test, metric_overrides=overrides)
+    settings = dict(
+        models={m: MODELS[m][1] for m in models},
+        seeds=seeds,
+        steps=args.steps,
+        batch_size=64,
+        metrics=metric_names,
+        metric_num_train=args.num_train,
+        metric_num_test=args.num_test,
+        metric_overrides=overrides,
+    )
     md = [
         f"Disentanglement study on dSprites: {len(models)} models x {len(seeds)} seeds, "
         f"{args.steps} steps of batch 64 each (Adam 1e-4); metrics with {args.num_train} train "
@@ -317,18 +402,30 @@ def main(argv=None) -> int:
         correlation_table(corr, corr_names, corr_names),
     ]
     if down:
-        md += ["", "Spearman rank correlation (x100) between metrics and downstream accuracy:",
-               "", correlation_table(down_corr, corr_names, down)]
+        md += [
+            "",
+            "Spearman rank correlation (x100) between metrics and downstream accuracy:",
+            "",
+            correlation_table(down_corr, corr_names, down),
+        ]
     text = "\n".join(md)
     print(text, flush=True)
     with open(os.path.join(args.out_dir, "study.md"), "w") as f:
         f.write(text + "\n")
     with open(os.path.join(args.out_dir, "study.json"), "w") as f:
-        json.dump(dict(settings=settings, runs=runs, columns=columns,
-                       rank_correlation=dict(names=corr_names, matrix=corr),
-                       downstream_correlation=dict(rows=corr_names, columns=down,
-                                                   matrix=down_corr),
-                       total_seconds=total_seconds), f, indent=2, default=float)
+        json.dump(
+            dict(
+                settings=settings,
+                runs=runs,
+                columns=columns,
+                rank_correlation=dict(names=corr_names, matrix=corr),
+                downstream_correlation=dict(rows=corr_names, columns=down, matrix=down_corr),
+                total_seconds=total_seconds,
+            ),
+            f,
+            indent=2,
+            default=float,
+        )
     return 0
 
 

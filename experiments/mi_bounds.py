@@ -56,8 +56,17 @@ _DIM = flags.DEFINE_integer("dim", 20, "Dimension of x and y.")
 _LR = flags.DEFINE_float("learning_rate", 5e-4, "Adam learning rate.")
 _HIDDEN = flags.DEFINE_integer("hidden_dim", 256, "Critic hidden width.")
 _EMBED = flags.DEFINE_integer("embed_dim", 32, "Separable critic embedding.")
-_LAYERS = flags.DEFINE_integer("layers", 3, "Critic hidden layers (3: the PyTorch reference code of the cubic benchmark, whose mlp(layers=2) has an input layer and 2 more hidden layers; Poole et al.'s TensorFlow code has 2).")
-_INIT = flags.DEFINE_enum("init_scheme", "torch", ["torch", "lecun"], "Critic and baseline initialisation (ssljax.models.critics.dense_initializers): 'torch' as the cubic benchmark's reference code, 'lecun' is Flax's default.")
+_LAYERS = flags.DEFINE_integer(
+    "layers",
+    3,
+    "Critic hidden layers (3: the PyTorch reference code of the cubic benchmark, whose mlp(layers=2) has an input layer and 2 more hidden layers; Poole et al.'s TensorFlow code has 2).",
+)
+_INIT = flags.DEFINE_enum(
+    "init_scheme",
+    "torch",
+    ["torch", "lecun"],
+    "Critic and baseline initialisation (ssljax.models.critics.dense_initializers): 'torch' as the cubic benchmark's reference code, 'lecun' is Flax's default.",
+)
 _EVAL_FRACTION = flags.DEFINE_float("eval_fraction", 0.5, "Last fraction of each level scored.")
 _SEED = flags.DEFINE_integer("seed", 0, "PRNG seed (critic init and data).")
 _PLOT_ONLY = flags.DEFINE_bool("plot_only", False, "Only redraw figure and tables from results.")
@@ -98,8 +107,13 @@ def bound_value(bound: str, settings: dict, scores, log_baseline, mine_state):
 def build_critic(name: str):
     from ssljax.models.critics import build_critic as build
 
-    return build(name, hidden_dim=_HIDDEN.value, embed_dim=_EMBED.value, layers=_LAYERS.value,
-                 init_scheme=_INIT.value)
+    return build(
+        name,
+        hidden_dim=_HIDDEN.value,
+        embed_dim=_EMBED.value,
+        layers=_LAYERS.value,
+        init_scheme=_INIT.value,
+    )
 
 
 def make_level_runner(critic, baseline, tx, names, transforms, *, steps, batch, dim):
@@ -122,8 +136,7 @@ def make_level_runner(critic, baseline, tx, names, transforms, *, steps, batch, 
 
         def loss_fn(p):
             scores = critic.apply(p["critic"], x, y)
-            log_baseline = (baseline.apply(p["baseline"], x)[:, 0] if bound in USES_BASELINE
-                            else 0.0)
+            log_baseline = baseline.apply(p["baseline"], x)[:, 0] if bound in USES_BASELINE else 0.0
             value, new_state = bound_value(bound, settings, scores, log_baseline, mine_state)
             return -value, (value, new_state)
 
@@ -133,8 +146,9 @@ def make_level_runner(critic, baseline, tx, names, transforms, *, steps, batch, 
         return (params, opt_state, new_state), value
 
     steppers = {
-        name: jax.vmap(functools.partial(member_step, *ESTIMATORS[name]),
-                       in_axes=(0, None, None, 0))
+        name: jax.vmap(
+            functools.partial(member_step, *ESTIMATORS[name]), in_axes=(0, None, None, 0)
+        )
         for name in names
     }
 
@@ -153,8 +167,7 @@ def make_level_runner(critic, baseline, tx, names, transforms, *, steps, batch, 
     return run_level
 
 
-def init_members(critic, baseline, tx, names, transforms: int, *, seed: int, batch: int,
-                 dim: int):
+def init_members(critic, baseline, tx, names, transforms: int, *, seed: int, batch: int, dim: int):
     """Identical initial critic, baseline, Adam and MINE states for every run."""
     import jax
     import jax.numpy as jnp
@@ -169,8 +182,7 @@ def init_members(critic, baseline, tx, names, transforms: int, *, seed: int, bat
     return {name: stacked for name in names}
 
 
-def train_critic(critic_name: str, names, transforms, levels, *, steps: int,
-                 on_level=None) -> dict:
+def train_critic(critic_name: str, names, transforms, levels, *, steps: int, on_level=None) -> dict:
     """Trains every (estimator, transform) with one critic type through the staircase.
 
     ``on_level(result)``, if given, receives the result so far after every level (so a long
@@ -188,10 +200,12 @@ def train_critic(critic_name: str, names, transforms, levels, *, steps: int,
     baseline = MLP(_HIDDEN.value, 1, _LAYERS.value, init_scheme=_INIT.value)
     tx = optax.adam(_LR.value)
     members = len(names) * len(transforms)
-    carry = init_members(critic, baseline, tx, names, len(transforms), seed=_SEED.value,
-                         batch=batch, dim=dim)
-    run_level = make_level_runner(critic, baseline, tx, names, transforms, steps=steps,
-                                  batch=batch, dim=dim)
+    carry = init_members(
+        critic, baseline, tx, names, len(transforms), seed=_SEED.value, batch=batch, dim=dim
+    )
+    run_level = make_level_runner(
+        critic, baseline, tx, names, transforms, steps=steps, batch=batch, dim=dim
+    )
     data_rng = jax.random.fold_in(jax.random.PRNGKey(_SEED.value), 1)
     estimates, seconds = [], []
     for i, level in enumerate(levels):
@@ -201,10 +215,15 @@ def train_critic(critic_name: str, names, transforms, levels, *, steps: int,
         est = np.asarray(jax.device_get(est))  # [steps, estimators, transforms]
         seconds.append(time.perf_counter() - t)
         estimates.append(est)
-        print(f"[{critic_name}] level {level:g} nats: {seconds[-1]:.1f} s "
-              f"({'compile + ' if i == 0 else ''}{steps} steps x {members} runs)", flush=True)
-        result = {"estimates": np.stack(estimates),  # [levels, steps, estimators, transforms]
-                  "seconds": np.asarray(seconds)}
+        print(
+            f"[{critic_name}] level {level:g} nats: {seconds[-1]:.1f} s "
+            f"({'compile + ' if i == 0 else ''}{steps} steps x {members} runs)",
+            flush=True,
+        )
+        result = {
+            "estimates": np.stack(estimates),  # [levels, steps, estimators, transforms]
+            "seconds": np.asarray(seconds),
+        }
         if on_level is not None:
             on_level(result)
     return result
@@ -261,8 +280,13 @@ def plot(results: dict, path: str) -> None:
 
     rows = [(c, t) for c, (_, meta) in results.items() for t in meta["transforms"]]
     names = list(next(iter(results.values()))[1]["estimators"])
-    fig, axes = plt.subplots(len(rows), len(names), figsize=(2.3 * len(names), 2.2 * len(rows)),
-                             sharey=True, squeeze=False)
+    fig, axes = plt.subplots(
+        len(rows),
+        len(names),
+        figsize=(2.3 * len(names), 2.2 * len(rows)),
+        sharey=True,
+        squeeze=False,
+    )
     for r, (critic, transform) in enumerate(rows):
         est, meta = results[critic]
         t_index = meta["transforms"].index(transform)
@@ -282,8 +306,10 @@ def plot(results: dict, path: str) -> None:
             if c == 0:
                 ax.set_ylabel(f"{critic}\n{transform}\nMI (nats)", fontsize=8)
             ax.set_xticks([])
-    fig.suptitle("MI estimates (light: per step, dark: moving average) vs true MI (black); "
-                 "dashed: log K", fontsize=10)
+    fig.suptitle(
+        "MI estimates (light: per step, dark: moving average) vs true MI (black); dashed: log K",
+        fontsize=10,
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -303,9 +329,12 @@ def tables(results: dict, eval_fraction: float) -> tuple[str, dict]:
         stats = summarize(est, meta["levels"], eval_fraction=eval_fraction)
         for t_index, transform in enumerate(meta["transforms"]):
             key = f"{critic}/{transform}"
-            blob[key] = {"steps_per_level": meta["steps_per_level"],
-                         "batch_size": meta["batch_size"], "levels": meta["levels"],
-                         "estimators": {}}
+            blob[key] = {
+                "steps_per_level": meta["steps_per_level"],
+                "batch_size": meta["batch_size"],
+                "levels": meta["levels"],
+                "estimators": {},
+            }
             lines += [
                 f"**{critic} critic, {transform}** ({meta['steps_per_level']} steps per level, "
                 f"{meta.get('init_scheme', 'lecun')} init, "
@@ -318,10 +347,15 @@ def tables(results: dict, eval_fraction: float) -> tuple[str, dict]:
                 b = stats["bias"][:, e_index, t_index]
                 v = stats["variance"][:, e_index, t_index]
                 m = stats["mse"][:, e_index, t_index]
-                cells = [f"{num(bi, True)} / {num(vi)} / {num(mi_)}" for bi, vi, mi_ in zip(b, v, m)]
+                cells = [
+                    f"{num(bi, True)} / {num(vi)} / {num(mi_)}" for bi, vi, mi_ in zip(b, v, m)
+                ]
                 lines.append(f"| {name} | " + " | ".join(cells) + " |")
-                blob[key]["estimators"][name] = {"bias": b.tolist(), "variance": v.tolist(),
-                                                 "mse": m.tolist()}
+                blob[key]["estimators"][name] = {
+                    "bias": b.tolist(),
+                    "variance": v.tolist(),
+                    "mse": m.tolist(),
+                }
             lines.append("")
     return "\n".join(lines), blob
 
@@ -337,10 +371,13 @@ def main(argv):
     bad_critics = [c for c in _CRITICS.value if c not in ("separable", "concat", "bilinear")]
     bad_transforms = [t for t in _TRANSFORMS.value if t not in ("gaussian", "cubic")]
     if unknown or bad_critics or bad_transforms or _STEPS.value < 1:
-        print(f"error: estimators {unknown} / critics {bad_critics} / transforms "
-              f"{bad_transforms} / steps_per_level {_STEPS.value} invalid; choose from "
-              f"{list(ESTIMATORS)}, ['separable', 'concat', 'bilinear'], ['gaussian', 'cubic'], "
-              ">= 1", file=sys.stderr)
+        print(
+            f"error: estimators {unknown} / critics {bad_critics} / transforms "
+            f"{bad_transforms} / steps_per_level {_STEPS.value} invalid; choose from "
+            f"{list(ESTIMATORS)}, ['separable', 'concat', 'bilinear'], ['gaussian', 'cubic'], "
+            ">= 1",
+            file=sys.stderr,
+        )
         return 2
     levels = [float(v) for v in _LEVELS.value]
     if not _PLOT_ONLY.value:
@@ -348,21 +385,34 @@ def main(argv):
             t = time.perf_counter()
 
             def save(res, critic=critic, t=t):
-                done = levels[:len(res["seconds"])]
-                meta = {"critic": critic, "estimators": names, "transforms": _TRANSFORMS.value,
-                        "levels": done, "steps_per_level": _STEPS.value,
-                        "batch_size": _BATCH.value, "dim": _DIM.value,
-                        "learning_rate": _LR.value, "hidden_dim": _HIDDEN.value,
-                        "embed_dim": _EMBED.value, "layers": _LAYERS.value,
-                        "seed": _SEED.value, "init_scheme": _INIT.value,
-                        "level_seconds": res["seconds"].round(1).tolist(),
-                        "total_seconds": round(time.perf_counter() - t, 1)}
-                np.savez_compressed(os.path.join(out_dir, f"results_{critic}.npz"),
-                                    estimates=res["estimates"], meta=json.dumps(meta))
+                done = levels[: len(res["seconds"])]
+                meta = {
+                    "critic": critic,
+                    "estimators": names,
+                    "transforms": _TRANSFORMS.value,
+                    "levels": done,
+                    "steps_per_level": _STEPS.value,
+                    "batch_size": _BATCH.value,
+                    "dim": _DIM.value,
+                    "learning_rate": _LR.value,
+                    "hidden_dim": _HIDDEN.value,
+                    "embed_dim": _EMBED.value,
+                    "layers": _LAYERS.value,
+                    "seed": _SEED.value,
+                    "init_scheme": _INIT.value,
+                    "level_seconds": res["seconds"].round(1).tolist(),
+                    "total_seconds": round(time.perf_counter() - t, 1),
+                }
+                np.savez_compressed(
+                    os.path.join(out_dir, f"results_{critic}.npz"),
+                    estimates=res["estimates"],
+                    meta=json.dumps(meta),
+                )
 
             # ``save`` has written the file after the last level already.
-            train_critic(critic, names, _TRANSFORMS.value, levels, steps=_STEPS.value,
-                         on_level=save)
+            train_critic(
+                critic, names, _TRANSFORMS.value, levels, steps=_STEPS.value, on_level=save
+            )
             print(f"[{critic}] done in {time.perf_counter() - t:.0f} s", flush=True)
     results = load_results(out_dir)
     if not results:

@@ -20,18 +20,21 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from absl import app, flags  # noqa: E402
 
-_BOUND = flags.DEFINE_enum("bound", "nwj", ["nwj", "tuba", "dv", "js", "infonce", "smile"],
-                           "Bound to train and report.")
+_BOUND = flags.DEFINE_enum(
+    "bound", "nwj", ["nwj", "tuba", "dv", "js", "infonce", "smile"], "Bound to train and report."
+)
 _LEVELS = flags.DEFINE_list("levels", ["2", "4"], "True MI of each level (nats).")
 _STEPS = flags.DEFINE_integer("steps", 4000, "Steps per level.")
-_VARIANTS = flags.DEFINE_list("variants", ["lecun:2", "torch:2", "torch:3"],
-                              "init_scheme:hidden_layers of the critic towers.")
+_VARIANTS = flags.DEFINE_list(
+    "variants", ["lecun:2", "torch:2", "torch:3"], "init_scheme:hidden_layers of the critic towers."
+)
 _SEEDS = flags.DEFINE_list("seeds", ["0", "1"], "PRNG seeds.")
 _TRANSFORM = flags.DEFINE_enum("transform", "cubic", ["cubic", "gaussian"], "Data variant.")
 
 
-def run(bound: str, init_scheme: str, layers: int, *, levels, steps: int, seed: int,
-        cubic: bool) -> dict:
+def run(
+    bound: str, init_scheme: str, layers: int, *, levels, steps: int, seed: int, cubic: bool
+) -> dict:
     """Trains one critic through ``levels``; returns the run's summary numbers."""
     import jax
     import jax.numpy as jnp
@@ -42,11 +45,15 @@ def run(bound: str, init_scheme: str, layers: int, *, levels, steps: int, seed: 
     from ssljax.objectives import mutual_information as mi
 
     batch, dim = 64, 20
-    critic = SeparableCritic(hidden_dim=256, embed_dim=32, layers=layers,
-                             init_scheme=init_scheme)
-    bounds = {"nwj": mi.nwj_bound, "tuba": mi.tuba_bound, "dv": mi.dv_bound,
-              "js": mi.js_bound, "infonce": mi.infonce_bound,
-              "smile": lambda s: mi.smile_bound(s, 5.0)}
+    critic = SeparableCritic(hidden_dim=256, embed_dim=32, layers=layers, init_scheme=init_scheme)
+    bounds = {
+        "nwj": mi.nwj_bound,
+        "tuba": mi.tuba_bound,
+        "dv": mi.dv_bound,
+        "js": mi.js_bound,
+        "infonce": mi.infonce_bound,
+        "smile": lambda s: mi.smile_bound(s, 5.0),
+    }
     bound_fn = bounds[bound]
     x0 = jnp.zeros((batch, dim), jnp.float32)
     params = critic.init(jax.random.PRNGKey(seed), x0, x0)
@@ -69,30 +76,47 @@ def run(bound: str, init_scheme: str, layers: int, *, levels, steps: int, seed: 
     rhos = jnp.repeat(jnp.asarray([mi.rho_for_mi(v, dim) for v in levels], jnp.float32), steps)
     keys = jax.random.split(jax.random.PRNGKey(seed + 1), len(levels) * steps)
     _, (values, largest) = jax.jit(lambda c, xs: jax.lax.scan(step, c, xs))(
-        (params, tx.init(params)), (keys, rhos))
+        (params, tx.init(params)), (keys, rhos)
+    )
     values, largest = np.asarray(values, np.float64), np.asarray(largest, np.float64)
     bad = np.flatnonzero(~np.isfinite(values) | (np.abs(values) > 1e3))
-    tail = values[len(values) // 2:]
+    tail = values[len(values) // 2 :]
     with np.errstate(invalid="ignore"):
-        return {"max_score_step0": float(largest[0]), "max_score": float(np.nanmax(largest)),
-                "first_bad_step": int(bad[0]) if len(bad) else -1,
-                "tail_mean": float(np.nanmean(tail)) if np.isfinite(tail).any() else float("nan")}
+        return {
+            "max_score_step0": float(largest[0]),
+            "max_score": float(np.nanmax(largest)),
+            "first_bad_step": int(bad[0]) if len(bad) else -1,
+            "tail_mean": float(np.nanmean(tail)) if np.isfinite(tail).any() else float("nan"),
+        }
 
 
 def main(argv):
     del argv
     levels = [float(v) for v in _LEVELS.value]
-    print(f"{_BOUND.value} on {_TRANSFORM.value} data, levels {levels} nats, "
-          f"{_STEPS.value} steps each", flush=True)
+    print(
+        f"{_BOUND.value} on {_TRANSFORM.value} data, levels {levels} nats, "
+        f"{_STEPS.value} steps each",
+        flush=True,
+    )
     for variant in _VARIANTS.value:
         init_scheme, _, layers = variant.partition(":")
         for seed in _SEEDS.value:
-            r = run(_BOUND.value, init_scheme, int(layers or 2), levels=levels,
-                    steps=_STEPS.value, seed=int(seed), cubic=_TRANSFORM.value == "cubic")
-            print(f"init {init_scheme:5s} layers {layers} seed {seed}: max |score| step 0 "
-                  f"{r['max_score_step0']:.1f}, over the run {r['max_score']:.3g}; first "
-                  f"non-finite or >1e3 estimate at step {r['first_bad_step']}; "
-                  f"mean of the last half {r['tail_mean']:.3g}", flush=True)
+            r = run(
+                _BOUND.value,
+                init_scheme,
+                int(layers or 2),
+                levels=levels,
+                steps=_STEPS.value,
+                seed=int(seed),
+                cubic=_TRANSFORM.value == "cubic",
+            )
+            print(
+                f"init {init_scheme:5s} layers {layers} seed {seed}: max |score| step 0 "
+                f"{r['max_score_step0']:.1f}, over the run {r['max_score']:.3g}; first "
+                f"non-finite or >1e3 estimate at step {r['first_bad_step']}; "
+                f"mean of the last half {r['tail_mean']:.3g}",
+                flush=True,
+            )
     return 0
 
 

@@ -28,8 +28,9 @@ SIMCLR = "simclr"
 SUPERVISED = "supervised"
 
 
-def random_host_batch(n_dev: int, per_dev: int, image_shape: tuple, num_classes: int,
-                      seed: int = 0) -> dict:
+def random_host_batch(
+    n_dev: int, per_dev: int, image_shape: tuple, num_classes: int, seed: int = 0
+) -> dict:
     """A host batch ``[n_dev, per_dev, ...]``: uniform uint8 images, random labels, indices."""
     rng = np.random.default_rng(seed)
     return {
@@ -52,20 +53,29 @@ def lower_with_setup(config, setup, host_batch: dict | None = None, num_classes:
     mesh = parallel.make_mesh()
     per_dev = parallel.check_global_batch(config.batch_size)
     if host_batch is None:
-        host_batch = random_host_batch(jax.device_count(), per_dev, setup.image_shape,
-                                       num_classes)
+        host_batch = random_host_batch(jax.device_count(), per_dev, setup.image_shape, num_classes)
     state = parallel.replicate_on_mesh(initial_state(config, setup), mesh)
     batch = parallel.batch_to_global(host_batch, mesh)
     step = shard_map_driver(
-        make_train_step(objective=setup.objective, run=setup.run, model=setup.train_model, tx=setup.tx,
-                        config=config, schedule=setup.schedule),
+        make_train_step(
+            objective=setup.objective,
+            run=setup.run,
+            model=setup.train_model,
+            tx=setup.tx,
+            config=config,
+            schedule=setup.schedule,
+        ),
         mesh,
     )
     return step.lower(state, batch), state, batch
 
 
-def benchmark_setup(config, image_shape: tuple | None = None, supervised: bool = False,
-                    num_classes: int | None = None):
+def benchmark_setup(
+    config,
+    image_shape: tuple | None = None,
+    supervised: bool = False,
+    num_classes: int | None = None,
+):
     """``build_setup(config)`` on the dataset's published facts (loads no data), optionally at
     another image shape and with the supervised objective in place of the config's own."""
     from ssljax.data.datasets import facts_from_spec, get_dataset_spec
@@ -106,8 +116,9 @@ class SupervisedNetwork(nn.Module):
     def __call__(self, x, *, train: bool) -> dict:
         """Maps ``[B, H, W, C]`` images to ``[B, D]`` features and ``[B, classes]`` logits."""
         features = self.encoder(x, train=train)
-        logits = nn.Dense(self.num_classes, dtype=self.dtype, param_dtype=jnp.float32,
-                          name="classifier")(features)
+        logits = nn.Dense(
+            self.num_classes, dtype=self.dtype, param_dtype=jnp.float32, name="classifier"
+        )(features)
         return {"features": features, "logits": logits}
 
 
@@ -142,8 +153,9 @@ class Supervised(Objective):
     def loss(self, params, model_state, views, rng, ctx):
         """Mean softmax cross-entropy of the logits (in float32) against the labels."""
         del rng
-        out, new_state = ctx.model.apply({"params": params, **model_state}, views[0],
-                                         train=True, mutable=list(model_state))
+        out, new_state = ctx.model.apply(
+            {"params": params, **model_state}, views[0], train=True, mutable=list(model_state)
+        )
         logits = out["logits"].astype(jnp.float32)
         labels = ctx.batch["label"]
         loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
@@ -157,13 +169,20 @@ def supervised_setup(config, setup, num_classes: int):
 
     del config
     objective = Supervised(num_classes=num_classes)
-    return dataclasses.replace(setup, objective=objective,
-                               train_model=objective.build_model(setup.run, AXIS),
-                               eval_model=objective.build_model(setup.run, None))
+    return dataclasses.replace(
+        setup,
+        objective=objective,
+        train_model=objective.build_model(setup.run, AXIS),
+        eval_model=objective.build_model(setup.run, None),
+    )
 
 
-def compile_supervised_step(config, num_classes: int | None = None,
-                            image_shape: tuple | None = None, host_batch: dict | None = None):
+def compile_supervised_step(
+    config,
+    num_classes: int | None = None,
+    image_shape: tuple | None = None,
+    host_batch: dict | None = None,
+):
     """The compiled supervised step for ``config``'s encoder, optimizer and dtype.
 
     Same return value as ``compile_step``; the random labels cover ``num_classes`` (default:
@@ -226,8 +245,12 @@ def is_out_of_memory(exc: BaseException) -> bool:
     return "RESOURCE_EXHAUSTED" in text or "out of memory" in text.lower()
 
 
-def resnet50_config(per_device_batch: int, image_size: int = 224, dtype: str = "bfloat16",
-                    stage_sizes: tuple | None = None):
+def resnet50_config(
+    per_device_batch: int,
+    image_size: int = 224,
+    dtype: str = "bfloat16",
+    stage_sizes: tuple | None = None,
+):
     """``configs/simclr.py:imagenet2012`` at a per-device batch, image size and dtype.
 
     ``stage_sizes`` (e.g. ``(1, 1, 1, 1)``) shortens the bottleneck ResNet for quick runs.
@@ -244,8 +267,9 @@ def resnet50_config(per_device_batch: int, image_size: int = 224, dtype: str = "
     return config
 
 
-def measure_step(config, mode: str, *, steps: int, image_size: int, warmup: int = 1,
-                 num_classes: int = 1000) -> dict:
+def measure_step(
+    config, mode: str, *, steps: int, image_size: int, warmup: int = 1, num_classes: int = 1000
+) -> dict:
     """Compiles and times the ``mode`` step (``'simclr'`` or ``'supervised'``) of ``config``.
 
     Returns one record: ``status`` 'ok', 'oom' (device memory ran out) or 'error' with the
@@ -254,10 +278,16 @@ def measure_step(config, mode: str, *, steps: int, image_size: int, warmup: int 
     include the float32 augmentation resizes and the float32 contrastive logits).
     """
     n_dev = jax.device_count()
-    record = {"mode": mode, "per_device_batch": int(config.batch_size) // n_dev,
-              "global_batch": int(config.batch_size), "devices": n_dev,
-              "device_kind": jax.devices()[0].device_kind, "dtype": config.dtype,
-              "image_size": image_size, "encoder": config.model.encoder}
+    record = {
+        "mode": mode,
+        "per_device_batch": int(config.batch_size) // n_dev,
+        "global_batch": int(config.batch_size),
+        "devices": n_dev,
+        "device_kind": jax.devices()[0].device_kind,
+        "dtype": config.dtype,
+        "image_size": image_size,
+        "encoder": config.model.encoder,
+    }
     try:
         record.update(_timed_step(config, mode, steps, image_size, warmup, num_classes))
         record["status"] = "ok"
@@ -271,8 +301,7 @@ def measure_step(config, mode: str, *, steps: int, image_size: int, warmup: int 
 def _timed_step(config, mode, steps, image_size, warmup, num_classes) -> dict:
     """The compile, timing and FLOP numbers of ``measure_step`` (exceptions propagate)."""
     shape = (image_size, image_size, 3)
-    setup = benchmark_setup(config, shape, supervised=mode == SUPERVISED,
-                            num_classes=num_classes)
+    setup = benchmark_setup(config, shape, supervised=mode == SUPERVISED, num_classes=num_classes)
     t = time.perf_counter()
     lowered, state, batch = lower_with_setup(config, setup, num_classes=num_classes)
     text = lowered.as_text()
@@ -301,10 +330,16 @@ def _timed_step(config, mode, steps, image_size, warmup, num_classes) -> dict:
     }
 
 
-def resnet50_comparison(per_device_batches, *, steps: int, image_size: int = 224,
-                        dtype: str = "bfloat16", warmup: int = 1,
-                        stage_sizes: tuple | None = None,
-                        emit: Callable[[dict], None] = print) -> list:
+def resnet50_comparison(
+    per_device_batches,
+    *,
+    steps: int,
+    image_size: int = 224,
+    dtype: str = "bfloat16",
+    warmup: int = 1,
+    stage_sizes: tuple | None = None,
+    emit: Callable[[dict], None] = print,
+) -> list:
     """SimCLR and supervised ResNet-50 steps at each per-device batch, one record each.
 
     ``emit`` gets every record as soon as it is measured, then one ``'ratio'`` record per
@@ -315,8 +350,9 @@ def resnet50_comparison(per_device_batches, *, steps: int, image_size: int = 224
         pair = {}
         for mode in (SIMCLR, SUPERVISED):
             config = resnet50_config(per_dev, image_size, dtype, stage_sizes)
-            pair[mode] = measure_step(config, mode, steps=steps, image_size=image_size,
-                                      warmup=warmup)
+            pair[mode] = measure_step(
+                config, mode, steps=steps, image_size=image_size, warmup=warmup
+            )
             records.append(pair[mode])
             emit(pair[mode])
         ratio = simclr_over_supervised(pair)
@@ -331,10 +367,14 @@ def simclr_over_supervised(pair: dict) -> dict | None:
     simclr, supervised = pair.get(SIMCLR), pair.get(SUPERVISED)
     if not (simclr and supervised and simclr["status"] == supervised["status"] == "ok"):
         return None
-    return {"mode": "ratio", "per_device_batch": simclr["per_device_batch"],
-            "global_batch": simclr["global_batch"],
-            "simclr_over_supervised_images_per_sec": round(
-                simclr["images_per_sec"] / supervised["images_per_sec"], 3)}
+    return {
+        "mode": "ratio",
+        "per_device_batch": simclr["per_device_batch"],
+        "global_batch": simclr["global_batch"],
+        "simclr_over_supervised_images_per_sec": round(
+            simclr["images_per_sec"] / supervised["images_per_sec"], 3
+        ),
+    }
 
 
 def _number(value: float) -> str:

@@ -31,16 +31,20 @@ def define_distributed_flags() -> None:
     if "coordinator_address" in flags.FLAGS:
         return
     flags.DEFINE_string(
-        "coordinator_address", None,
+        "coordinator_address",
+        None,
         "HOST:PORT of process 0, which hosts jax.distributed's coordinator. With none of the "
         "three process flags, a detected cluster (TPU pod, SLURM, Open MPI) is used, else "
-        "one process.")
+        "one process.",
+    )
     flags.DEFINE_integer("num_processes", None, "Number of processes of the run.")
     flags.DEFINE_integer("process_id", None, "This process's index, 0..num_processes-1.")
     flags.DEFINE_float(
-        "initialization_timeout", 300.0,
+        "initialization_timeout",
+        300.0,
         "Seconds to wait for the coordinator and every process to join before exiting "
-        "with status 2.")
+        "with status 2.",
+    )
 
 
 def start_processes() -> int:
@@ -51,7 +55,9 @@ def start_processes() -> int:
 
     f = flags.FLAGS
     return parallel.initialize_distributed(
-        f.coordinator_address, f.num_processes, f.process_id,
+        f.coordinator_address,
+        f.num_processes,
+        f.process_id,
         timeout_s=f.initialization_timeout,
     )
 

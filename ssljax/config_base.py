@@ -230,10 +230,13 @@ def imagenet2012_simclr(c: ml_collections.ConfigDict) -> ml_collections.ConfigDi
     return c
 
 
-def dsprites_locatello(c: ml_collections.ConfigDict, *, latent_dim: int = 10,
-                       learning_rate: float = 1e-4,
-                       encoder_kernel_sizes: Sequence[int] = (4, 4, 4, 4)
-                       ) -> ml_collections.ConfigDict:
+def dsprites_locatello(
+    c: ml_collections.ConfigDict,
+    *,
+    latent_dim: int = 10,
+    learning_rate: float = 1e-4,
+    encoder_kernel_sizes: Sequence[int] = (4, 4, 4, 4),
+) -> ml_collections.ConfigDict:
     """dSprites with Locatello et al. 2019's model and optimiser (their Tables 1 and 2, the
     beta-VAE architecture), the base of the latent-variable configs.
 
@@ -248,10 +251,17 @@ def dsprites_locatello(c: ml_collections.ConfigDict, *, latent_dim: int = 10,
     c.total_steps = 300_000
     c.model.encoder = "vae_conv"
     c.model.encoder_kwargs = ml_collections.ConfigDict(
-        dict(widths=(32, 32, 64, 64), kernel_sizes=tuple(encoder_kernel_sizes),
-             strides=(2, 2, 2, 2), hidden=256, latent_dim=latent_dim))
+        dict(
+            widths=(32, 32, 64, 64),
+            kernel_sizes=tuple(encoder_kernel_sizes),
+            strides=(2, 2, 2, 2),
+            hidden=256,
+            latent_dim=latent_dim,
+        )
+    )
     c.model.vae_decoder = ml_collections.ConfigDict(
-        dict(hidden=256, start_shape=(4, 4, 64), widths=(64, 32, 32), kernel_size=4))
+        dict(hidden=256, start_shape=(4, 4, 64), widths=(64, 32, 32), kernel_size=4)
+    )
     if "projector" in c.model:
         del c.model["projector"]
     adamw(c, learning_rate, weight_decay=0.0, warmup_steps=0)
@@ -281,17 +291,29 @@ def objective(name: str, **overrides) -> ml_collections.ConfigDict:
     return ml_collections.ConfigDict(values, type_safe=False)
 
 
-def mlp(hidden_dims: Sequence[int], output_dim: int, *, use_bn: bool = True,
-        bn_on_output: bool = False, output_bias: bool = True) -> ml_collections.ConfigDict:
+def mlp(
+    hidden_dims: Sequence[int],
+    output_dim: int,
+    *,
+    use_bn: bool = True,
+    bn_on_output: bool = False,
+    output_bias: bool = True,
+) -> ml_collections.ConfigDict:
     """An ``MLPHead`` description (``model.projector`` / ``model.predictor``)."""
     return ml_collections.ConfigDict(
-        dict(hidden_dims=tuple(hidden_dims), output_dim=output_dim, use_bn=use_bn,
-             bn_on_output=bn_on_output, output_bias=output_bias)
+        dict(
+            hidden_dims=tuple(hidden_dims),
+            output_dim=output_dim,
+            use_bn=use_bn,
+            bn_on_output=bn_on_output,
+            output_bias=output_bias,
+        )
     )
 
 
-def adamw(c: ml_collections.ConfigDict, learning_rate: float, *, weight_decay: float,
-          warmup_steps: int) -> ml_collections.ConfigDict:
+def adamw(
+    c: ml_collections.ConfigDict, learning_rate: float, *, weight_decay: float, warmup_steps: int
+) -> ml_collections.ConfigDict:
     """AdamW at ``learning_rate`` without batch-size scaling."""
     c.optimizer.name = "adamw"
     c.optimizer.base_learning_rate = learning_rate
@@ -301,8 +323,14 @@ def adamw(c: ml_collections.ConfigDict, learning_rate: float, *, weight_decay: f
     return c
 
 
-def sgd(c: ml_collections.ConfigDict, learning_rate: float, *, weight_decay: float,
-        warmup_steps: int, momentum: float = 0.9) -> ml_collections.ConfigDict:
+def sgd(
+    c: ml_collections.ConfigDict,
+    learning_rate: float,
+    *,
+    weight_decay: float,
+    warmup_steps: int,
+    momentum: float = 0.9,
+) -> ml_collections.ConfigDict:
     """SGD with momentum at ``learning_rate`` without batch-size scaling."""
     c.optimizer.name = "sgd"
     c.optimizer.base_learning_rate = learning_rate
@@ -318,8 +346,7 @@ def check_arg(arg: str, choices: Sequence[str], config_file: str) -> str:
     value and the valid ones (``config_file``: the calling file, for the message)."""
     if arg not in choices:
         raise ValueError(
-            f"{os.path.basename(config_file)}: unknown dataset {arg!r}; valid: "
-            f"{', '.join(choices)}"
+            f"{os.path.basename(config_file)}: unknown dataset {arg!r}; valid: {', '.join(choices)}"
         )
     return arg
 
@@ -333,7 +360,7 @@ def split_spec(spec: str) -> tuple[str, str | None]:
     index = spec.rfind(".py:")
     if index < 0:
         return spec, None
-    return spec[: index + 3], spec[index + 4:]
+    return spec[: index + 3], spec[index + 4 :]
 
 
 def import_config_module(path: str):
@@ -371,7 +398,6 @@ def load_config(spec: str) -> ml_collections.ConfigDict:
         raise ValueError(f"config file {path!r}: get_config({arg!r}) failed: {err}") from err
     if not isinstance(config, ml_collections.ConfigDict):
         raise ValueError(
-            f"config file {path!r}: get_config() returned {type(config).__name__}, "
-            "not a ConfigDict"
+            f"config file {path!r}: get_config() returned {type(config).__name__}, not a ConfigDict"
         )
     return config

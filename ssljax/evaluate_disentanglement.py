@@ -24,10 +24,12 @@ def define_flags() -> None:
     flags.DEFINE_string("workdir", None, "Pretraining run directory.")
     flags.DEFINE_integer("step", None, "Checkpoint step (default: latest).")
     flags.DEFINE_string("metrics", None, "Comma-separated metric names (default: every metric).")
-    flags.DEFINE_integer("num_train", None, "Training points of every metric (default: the "
-                         "suite's).")
-    flags.DEFINE_integer("num_test", None, "Test/eval points of every metric (default: the "
-                         "suite's).")
+    flags.DEFINE_integer(
+        "num_train", None, "Training points of every metric (default: the suite's)."
+    )
+    flags.DEFINE_integer(
+        "num_test", None, "Test/eval points of every metric (default: the suite's)."
+    )
     flags.DEFINE_integer("seed", 0, "Random seed of the metrics and image samples.")
     flags.DEFINE_bool("figures", True, "Write the PNG figures.")
     flags.DEFINE_string("embedding", "pca", "2-D embedding: pca or tsne.")
@@ -46,9 +48,16 @@ def main() -> int:
     if f.metrics:
         metrics = [m.strip() for m in f.metrics.split(",") if m.strip()]
     report = evaluate_workdir(
-        f.workdir, step=f.step, metrics=metrics, num_train=f.num_train, num_test=f.num_test,
-        random_seed=f.seed, figures=f.figures, embedding=f.embedding,
-        embedding_points=f.embedding_points)
+        f.workdir,
+        step=f.step,
+        metrics=metrics,
+        num_train=f.num_train,
+        num_test=f.num_test,
+        random_seed=f.seed,
+        figures=f.figures,
+        embedding=f.embedding,
+        embedding_points=f.embedding_points,
+    )
     if jax.process_index() == 0:
         print(format_report(report), flush=True)
     return 0

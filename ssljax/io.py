@@ -129,7 +129,7 @@ def move_tree(src, dst) -> None:
     src_path, dst_path = as_path(src), as_path(dst)
     prefix = os.fspath(src_path).rstrip("/") + "/"
     for f in list_files(src_path):
-        f.copy(dst_path / os.fspath(f)[len(prefix):])
+        f.copy(dst_path / os.fspath(f)[len(prefix) :])
     src_path.rmtree()
 
 

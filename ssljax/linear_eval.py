@@ -15,7 +15,8 @@ from ssljax import cli
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Pretraining run directory.")
 _LAYER = flags.DEFINE_string(
-    "layer", None,
+    "layer",
+    None,
     "Encoder layer to probe: a sown name, a comma-separated list, or 'all' (each is probed, "
     "the best by validation top-1 is reported; default: config.eval.layer).",
 )

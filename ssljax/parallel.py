@@ -45,7 +45,8 @@ def replicated_abstract(tree, mesh: Mesh):
     checkpoint restore fills in place, on every process)."""
     sharding = NamedSharding(mesh, P())
     return jax.tree.map(
-        lambda x: jax.ShapeDtypeStruct(np.shape(x), x.dtype, sharding=sharding), tree)
+        lambda x: jax.ShapeDtypeStruct(np.shape(x), x.dtype, sharding=sharding), tree
+    )
 
 
 def batch_to_global(batch, mesh: Mesh, axis_name: str = AXIS):
@@ -106,8 +107,13 @@ def detected_cluster() -> str | None:
     return None
 
 
-def check_distributed_args(coordinator_address: str | None, num_processes: int | None,
-                           process_id: int | None, *, cluster: str | None = None) -> None:
+def check_distributed_args(
+    coordinator_address: str | None,
+    num_processes: int | None,
+    process_id: int | None,
+    *,
+    cluster: str | None = None,
+) -> None:
     """One-line ValueErrors for launch flags that cannot work (checked before any start-up)."""
     if num_processes is not None and num_processes < 1:
         raise ValueError(f"--num_processes={num_processes} must be at least 1")
@@ -118,8 +124,10 @@ def check_distributed_args(coordinator_address: str | None, num_processes: int |
             f"--process_id={process_id} is not below --num_processes={num_processes}; "
             f"valid ids are 0..{num_processes - 1}"
         )
-    if coordinator_address is None and cluster is None and (
-        (num_processes or 1) > 1 or process_id is not None
+    if (
+        coordinator_address is None
+        and cluster is None
+        and ((num_processes or 1) > 1 or process_id is not None)
     ):
         raise ValueError(
             f"--num_processes={num_processes} / --process_id={process_id} need "
@@ -160,10 +168,13 @@ def _exit_after(seconds: float, message: str):
     return timer
 
 
-def initialize_distributed(coordinator_address: str | None = None,
-                           num_processes: int | None = None,
-                           process_id: int | None = None, *,
-                           timeout_s: float = DEFAULT_INIT_TIMEOUT_S) -> int:
+def initialize_distributed(
+    coordinator_address: str | None = None,
+    num_processes: int | None = None,
+    process_id: int | None = None,
+    *,
+    timeout_s: float = DEFAULT_INIT_TIMEOUT_S,
+) -> int:
     """Starts ``jax.distributed`` when the run spans several processes; returns the count.
 
     - With ``coordinator_address``/``num_processes``/``process_id``: those processes, over
@@ -194,8 +205,11 @@ def initialize_distributed(coordinator_address: str | None = None,
     try:
         kwargs = dict(initialization_timeout=int(timeout_s) + 30)
         if explicit:
-            kwargs.update(coordinator_address=coordinator_address,
-                          num_processes=num_processes, process_id=process_id)
+            kwargs.update(
+                coordinator_address=coordinator_address,
+                num_processes=num_processes,
+                process_id=process_id,
+            )
         jax.distributed.initialize(**kwargs)
     except (RuntimeError, ValueError) as err:
         first = (str(err).strip().splitlines() or [type(err).__name__])[0]

@@ -39,8 +39,11 @@ def main() -> int:
 
     result = train_and_evaluate(config, _WORKDIR.value, progress=not _QUIET.value)
     if result["steps_run"] == 0:
-        print(f"{result['status']} at step {result['step']}: the run in {_WORKDIR.value} "
-              "was already there, no step was run", flush=True)
+        print(
+            f"{result['status']} at step {result['step']}: the run in {_WORKDIR.value} "
+            "was already there, no step was run",
+            flush=True,
+        )
         return 0
     print(
         f"{result['status']} at step {result['step']} "

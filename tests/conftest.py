@@ -28,7 +28,9 @@ TINY_TRAIN, TINY_TEST = 96, 40
 
 def write_idx_gz(path, array: np.ndarray) -> None:
     """Writes ``array`` (uint8) in the idx format Fashion-MNIST ships, gzip-compressed."""
-    header = struct.pack(">HBB", 0, 0x08, array.ndim) + struct.pack(">" + "I" * array.ndim, *array.shape)
+    header = struct.pack(">HBB", 0, 0x08, array.ndim) + struct.pack(
+        ">" + "I" * array.ndim, *array.shape
+    )
     with gzip.open(path, "wb") as f:
         f.write(header + array.astype(np.uint8).tobytes())
 

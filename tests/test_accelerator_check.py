@@ -34,12 +34,12 @@ def test_supervised_step_loss_is_softmax_cross_entropy_of_the_global_batch(make_
     host = bench.random_host_batch(n_dev, per_dev, (28, 28, 1), num_classes=10, seed=3)
     compiled, state, batch = bench.compile_supervised_step(config, host_batch=host)
 
-    model = bench.SupervisedNetwork(encoder=build_encoder_from_config(config, None),
-                                    num_classes=10)
+    model = bench.SupervisedNetwork(encoder=build_encoder_from_config(config, None), num_classes=10)
     images = host["image"].reshape((-1, 28, 28, 1)).astype(np.float32) / 255.0
     params, model_state = jax.device_get((state.params, state.model_state))
-    out, _ = model.apply({"params": params, **model_state}, images, train=True,
-                         mutable=list(model_state))
+    out, _ = model.apply(
+        {"params": params, **model_state}, images, train=True, mutable=list(model_state)
+    )
     expected = softmax_cross_entropy(np.asarray(out["logits"]), host["label"].reshape(-1))
 
     times, state, metrics = bench.timed_calls(compiled, state, batch, steps=1, warmup=0)
@@ -80,16 +80,25 @@ def test_out_of_memory_is_recognised():
 
 
 def _record(mode, ips, status="ok", per_dev=128):
-    return {"mode": mode, "per_device_batch": per_dev, "global_batch": per_dev, "status": status,
-            "images_per_sec": ips, "step_seconds": per_dev / ips, "tflops_per_sec": 100.0}
+    return {
+        "mode": mode,
+        "per_device_batch": per_dev,
+        "global_batch": per_dev,
+        "status": status,
+        "images_per_sec": ips,
+        "step_seconds": per_dev / ips,
+        "tflops_per_sec": 100.0,
+    }
 
 
 def test_ratio_and_table_report_oom_without_a_ratio():
     pair = {"simclr": _record("simclr", 1000.0), "supervised": _record("supervised", 2500.0)}
     ratio = bench.simclr_over_supervised(pair)
     assert ratio["simclr_over_supervised_images_per_sec"] == 0.4
-    oom = {"simclr": _record("simclr", 1.0, "oom", 256), "supervised": _record("supervised", 9.0,
-                                                                            per_dev=256)}
+    oom = {
+        "simclr": _record("simclr", 1.0, "oom", 256),
+        "supervised": _record("supervised", 9.0, per_dev=256),
+    }
     assert bench.simclr_over_supervised(oom) is None
     table = bench.comparison_table(list(pair.values()) + [ratio] + list(oom.values()))
     rows = table.splitlines()
@@ -99,8 +108,9 @@ def test_ratio_and_table_report_oom_without_a_ratio():
 
 
 def test_settings_smoke_and_overrides():
-    s = check.resolve_settings(check.parse_args(["--smoke", "--per_device_batch", "4,8",
-                                                  "--limit_resnet50", "33"]))
+    s = check.resolve_settings(
+        check.parse_args(["--smoke", "--per_device_batch", "4,8", "--limit_resnet50", "33"])
+    )
     assert s["smoke"] and s["per_device_batch"] == [4, 8] and s["limits"]["resnet50"] == 33
     full = check.resolve_settings(check.parse_args([]))
     assert full["per_device_batch"] == [128, 256] and full["dtype"] == "bfloat16"
@@ -112,8 +122,9 @@ def test_settings_smoke_and_overrides():
 
 def test_run_process_kills_a_part_at_its_limit():
     t = time.perf_counter()
-    proc = check.run_process([sys.executable, "-c", "import time; print('up', flush=True); "
-                              "time.sleep(60)"], limit=2.0)
+    proc = check.run_process(
+        [sys.executable, "-c", "import time; print('up', flush=True); time.sleep(60)"], limit=2.0
+    )
     assert proc["timed_out"] and check.part_status(proc) == "timeout"
     assert time.perf_counter() - t < 30
     assert proc["output_tail"] == ["up"]
@@ -129,26 +140,67 @@ def test_structured_images_are_distinct_uint8():
 
 def test_markdown_summary_of_a_result():
     settings = check.resolve_settings(check.parse_args([]))
-    resnet = [dict(_record("simclr", 1000.0), kind="resnet50", conv_dtypes={"bf16": 159}),
-              dict(_record("supervised", 2500.0), kind="resnet50", conv_dtypes={"bf16": 159}),
-              {"kind": "resnet50", "mode": "ratio", "per_device_batch": 128, "global_batch": 128,
-               "simclr_over_supervised_images_per_sec": 0.4},
-              {"kind": "peak_matmul", "dtype": "bfloat16", "n": 8192, "tflops": 780.0}]
-    cifar = {"kind": "resnet18_cifar", "dtype": "float32", "pool_images": 4096, "image_size": 32,
-             "global_batch": 512, "steps": 200, "steps_per_sec": 20.0, "images_per_sec": 10240.0,
-             "compile_seconds": 30.0, "loss_window": 10, "loss_first": 6.9, "loss_last": 5.1,
-             "loss_decreased": True, "accuracy_first": 0.01, "accuracy_last": 0.4}
-    result = {"settings": settings, "total_wall_seconds": 300.0,
-              "environment": {"device_kind": "NVIDIA H200", "platform": "gpu", "device_count": 1,
-                              "jax": "0.11.2", "jaxlib": "0.11.2"},
-              "parts": {"environment": {"status": "ok", "wall_seconds": 5, "limit_seconds": 40},
-                        "resnet50": {"status": "ok", "wall_seconds": 200, "limit_seconds": 280,
-                                     "records": resnet},
-                        "resnet18_cifar": {"status": "ok", "wall_seconds": 60,
-                                           "limit_seconds": 90, "records": [cifar]},
-                        "multi_device": {"status": "ok", "wall_seconds": 30, "limit_seconds": 60,
-                                         "runs": [{"run": "gpu (1 device)", "status": "skipped",
-                                                   "summary": "one device"}]}}}
+    resnet = [
+        dict(_record("simclr", 1000.0), kind="resnet50", conv_dtypes={"bf16": 159}),
+        dict(_record("supervised", 2500.0), kind="resnet50", conv_dtypes={"bf16": 159}),
+        {
+            "kind": "resnet50",
+            "mode": "ratio",
+            "per_device_batch": 128,
+            "global_batch": 128,
+            "simclr_over_supervised_images_per_sec": 0.4,
+        },
+        {"kind": "peak_matmul", "dtype": "bfloat16", "n": 8192, "tflops": 780.0},
+    ]
+    cifar = {
+        "kind": "resnet18_cifar",
+        "dtype": "float32",
+        "pool_images": 4096,
+        "image_size": 32,
+        "global_batch": 512,
+        "steps": 200,
+        "steps_per_sec": 20.0,
+        "images_per_sec": 10240.0,
+        "compile_seconds": 30.0,
+        "loss_window": 10,
+        "loss_first": 6.9,
+        "loss_last": 5.1,
+        "loss_decreased": True,
+        "accuracy_first": 0.01,
+        "accuracy_last": 0.4,
+    }
+    result = {
+        "settings": settings,
+        "total_wall_seconds": 300.0,
+        "environment": {
+            "device_kind": "NVIDIA H200",
+            "platform": "gpu",
+            "device_count": 1,
+            "jax": "0.11.2",
+            "jaxlib": "0.11.2",
+        },
+        "parts": {
+            "environment": {"status": "ok", "wall_seconds": 5, "limit_seconds": 40},
+            "resnet50": {
+                "status": "ok",
+                "wall_seconds": 200,
+                "limit_seconds": 280,
+                "records": resnet,
+            },
+            "resnet18_cifar": {
+                "status": "ok",
+                "wall_seconds": 60,
+                "limit_seconds": 90,
+                "records": [cifar],
+            },
+            "multi_device": {
+                "status": "ok",
+                "wall_seconds": 30,
+                "limit_seconds": 60,
+                "runs": [{"run": "gpu (1 device)", "status": "skipped", "summary": "one device"}],
+            },
+        },
+    }
     text = check.markdown(result)
     assert "**NVIDIA H200**" in text and "jax 0.11.2" in text
     assert "| 128 | 128 | 1,000 | 2,500 | 0.400 |" in text
@@ -159,14 +211,17 @@ def test_markdown_summary_of_a_result():
 
 
 def test_benchmark_setup_builds_without_tensorflow():
-    code = ("import sys\n"
-            "for m in ('tensorflow', 'tensorflow_datasets'): sys.modules[m] = None\n"
-            "from ssljax import bench\n"
-            "setup = bench.benchmark_setup(bench.resnet50_config(1), supervised=True)\n"
-            "print(setup.image_shape, setup.train_model.num_classes)\n")
+    code = (
+        "import sys\n"
+        "for m in ('tensorflow', 'tensorflow_datasets'): sys.modules[m] = None\n"
+        "from ssljax import bench\n"
+        "setup = bench.benchmark_setup(bench.resnet50_config(1), supervised=True)\n"
+        "print(setup.image_shape, setup.train_model.num_classes)\n"
+    )
     env = dict(os.environ, JAX_PLATFORMS="cpu")
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
-                         text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1] == "(224, 224, 3) 1000"
 
@@ -175,9 +230,22 @@ def test_script_runs_a_part_in_a_child_and_writes_json_and_markdown(tmp_path):
     out = tmp_path / "check.json"
     env = dict(os.environ, JAX_PLATFORMS="cpu")
     env.pop("OUT", None)
-    run = subprocess.run([sys.executable, os.path.join(ROOT, "experiments", "accelerator_check.py"),
-                          "--smoke", "--parts", "environment", "--out", str(out)],
-                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    run = subprocess.run(
+        [
+            sys.executable,
+            os.path.join(ROOT, "experiments", "accelerator_check.py"),
+            "--smoke",
+            "--parts",
+            "environment",
+            "--out",
+            str(out),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
     result = json.loads(out.read_text())
     assert result["parts"]["environment"]["status"] == "ok"

@@ -14,8 +14,14 @@ def run(args, env_extra=None, timeout=300):
     env = dict(os.environ)
     env.update(env_extra or {})
     env["PYTHONPATH"] = ROOT
-    return subprocess.run([sys.executable, "-m", *args], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def assert_one_line_error(proc, pattern):
@@ -36,14 +42,18 @@ def assert_one_line_error(proc, pattern):
         ("--config.model.encoder=vgg", r"vgg.*convnet"),
         ("--config.batch_size=12", r"batch_size=12 is not divisible by the 8 devices"),
         ("--config.optimizer.name=adagrad", r"adagrad.*lars"),
-        ("--config.optimizer.lr_multipliers.predictor=10",
-         r"lr_multipliers names 'predictor', which the model does not have.*'projector'"),
+        (
+            "--config.optimizer.lr_multipliers.predictor=10",
+            r"lr_multipliers names 'predictor', which the model does not have.*'projector'",
+        ),
     ],
 )
 def test_train_rejects_bad_names_and_sizes(tmp_path, override, pattern):
     workdir = tmp_path / "run"
-    proc = run(["ssljax.train", f"--config={CONFIG}", f"--workdir={workdir}", override],
-               env_extra={"XLA_FLAGS": "--xla_force_host_platform_device_count=8"})
+    proc = run(
+        ["ssljax.train", f"--config={CONFIG}", f"--workdir={workdir}", override],
+        env_extra={"XLA_FLAGS": "--xla_force_host_platform_device_count=8"},
+    )
     assert_one_line_error(proc, pattern)
     assert not workdir.exists()  # nothing is created for a config that cannot run
 
@@ -51,18 +61,33 @@ def test_train_rejects_bad_names_and_sizes(tmp_path, override, pattern):
 @pytest.mark.parametrize(
     "config,override,pattern",
     [
-        ("moco.py:fashion_mnist", "--config.objective.queue_size=1000",
-         r"queue_size=1000 must be a positive multiple of the global batch_size=256"),
-        ("byol.py:fashion_mnist", "--config.objective.ema_momentum=1.2",
-         r"objective.ema_momentum=1.2 is invalid; valid: 0.0 <= ema_momentum <= 1.0"),
-        ("cpc.py:fashion_mnist", "--config.model.patches.size=40",
-         r"patch size 40 is larger than the 28x28 images"),
+        (
+            "moco.py:fashion_mnist",
+            "--config.objective.queue_size=1000",
+            r"queue_size=1000 must be a positive multiple of the global batch_size=256",
+        ),
+        (
+            "byol.py:fashion_mnist",
+            "--config.objective.ema_momentum=1.2",
+            r"objective.ema_momentum=1.2 is invalid; valid: 0.0 <= ema_momentum <= 1.0",
+        ),
+        (
+            "cpc.py:fashion_mnist",
+            "--config.model.patches.size=40",
+            r"patch size 40 is larger than the 28x28 images",
+        ),
     ],
 )
 def test_train_rejects_method_settings(tmp_path, config, override, pattern):
     workdir = tmp_path / "run"
-    proc = run(["ssljax.train", f"--config={os.path.join(ROOT, 'configs', config)}",
-                f"--workdir={workdir}", override])
+    proc = run(
+        [
+            "ssljax.train",
+            f"--config={os.path.join(ROOT, 'configs', config)}",
+            f"--workdir={workdir}",
+            override,
+        ]
+    )
     assert_one_line_error(proc, pattern)
     assert not workdir.exists()
 
@@ -75,9 +100,15 @@ def test_train_missing_config_file(tmp_path):
 def test_dataset_unavailable_offline(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
-    proc = run(["ssljax.train", f"--config={CONFIG}", f"--workdir={tmp_path / 'run'}",
-                f"--config.dataset.data_dir={tmp_path / 'tfds'}"],
-               env_extra={"SSLJAX_FASHION_MNIST_DIR": str(empty), "SSLJAX_NO_DOWNLOAD": "1"})
+    proc = run(
+        [
+            "ssljax.train",
+            f"--config={CONFIG}",
+            f"--workdir={tmp_path / 'run'}",
+            f"--config.dataset.data_dir={tmp_path / 'tfds'}",
+        ],
+        env_extra={"SSLJAX_FASHION_MNIST_DIR": str(empty), "SSLJAX_NO_DOWNLOAD": "1"},
+    )
     assert_one_line_error(proc, r"apt-get install dataset-fashion-mnist.*download")
     assert not (tmp_path / "run").exists()
 

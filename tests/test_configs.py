@@ -22,10 +22,28 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG_DIR = os.path.join(ROOT, "configs")
 
 METHODS = [
-    "simclr", "moco", "byol", "simsiam", "instance_discrimination", "binary_contrastive",
-    "align_maxent", "barlow_twins", "vicreg", "cpc", "dim", "rotation", "jigsaw",
-    "relative_patch_location", "inpainting", "colorization", "denoising_autoencoder",
-    "autoencoder", "vae", "beta_vae", "factor_vae", "beta_tcvae",
+    "simclr",
+    "moco",
+    "byol",
+    "simsiam",
+    "instance_discrimination",
+    "binary_contrastive",
+    "align_maxent",
+    "barlow_twins",
+    "vicreg",
+    "cpc",
+    "dim",
+    "rotation",
+    "jigsaw",
+    "relative_patch_location",
+    "inpainting",
+    "colorization",
+    "denoising_autoencoder",
+    "autoencoder",
+    "vae",
+    "beta_vae",
+    "factor_vae",
+    "beta_tcvae",
 ]
 
 
@@ -54,8 +72,11 @@ def load(method: str, dataset: str | None = None):
 
 
 def test_one_file_per_method_and_nothing_else():
-    files = sorted(os.path.basename(p) for p in glob.glob(os.path.join(CONFIG_DIR, "*"))
-                   if os.path.basename(p) != "__pycache__")
+    files = sorted(
+        os.path.basename(p)
+        for p in glob.glob(os.path.join(CONFIG_DIR, "*"))
+        if os.path.basename(p) != "__pycache__"
+    )
     assert files == sorted(f"{m}.py" for m in METHODS)
 
 
@@ -93,8 +114,10 @@ def test_load_config_errors_are_one_line(tmp_path):
             config_base.load_config(spec)
         assert "\n" not in str(err.value)
     no_arg = tmp_path / "no_arg.py"
-    no_arg.write_text("import ml_collections\n\ndef get_config():\n"
-                      "    return ml_collections.ConfigDict(dict(a=1))\n")
+    no_arg.write_text(
+        "import ml_collections\n\ndef get_config():\n"
+        "    return ml_collections.ConfigDict(dict(a=1))\n"
+    )
     assert config_base.load_config(str(no_arg)).a == 1
     with pytest.raises(ValueError, match="get_config") as err:
         config_base.load_config(f"{no_arg}:x")
@@ -109,7 +132,9 @@ def test_relative_spec_is_read_from_the_current_directory(monkeypatch):
     c = config_base.load_config("configs/simclr.py:fashion_mnist")
     assert c.to_dict() == load("simclr", "fashion_mnist").to_dict()
     assert config_base.split_spec("gs://bucket/configs/byol.py:cifar10") == (
-        "gs://bucket/configs/byol.py", "cifar10")
+        "gs://bucket/configs/byol.py",
+        "cifar10",
+    )
     assert config_base.split_spec("configs/byol.py") == ("configs/byol.py", None)
 
 
@@ -135,14 +160,20 @@ def test_configs_is_not_an_installed_package(tmp_path):
         elt.value
         for node in ast.walk(setup)
         if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "find_packages"
-        for kw in node.keywords if kw.arg == "include"
+        for kw in node.keywords
+        if kw.arg == "include"
         for elt in kw.value.elts
     ]
     assert includes and not any(i == "configs" or i.startswith("configs.") for i in includes)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     proc = subprocess.run(
         [sys.executable, "-c", "import importlib.util; print(importlib.util.find_spec('configs'))"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, check=True)
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert proc.stdout.strip() == "None", proc.stdout
 
 
@@ -159,7 +190,7 @@ def new_spec(old_name: str) -> tuple[str, str]:
     if old_name == "denoising_ae_dsprites":  # merged into the denoising autoencoder's file
         return "denoising_autoencoder", "dsprites"
     method = max((m for m in METHODS if old_name.startswith(m + "_")), key=len)
-    return method, old_name[len(method) + 1:]
+    return method, old_name[len(method) + 1 :]
 
 
 # Intended differences, each with its reason.
@@ -224,8 +255,9 @@ def test_same_objective_as_before(old_name):
 
     c = load(*new_spec(old_name))
     cls = objectives.get(c.objective.name)
-    filled = as_json(dict(name=c.objective.name,
-                          **dataclasses.asdict(cls.from_config(c.objective))))
+    filled = as_json(
+        dict(name=c.objective.name, **dataclasses.asdict(cls.from_config(c.objective)))
+    )
     before = dict(BEFORE[old_name]["objective"])
     if old_name in RENAMED_OBJECTIVES:
         old, new = RENAMED_OBJECTIVES[old_name]
@@ -289,8 +321,11 @@ def test_config_builds(method, dataset, monkeypatch):
     from ssljax.data.datasets import get_dataset_spec
     from ssljax.training.loop import abstract_state, build_setup, validate_config
 
-    monkeypatch.setattr(input_pipeline, "num_examples",
-                        lambda dataset, split, data_dir=None: SPLIT_SIZES[(dataset, split)])
+    monkeypatch.setattr(
+        input_pipeline,
+        "num_examples",
+        lambda dataset, split, data_dir=None: SPLIT_SIZES[(dataset, split)],
+    )
     config = load(method, dataset)
     validate_config(config)
     setup = build_setup(config)
@@ -299,11 +334,13 @@ def test_config_builds(method, dataset, monkeypatch):
     spec = get_dataset_spec(config.dataset.name)
     images = jax.ShapeDtypeStruct((2,) + tuple(spec.train_image_shape), jnp.uint8)
     views = jax.eval_shape(
-        lambda r, x: setup.objective.make_views(r, x, setup.run), jax.random.PRNGKey(0), images)
+        lambda r, x: setup.objective.make_views(r, x, setup.run), jax.random.PRNGKey(0), images
+    )
     out = jax.eval_shape(
-        lambda s, v: setup.eval_model.apply({"params": s.params, **s.model_state}, v,
-                                            train=False),
-        state, views[0])
+        lambda s, v: setup.eval_model.apply({"params": s.params, **s.model_state}, v, train=False),
+        state,
+        views[0],
+    )
     assert out["features"].shape[0] == views[0].shape[0]
     if "projection" in out:
         assert out["projection"].shape == (views[0].shape[0], config.model.projector.output_dim)
@@ -320,15 +357,16 @@ def test_configs_dataset_reads_and_augments(dataset, tmp_path):
     from ssljax.views.augment import make_views
 
     # SimCLR's config where it has one; otherwise (dSprites) the first method that reads it.
-    method = "simclr" if dataset in DATASETS["simclr"] else next(
-        m for m, d in SPECS if d == dataset)
+    method = (
+        "simclr" if dataset in DATASETS["simclr"] else next(m for m, d in SPECS if d == dataset)
+    )
     config = load(method, dataset)
     spec = get_dataset_spec(dataset)
     with tfds.testing.mock_data(num_examples=32):
-        batch = next(train_iterator(dataset, global_batch_size=16, seed=0,
-                                    data_dir=str(tmp_path)))
+        batch = next(train_iterator(dataset, global_batch_size=16, seed=0, data_dir=str(tmp_path)))
     assert batch["image"].shape[2:] == tuple(spec.train_image_shape)
     views = jax.jit(lambda r, x: make_views(r, x, config.augment, 2))(
-        jax.random.PRNGKey(0), batch["image"][0])
+        jax.random.PRNGKey(0), batch["image"][0]
+    )
     size = config.augment.get("output_size") or spec.train_image_shape[:2]
     assert views[0].shape == (2, *size, spec.image_shape[-1])

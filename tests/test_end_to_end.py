@@ -54,16 +54,38 @@ def test_cli_pretrain_then_linear_eval_on_generated_fashion_mnist(tiny_fashion_m
         "--config.eval.knn_k=5",
     ]
     train = subprocess.run(
-        [sys.executable, "-m", "ssljax.train", "--config=configs/simclr.py:fashion_mnist",
-         f"--workdir={workdir}", *overrides],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+        [
+            sys.executable,
+            "-m",
+            "ssljax.train",
+            "--config=configs/simclr.py:fashion_mnist",
+            f"--workdir={workdir}",
+            *overrides,
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert train.returncode == 0, train.stderr[-3000:]
     assert "completed at step 4" in train.stdout
     assert "4/4" in train.stderr  # the progress bar's final line
     evaluate = subprocess.run(
-        [sys.executable, "-m", "ssljax.linear_eval", f"--workdir={workdir}",
-         "--layer=block1,pooled", "--grid=2"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+        [
+            sys.executable,
+            "-m",
+            "ssljax.linear_eval",
+            f"--workdir={workdir}",
+            "--layer=block1,pooled",
+            "--grid=2",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert evaluate.returncode == 0, evaluate.stderr[-3000:]
     assert "| features | top1 | top5 | knn_top1 |" in evaluate.stdout
     report = check_report(json.load(open(workdir / "linear_eval.json")), str(workdir), 4)

@@ -66,10 +66,16 @@ def evaluated(tmp_path_factory):
     finally:
         mp.undo()
     report = ed.evaluate_workdir(
-        workdir, num_train=40, num_test=20,
-        overrides={"beta_vae": TINY_SCORES,
-                   "factor_vae": dict(TINY_SCORES, num_variance_estimate=100)},
-        embedding_points=100, statistics_points=64)
+        workdir,
+        num_train=40,
+        num_test=20,
+        overrides={
+            "beta_vae": TINY_SCORES,
+            "factor_vae": dict(TINY_SCORES, num_variance_estimate=100),
+        },
+        embedding_points=100,
+        statistics_points=64,
+    )
     return workdir, report
 
 
@@ -87,8 +93,18 @@ def test_report_holds_every_metric_and_is_written_atomically(evaluated):
     assert report["settings"]["beta_vae"]["num_train"] == 10
     assert report["settings"]["downstream_logistic_regression"]["num_train"] == [10]
     summary = report["summary"]
-    for key in ("beta_vae", "factor_vae", "mig", "dci_disentanglement", "sap", "modularity",
-                "explicitness", "irs", "lr10_accuracy", "gbt10_accuracy"):
+    for key in (
+        "beta_vae",
+        "factor_vae",
+        "mig",
+        "dci_disentanglement",
+        "sap",
+        "modularity",
+        "explicitness",
+        "irs",
+        "lr10_accuracy",
+        "gbt10_accuracy",
+    ):
         assert 0.0 <= summary[key] <= 1.0, key
     # Latent statistics of the 3-latent VAE: KL per latent sums to the KL, recon in nats.
     latents = report["latents"]
@@ -116,8 +132,7 @@ def test_representation_is_the_posterior_mean(evaluated):
     encoder, variables = encoder_of(setup, state.params, state.model_state)
     represent = ed.representation_fn(encoder, variables, batch_size=8)
     images = dsprites.render_images(np.arange(13)).astype(np.float32)  # 13: padded last chunk
-    mean, _ = setup.eval_model.apply({"params": state.params}, images, train=False,
-                                     method="encode")
+    mean, _ = setup.eval_model.apply({"params": state.params}, images, train=False, method="encode")
     # Chunks of 8 against 13 images may reorder conv1 (4 x 4), conv2 (4 x 4 x 4), dense (64),
     # heads (16).
     assert_close(represent(images), mean, rtol=f32_sum_tol(16 + 64 + 64 + 16))
@@ -132,15 +147,25 @@ def test_sample_overrides_and_summary():
     assert ed.sample_overrides() == {}
     with pytest.raises(ValueError, match="num_test=0 is invalid"):
         ed.sample_overrides(10, 0)
-    summary = ed.summary_scores({
-        "mig": {"discrete_mig": 0.25},
-        "dci": {"disentanglement": 0.5, "completeness": 0.4, "informativeness_test": 0.9},
-        "downstream_logistic_regression": {"10:mean_test_accuracy": 0.2,
-                                           "100:mean_test_accuracy": 0.4,
-                                           "statistical_efficiency": 0.5},
-    })
-    assert summary == {"mig": 0.25, "dci_disentanglement": 0.5, "dci_completeness": 0.4,
-                       "dci_informativeness": 0.9, "lr100_accuracy": 0.4, "lr_efficiency": 0.5}
+    summary = ed.summary_scores(
+        {
+            "mig": {"discrete_mig": 0.25},
+            "dci": {"disentanglement": 0.5, "completeness": 0.4, "informativeness_test": 0.9},
+            "downstream_logistic_regression": {
+                "10:mean_test_accuracy": 0.2,
+                "100:mean_test_accuracy": 0.4,
+                "statistical_efficiency": 0.5,
+            },
+        }
+    )
+    assert summary == {
+        "mig": 0.25,
+        "dci_disentanglement": 0.5,
+        "dci_completeness": 0.4,
+        "dci_informativeness": 0.9,
+        "lr100_accuracy": 0.4,
+        "lr_efficiency": 0.5,
+    }
 
 
 def test_latent_statistics_and_reconstruction_errors():
@@ -160,8 +185,13 @@ def test_latent_statistics_and_reconstruction_errors():
 def test_traversal_grid_changes_only_the_traversed_latent():
     codes = np.random.default_rng(0).normal(size=(100, 3))
     seen = []
-    grid = ed.traversal_grid(lambda z: (seen.append(z.copy()) or z)[:, None, None, :1], codes[0],
-                             codes, order=[2, 0], steps=5)
+    grid = ed.traversal_grid(
+        lambda z: (seen.append(z.copy()) or z)[:, None, None, :1],
+        codes[0],
+        codes,
+        order=[2, 0],
+        steps=5,
+    )
     assert grid.shape == (2, 5, 1, 1, 1)
     z = seen[0]
     np.testing.assert_allclose(z[:, :2], np.repeat(codes[0][None, :2], 5, axis=0), rtol=1e-6)

@@ -27,12 +27,21 @@ def free_port() -> int:
 
 def tiny_overrides(data_dir, **extra):
     values = {
-        "batch_size": 16, "total_steps": 6, "dataset.data_dir": data_dir,
-        "model.encoder_kwargs.widths": "(8,16)", "model.encoder_kwargs.strides": "(1,2)",
-        "model.projector.hidden_dims": "(16,)", "model.projector.output_dim": 8,
-        "optimizer.warmup_steps": 2, "log_every_steps": 1, "checkpoint_every_steps": 4,
-        "eval.layer": "pooled", "eval.grid": 1, "eval.batch_size": 32,
-        "eval.l2_grid": "(1e-4,1e-2)", "eval.knn_k": 5,
+        "batch_size": 16,
+        "total_steps": 6,
+        "dataset.data_dir": data_dir,
+        "model.encoder_kwargs.widths": "(8,16)",
+        "model.encoder_kwargs.strides": "(1,2)",
+        "model.projector.hidden_dims": "(16,)",
+        "model.projector.output_dim": 8,
+        "optimizer.warmup_steps": 2,
+        "log_every_steps": 1,
+        "checkpoint_every_steps": 4,
+        "eval.layer": "pooled",
+        "eval.grid": 1,
+        "eval.batch_size": 32,
+        "eval.l2_grid": "(1e-4,1e-2)",
+        "eval.knn_k": 5,
     }
     values.update(extra)
     return [f"--config.{k}={v}" for k, v in values.items()]
@@ -50,12 +59,26 @@ def launch(module, args, *, processes, devices, port=None, timeout_s=60):
     procs = []
     port = port or free_port()
     for pid in range(processes):
-        dist = [] if processes == 1 else [
-            f"--coordinator_address=127.0.0.1:{port}", f"--num_processes={processes}",
-            f"--process_id={pid}", f"--initialization_timeout={timeout_s}"]
-        procs.append(subprocess.Popen(
-            [sys.executable, "-m", module, *args, *dist], cwd=ROOT, env=env_for(devices),
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        dist = (
+            []
+            if processes == 1
+            else [
+                f"--coordinator_address=127.0.0.1:{port}",
+                f"--num_processes={processes}",
+                f"--process_id={pid}",
+                f"--initialization_timeout={timeout_s}",
+            ]
+        )
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-m", module, *args, *dist],
+                cwd=ROOT,
+                env=env_for(devices),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
     return procs
 
 
@@ -68,8 +91,13 @@ def finish(procs, timeout=600):
 
 
 def train(workdir, data_dir, *, processes, devices, extra=()):
-    args = [f"--config={CONFIG}", f"--workdir={workdir}", "--quiet",
-            *tiny_overrides(data_dir), *extra]
+    args = [
+        f"--config={CONFIG}",
+        f"--workdir={workdir}",
+        "--quiet",
+        *tiny_overrides(data_dir),
+        *extra,
+    ]
     return finish(launch("ssljax.train", args, processes=processes, devices=devices))
 
 
@@ -99,8 +127,9 @@ def two_runs(tmp_path_factory, tiny_fashion_mnist):
     one = tmp_path_factory.mktemp("one") / "run"
     two = tmp_path_factory.mktemp("two") / "run"
     for workdir, processes, devices in ((one, 1, 8), (two, 2, 4)):
-        results = train(workdir, tiny_fashion_mnist, processes=processes, devices=devices,
-                        extra=[STABLE_RATE])
+        results = train(
+            workdir, tiny_fashion_mnist, processes=processes, devices=devices, extra=[STABLE_RATE]
+        )
         for code, _out, err in results:
             assert code == 0, err[-3000:]
     return one, two, results
@@ -122,16 +151,25 @@ def test_two_processes_equal_one_process(two_runs):
     assert np.linalg.norm(flat2 - flat1) <= 1e-3 * np.linalg.norm(flat1)
     # Only process 0 wrote logs and drew progress; both finished the same step.
     assert len(os.listdir(os.path.join(two, "tensorboard"))) == 1
-    assert [out.strip().splitlines()[-1].split(" at step ")[1].split()[0]
-            for _, out, _ in results] == ["6", "6"]
+    assert [
+        out.strip().splitlines()[-1].split(" at step ")[1].split()[0] for _, out, _ in results
+    ] == ["6", "6"]
 
 
 def test_sigterm_to_one_process_stops_both_at_the_same_step(tmp_path, tiny_fashion_mnist):
     workdir = tmp_path / "run"
-    extra = ["--config.total_steps=60", "--config.checkpoint_every_steps=1000",
-             "--config.log_every_steps=1"]
-    args = [f"--config={CONFIG}", f"--workdir={workdir}", "--quiet",
-            *tiny_overrides(tiny_fashion_mnist), *extra]
+    extra = [
+        "--config.total_steps=60",
+        "--config.checkpoint_every_steps=1000",
+        "--config.log_every_steps=1",
+    ]
+    args = [
+        f"--config={CONFIG}",
+        f"--workdir={workdir}",
+        "--quiet",
+        *tiny_overrides(tiny_fashion_mnist),
+        *extra,
+    ]
     procs = launch("ssljax.train", args, processes=2, devices=4)
     metrics = workdir / "metrics.jsonl"
     deadline = time.time() + 300
@@ -168,18 +206,31 @@ def assert_one_line_error(result, pattern):
 
 
 def run_cli(args, devices=4, timeout=120):
-    proc = subprocess.run([sys.executable, "-m", "ssljax.train", *args], cwd=ROOT,
-                          env=env_for(devices), capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(
+        [sys.executable, "-m", "ssljax.train", *args],
+        cwd=ROOT,
+        env=env_for(devices),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     return proc.returncode, proc.stdout, proc.stderr
 
 
-@pytest.mark.parametrize("flags,pattern", [
-    (["--coordinator_address=127.0.0.1:1", "--num_processes=2", "--process_id=2"],
-     r"--process_id=2 is not below --num_processes=2"),
-    (["--num_processes=2", "--process_id=0"], r"need --coordinator_address"),
-    (["--coordinator_address=nohostport", "--num_processes=2", "--process_id=0"],
-     r"not HOST:PORT"),
-])
+@pytest.mark.parametrize(
+    "flags,pattern",
+    [
+        (
+            ["--coordinator_address=127.0.0.1:1", "--num_processes=2", "--process_id=2"],
+            r"--process_id=2 is not below --num_processes=2",
+        ),
+        (["--num_processes=2", "--process_id=0"], r"need --coordinator_address"),
+        (
+            ["--coordinator_address=nohostport", "--num_processes=2", "--process_id=0"],
+            r"not HOST:PORT",
+        ),
+    ],
+)
 def test_bad_process_flags(tmp_path, flags, pattern):
     workdir = tmp_path / "run"
     result = run_cli([f"--config={CONFIG}", f"--workdir={workdir}", *flags])
@@ -190,9 +241,16 @@ def test_bad_process_flags(tmp_path, flags, pattern):
 def test_coordinator_that_never_answers(tmp_path):
     workdir = tmp_path / "run"
     start = time.time()
-    result = run_cli([f"--config={CONFIG}", f"--workdir={workdir}",
-                      f"--coordinator_address=127.0.0.1:{free_port()}", "--num_processes=2",
-                      "--process_id=1", "--initialization_timeout=3"])
+    result = run_cli(
+        [
+            f"--config={CONFIG}",
+            f"--workdir={workdir}",
+            f"--coordinator_address=127.0.0.1:{free_port()}",
+            "--num_processes=2",
+            "--process_id=1",
+            "--initialization_timeout=3",
+        ]
+    )
     assert_one_line_error(result, r"timed out after 3 s.*did not answer")
     assert time.time() - start < 60
     assert not workdir.exists()
@@ -200,8 +258,11 @@ def test_coordinator_that_never_answers(tmp_path):
 
 def test_batch_indivisible_across_processes(tmp_path, tiny_fashion_mnist):
     workdir = tmp_path / "run"
-    args = [f"--config={CONFIG}", f"--workdir={workdir}",
-            *tiny_overrides(tiny_fashion_mnist, batch_size=12)]
+    args = [
+        f"--config={CONFIG}",
+        f"--workdir={workdir}",
+        *tiny_overrides(tiny_fashion_mnist, batch_size=12),
+    ]
     results = finish(launch("ssljax.train", args, processes=2, devices=4))
     for result in results:
         assert_one_line_error(result, r"batch_size=12 is not divisible by the 8 devices")
@@ -222,7 +283,7 @@ def test_linear_eval_of_a_two_process_run(two_runs):
     assert [line for line in results[1][1].splitlines() if not line.startswith("[Gloo]")] == []
     with open(os.path.join(two, "linear_eval.json")) as f:
         report2 = json.load(f)
-    (code, out, err), = finish(launch("ssljax.linear_eval", args, processes=1, devices=8))
+    ((code, out, err),) = finish(launch("ssljax.linear_eval", args, processes=1, devices=8))
     assert code == 0, err[-3000:]
     with open(os.path.join(two, "linear_eval.json")) as f:
         report1 = json.load(f)

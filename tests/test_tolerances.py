@@ -40,7 +40,8 @@ def test_values_and_monotonicity():
     assert f32_reorder_rtol(10_000) < f32_sum_tol(10_000)  # the random walk is tighter
     assert f32_steps_rtol(100, 0) == f32_reorder_rtol(100)
     assert f32_steps_rtol(100, 3, growth=2.0, cancellation=1.0) == pytest.approx(
-        7 * f32_reorder_rtol(100))
+        7 * f32_reorder_rtol(100)
+    )
     assert bf16_rtol(4, amplification=2.0) == pytest.approx(8 * BF16_EPS)
     with pytest.raises(ValueError, match="n_terms=0"):
         f32_sum_tol(0)
@@ -53,8 +54,12 @@ def test_update_comparison_sees_a_scaled_update_but_not_rounding():
     start = {"w": rng.normal(size=(20, 5)).astype(np.float32), "b": np.zeros(5, np.float32)}
     update = {"w": 1e-3 * rng.normal(size=(20, 5)), "b": 1e-2 * rng.normal(size=5)}
     good = {k: (start[k] + update[k]).astype(np.float32) for k in start}
-    noisy = {k: (good[k] + 1e-6 * np.abs(update[k]).max() * rng.normal(size=good[k].shape))
-             .astype(np.float32) for k in good}
+    noisy = {
+        k: (good[k] + 1e-6 * np.abs(update[k]).max() * rng.normal(size=good[k].shape)).astype(
+            np.float32
+        )
+        for k in good
+    }
     assert_updates_close(noisy, good, start, rtol=1e-4)
     doubled = {k: (start[k] + 2 * update[k]).astype(np.float32) for k in start}
     with pytest.raises(AssertionError, match="update of"):

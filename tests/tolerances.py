@@ -58,8 +58,10 @@ def f32_sum_tol(n_terms: int, magnitude: float = 1.0, *, ulps: float = 1.0) -> f
       ``ulps * n * eps * magnitude``.
     """
     if n_terms < 1 or magnitude < 0 or ulps <= 0:
-        raise ValueError(f"n_terms={n_terms}, magnitude={magnitude}, ulps={ulps}: need "
-                         "n_terms >= 1, magnitude >= 0, ulps > 0")
+        raise ValueError(
+            f"n_terms={n_terms}, magnitude={magnitude}, ulps={ulps}: need "
+            "n_terms >= 1, magnitude >= 0, ulps > 0"
+        )
     return ulps * n_terms * F32_EPS * magnitude
 
 
@@ -82,8 +84,14 @@ def f32_reorder_rtol(n_terms: int, *, safety: float = SAFETY) -> float:
     return safety * math.sqrt(n_terms) * F32_EPS
 
 
-def f32_steps_rtol(n_terms: int, steps: int, *, growth: float = GROWTH,
-                   cancellation: float = CANCELLATION, safety: float = SAFETY) -> float:
+def f32_steps_rtol(
+    n_terms: int,
+    steps: int,
+    *,
+    growth: float = GROWTH,
+    cancellation: float = CANCELLATION,
+    safety: float = SAFETY,
+) -> float:
     """Relative tolerance for values after ``steps`` optimizer updates with reordered reductions.
 
     ``steps=0`` (a first forward pass: losses, metrics) is ``d = f32_reorder_rtol(n_terms)``.
@@ -107,8 +115,10 @@ def f32_steps_rtol(n_terms: int, steps: int, *, growth: float = GROWTH,
       safety: passed to ``f32_reorder_rtol``.
     """
     if steps < 0 or growth < 1 or cancellation < 1:
-        raise ValueError(f"steps={steps}, growth={growth}, cancellation={cancellation}: need "
-                         "steps >= 0, growth >= 1, cancellation >= 1")
+        raise ValueError(
+            f"steps={steps}, growth={growth}, cancellation={cancellation}: need "
+            "steps >= 0, growth >= 1, cancellation >= 1"
+        )
     d = f32_reorder_rtol(n_terms, safety=safety)
     if steps == 0:
         return d
@@ -128,8 +138,9 @@ def bf16_rtol(depth: int, *, amplification: float = 1.0) -> float:
     pass that rounds again through every layer).
     """
     if depth < 1 or amplification <= 0:
-        raise ValueError(f"depth={depth}, amplification={amplification}: need depth >= 1, "
-                         "amplification > 0")
+        raise ValueError(
+            f"depth={depth}, amplification={amplification}: need depth >= 1, amplification > 0"
+        )
     return depth * BF16_EPS * amplification
 
 
@@ -142,8 +153,9 @@ def magnitude(x) -> float:
 def assert_close(actual, desired, *, rtol: float, atol: float = 0.0, err_msg: str = "") -> None:
     """Normwise comparison: ``|actual - desired| <= atol + rtol * max|desired|`` everywhere."""
     desired = np.asarray(desired)
-    np.testing.assert_allclose(np.asarray(actual), desired, rtol=0,
-                               atol=atol + rtol * magnitude(desired), err_msg=err_msg)
+    np.testing.assert_allclose(
+        np.asarray(actual), desired, rtol=0, atol=atol + rtol * magnitude(desired), err_msg=err_msg
+    )
 
 
 def assert_trees_close(a, b, *, rtol: float, atol: float = 0.0) -> None:
@@ -171,22 +183,28 @@ def assert_updates_close(a, b, start, *, rtol: float) -> None:
     a typical update. The last term is one float32 rounding of each run's ``start + update``.
     """
     assert jax.tree.structure(a) == jax.tree.structure(b) == jax.tree.structure(start)
-    leaves = [(jax.tree_util.keystr(path), *(np.asarray(v, np.float64) for v in (x, y, s)))
-              for (path, x), y, s in zip(jax.tree_util.tree_leaves_with_path(a),
-                                         jax.tree.leaves(b), jax.tree.leaves(start))]
+    leaves = [
+        (jax.tree_util.keystr(path), *(np.asarray(v, np.float64) for v in (x, y, s)))
+        for (path, x), y, s in zip(
+            jax.tree_util.tree_leaves_with_path(a), jax.tree.leaves(b), jax.tree.leaves(start)
+        )
+    ]
     size = sum(y.size for _, _, y, _ in leaves)
     rms = math.sqrt(sum(np.sum((y - s) ** 2) for _, _, y, s in leaves) / max(size, 1))
     for name, x, y, s in leaves:
-        allowed = (rtol * (np.linalg.norm(y - s) + rms * math.sqrt(y.size))
-                   + F32_EPS * (np.linalg.norm(x) + np.linalg.norm(y)))
+        allowed = rtol * (np.linalg.norm(y - s) + rms * math.sqrt(y.size)) + F32_EPS * (
+            np.linalg.norm(x) + np.linalg.norm(y)
+        )
         assert_within(float(np.linalg.norm(x - y)), float(allowed), f"update of {name}")
 
 
 def update_difference(a, b, start) -> float:
     """Relative L2 difference of two runs' updates over a whole tree:
     ``|a - b| / |b - start|`` (both norms over every leaf together)."""
-    pairs = [(np.asarray(x, np.float64), np.asarray(y, np.float64), np.asarray(s, np.float64))
-             for x, y, s in zip(jax.tree.leaves(a), jax.tree.leaves(b), jax.tree.leaves(start))]
+    pairs = [
+        (np.asarray(x, np.float64), np.asarray(y, np.float64), np.asarray(s, np.float64))
+        for x, y, s in zip(jax.tree.leaves(a), jax.tree.leaves(b), jax.tree.leaves(start))
+    ]
     diff = math.sqrt(sum(np.sum((x - y) ** 2) for x, y, _ in pairs))
     update = math.sqrt(sum(np.sum((y - s) ** 2) for _, y, s in pairs))
     return diff / update

@@ -110,83 +110,85 @@ class DatasetSpec:
 IMAGENET_TRAIN_PREPROCESS = ResizeCrop(resize_shorter=256, crop_size=256)
 IMAGENET_EVAL_PREPROCESS = ResizeCrop(resize_shorter=256, crop_size=224)
 
-DATASETS: Mapping[str, DatasetSpec] = types.MappingProxyType({
-    spec.name: spec
-    for spec in (
-        DatasetSpec(
-            name="fashion_mnist",
-            pretrain_examples=60000,
-            tfds_name="fashion_mnist",
-            image_shape=(28, 28, 1),
-            num_classes=10,
-            pretrain_split="train",
-            train_split="train",
-            test_split="test",
-        ),
-        DatasetSpec(
-            name="cifar10",
-            pretrain_examples=50000,
-            tfds_name="cifar10",
-            image_shape=(32, 32, 3),
-            num_classes=10,
-            pretrain_split="train",
-            train_split="train",
-            test_split="test",
-        ),
-        DatasetSpec(
-            name="cifar100",
-            pretrain_examples=50000,
-            tfds_name="cifar100",
-            image_shape=(32, 32, 3),
-            num_classes=100,
-            pretrain_split="train",
-            train_split="train",
-            test_split="test",
-            label_key="label",  # The fine label; 'coarse_label' has 20 classes.
-        ),
-        DatasetSpec(
-            name="stl10",
-            pretrain_examples=100000,
-            tfds_name="stl10",
-            image_shape=(96, 96, 3),
-            num_classes=10,
-            # 100k unlabelled images; their label is -1 in TFDS.
-            pretrain_split="unlabelled",
-            train_split="train",
-            test_split="test",
-        ),
-        DatasetSpec(
-            name="imagenet2012",
-            pretrain_examples=1281167,
-            tfds_name="imagenet2012",
-            image_shape=(224, 224, 3),
-            num_classes=1000,
-            pretrain_split="train",
-            train_split="train",
-            test_split="validation",
-            train_preprocess=IMAGENET_TRAIN_PREPROCESS,
-            eval_preprocess=IMAGENET_EVAL_PREPROCESS,
-            fits_in_memory=False,
-            manual_download=True,
-        ),
-        DatasetSpec(
-            # Rendered in code by ssljax.data.dsprites (TFDS builder 'dsprites', no
-            # download). One split of all 737,280 images in index order; the label is
-            # the shape (3 classes), the other factors are TFDS features and follow
-            # from the example's index. Probes train and test on the same split (as
-            # disentanglement metrics sample from the whole set). About 3 GB in memory.
-            name="dsprites",
-            pretrain_examples=737280,
-            tfds_name="dsprites",
-            image_shape=(64, 64, 1),
-            num_classes=3,
-            pretrain_split="train",
-            train_split="train",
-            test_split="train",
-            label_key="label_shape",
-        ),
-    )
-})
+DATASETS: Mapping[str, DatasetSpec] = types.MappingProxyType(
+    {
+        spec.name: spec
+        for spec in (
+            DatasetSpec(
+                name="fashion_mnist",
+                pretrain_examples=60000,
+                tfds_name="fashion_mnist",
+                image_shape=(28, 28, 1),
+                num_classes=10,
+                pretrain_split="train",
+                train_split="train",
+                test_split="test",
+            ),
+            DatasetSpec(
+                name="cifar10",
+                pretrain_examples=50000,
+                tfds_name="cifar10",
+                image_shape=(32, 32, 3),
+                num_classes=10,
+                pretrain_split="train",
+                train_split="train",
+                test_split="test",
+            ),
+            DatasetSpec(
+                name="cifar100",
+                pretrain_examples=50000,
+                tfds_name="cifar100",
+                image_shape=(32, 32, 3),
+                num_classes=100,
+                pretrain_split="train",
+                train_split="train",
+                test_split="test",
+                label_key="label",  # The fine label; 'coarse_label' has 20 classes.
+            ),
+            DatasetSpec(
+                name="stl10",
+                pretrain_examples=100000,
+                tfds_name="stl10",
+                image_shape=(96, 96, 3),
+                num_classes=10,
+                # 100k unlabelled images; their label is -1 in TFDS.
+                pretrain_split="unlabelled",
+                train_split="train",
+                test_split="test",
+            ),
+            DatasetSpec(
+                name="imagenet2012",
+                pretrain_examples=1281167,
+                tfds_name="imagenet2012",
+                image_shape=(224, 224, 3),
+                num_classes=1000,
+                pretrain_split="train",
+                train_split="train",
+                test_split="validation",
+                train_preprocess=IMAGENET_TRAIN_PREPROCESS,
+                eval_preprocess=IMAGENET_EVAL_PREPROCESS,
+                fits_in_memory=False,
+                manual_download=True,
+            ),
+            DatasetSpec(
+                # Rendered in code by ssljax.data.dsprites (TFDS builder 'dsprites', no
+                # download). One split of all 737,280 images in index order; the label is
+                # the shape (3 classes), the other factors are TFDS features and follow
+                # from the example's index. Probes train and test on the same split (as
+                # disentanglement metrics sample from the whole set). About 3 GB in memory.
+                name="dsprites",
+                pretrain_examples=737280,
+                tfds_name="dsprites",
+                image_shape=(64, 64, 1),
+                num_classes=3,
+                pretrain_split="train",
+                train_split="train",
+                test_split="train",
+                label_key="label_shape",
+            ),
+        )
+    }
+)
 
 
 def dataset_names() -> tuple[str, ...]:

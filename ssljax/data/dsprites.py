@@ -100,7 +100,9 @@ def factor_values() -> dict[str, np.ndarray]:
 def _check_factors(factors: np.ndarray) -> np.ndarray:
     factors = np.asarray(factors)
     if factors.shape[-1:] != (NUM_FACTORS,):
-        raise ValueError(f"factors must have a last axis of {NUM_FACTORS}, got shape {factors.shape}")
+        raise ValueError(
+            f"factors must have a last axis of {NUM_FACTORS}, got shape {factors.shape}"
+        )
     if not np.issubdtype(factors.dtype, np.integer):
         raise ValueError(f"factor indices must be integers, got dtype {factors.dtype}")
     bad = (factors < 0) | (factors >= np.asarray(FACTOR_SIZES))
@@ -142,7 +144,9 @@ def factor_values_of(factors: np.ndarray) -> np.ndarray:
 # Rasterising.
 
 
-def _quarter_turns(x: np.ndarray, y: np.ndarray, turns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _quarter_turns(
+    x: np.ndarray, y: np.ndarray, turns: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Rotates points clockwise by ``turns`` quarter turns, exactly (coordinate swaps)."""
     turns = np.broadcast_to(turns % 4, np.broadcast_shapes(x.shape, y.shape, np.shape(turns)))
     x, y = np.broadcast_to(x, turns.shape), np.broadcast_to(y, turns.shape)
@@ -247,7 +251,9 @@ class Renderer:
         self._windows = windows
         self._canvas = canvas
         # [720, 33, 33, 64, 64] view (no copy).
-        self._crops = np.lib.stride_tricks.sliding_window_view(canvas, (IMAGE_SIZE, IMAGE_SIZE), axis=(1, 2))
+        self._crops = np.lib.stride_tricks.sliding_window_view(
+            canvas, (IMAGE_SIZE, IMAGE_SIZE), axis=(1, 2)
+        )
 
     @property
     def windows(self) -> np.ndarray:
@@ -272,7 +278,9 @@ def render_images(index: np.ndarray, renderer: Optional[Renderer] = None) -> np.
     return (renderer or Renderer()).images(index)
 
 
-def index_chunks(chunk_size: int = 4096, start: int = 0, stop: int = NUM_IMAGES) -> Iterator[np.ndarray]:
+def index_chunks(
+    chunk_size: int = 4096, start: int = 0, stop: int = NUM_IMAGES
+) -> Iterator[np.ndarray]:
     """Consecutive index ranges covering ``[start, stop)`` exactly once, in order."""
     if chunk_size <= 0:
         raise ValueError(f"chunk_size must be positive, got {chunk_size}")
@@ -282,7 +290,9 @@ def index_chunks(chunk_size: int = 4096, start: int = 0, stop: int = NUM_IMAGES)
         yield np.arange(first, min(first + chunk_size, stop), dtype=np.int64)
 
 
-def iter_all_images(chunk_size: int = 4096, renderer: Optional[Renderer] = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+def iter_all_images(
+    chunk_size: int = 4096, renderer: Optional[Renderer] = None
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Yields ``(indices, images)`` chunks that render all 737,280 images once, in index order."""
     renderer = renderer or Renderer()
     for indices in index_chunks(chunk_size):
@@ -353,7 +363,8 @@ class FactorGridData:
         """The observations of ``factors``; each dataset (``DSprites``) renders its own."""
         raise NotImplementedError(
             f"{type(self).__name__} does not render observations; use a dataset class such "
-            "as DSprites")
+            "as DSprites"
+        )
 
     def sample(self, num: int, random_state) -> tuple[np.ndarray, np.ndarray]:
         """``(factors [num, num_factors], observations [num, ...])``."""
@@ -386,7 +397,9 @@ class DSprites(FactorGridData):
         """uint8 images in {0, 1} of image indices."""
         return self._renderer.images(index)
 
-    def sample_observations_from_factors(self, factors: np.ndarray, random_state=None) -> np.ndarray:
+    def sample_observations_from_factors(
+        self, factors: np.ndarray, random_state=None
+    ) -> np.ndarray:
         del random_state  # Rendering is deterministic.
         return self._renderer.images_from_factors(factors).astype(np.float32)
 

@@ -101,9 +101,7 @@ def parse_idx(data: bytes, *, expected_ndim: int, source: str = "<bytes>") -> np
     header_size = 4 + 4 * expected_ndim
     if len(data) < header_size:
         raise ValueError(f"{source}: corrupt idx file, truncated header")
-    shape = tuple(
-        int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(expected_ndim)
-    )
+    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(expected_ndim))
     payload = len(data) - header_size
     expected_payload = int(np.prod(shape, dtype=np.int64))
     if payload != expected_payload:
@@ -187,8 +185,7 @@ def load_split(source_dir: str | os.PathLike, split: str) -> tuple[np.ndarray, n
         )
     if labels.size and labels.max() >= len(CLASS_NAMES):
         raise ValueError(
-            f"{labels_path}: label {int(labels.max())} out of range "
-            f"[0, {len(CLASS_NAMES)})"
+            f"{labels_path}: label {int(labels.max())} out of range [0, {len(CLASS_NAMES)})"
         )
     return images[..., None], labels
 
@@ -277,8 +274,7 @@ class FashionMnistLocal(tfds.core.GeneratorBasedBuilder):
                 if not os.path.isfile(os.path.join(self._source_dir, name))
             ]
             raise FileNotFoundError(
-                f"Fashion-MNIST idx files missing in {self._source_dir}: "
-                f"{', '.join(missing)}"
+                f"Fashion-MNIST idx files missing in {self._source_dir}: {', '.join(missing)}"
             )
         return {split: self._generate_examples(split) for split in SPLIT_FILES}
 

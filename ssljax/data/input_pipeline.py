@@ -129,9 +129,7 @@ def _fashion_mnist_builder(data_dir: Optional[str]) -> tfds.core.DatasetBuilder:
             local.download_and_prepare()
         except Exception as err:  # pylint: disable=broad-except
             # Another process may have finished preparing the same data_dir.
-            again = fashion_mnist.FashionMnistLocal(
-                source_dir=local.source_dir, data_dir=data_dir
-            )
+            again = fashion_mnist.FashionMnistLocal(source_dir=local.source_dir, data_dir=data_dir)
             if again.is_prepared():
                 return again
             raise DatasetUnavailableError(
@@ -265,7 +263,9 @@ def _index_from_tfds_id(tfds_id: tf.Tensor, shard_offsets: np.ndarray) -> tf.Ten
     shard = tf.strings.to_number(
         tf.strings.regex_replace(tfds_id, r"^.*-(\d+)-of-\d+__\d+$", r"\1"), tf.int64
     )
-    record = tf.strings.to_number(tf.strings.regex_replace(tfds_id, r"^.*__(\d+)$", r"\1"), tf.int64)
+    record = tf.strings.to_number(
+        tf.strings.regex_replace(tfds_id, r"^.*__(\d+)$", r"\1"), tf.int64
+    )
     return tf.cast(tf.gather(tf.constant(shard_offsets, tf.int64), shard) + record, tf.int32)
 
 
@@ -280,7 +280,9 @@ def _shard_offsets(builder: tfds.core.DatasetBuilder, split: str) -> Optional[np
     return np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
 
 
-def _select_fn(spec: DatasetSpec, shard_offsets: Optional[np.ndarray] = None) -> Callable[[dict], dict]:
+def _select_fn(
+    spec: DatasetSpec, shard_offsets: Optional[np.ndarray] = None
+) -> Callable[[dict], dict]:
     """Keeps the image, the int32 label and the int32 ``index`` of a TFDS example: its
     position in the split when ``shard_offsets`` are given and the reader returns TFDS ids,
     else -1 (e.g. mocked data)."""
@@ -622,7 +624,11 @@ def _stream_epoch(
     per_host = local_devices * per_device
     shape = spec.train_image_shape
     ds = _read(
-        builder, spec, host_split, training=True, shuffle_seed=shuffle_seed,
+        builder,
+        spec,
+        host_split,
+        training=True,
+        shuffle_seed=shuffle_seed,
         shard_offsets=shard_offsets,
     )
     ds = ds.shuffle(buffer_size, seed=shuffle_seed, reshuffle_each_iteration=False)

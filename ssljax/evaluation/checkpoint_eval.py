@@ -109,8 +109,9 @@ def knn_test_batch(similarity_columns: int, chunk_bytes: int, *, most: int = 102
     return int(min(most, max(1, int(chunk_bytes) // (4 * max(int(similarity_columns), 1)))))
 
 
-def evaluate_features(train_x, train_y, test_x, test_y, *, num_classes: int, eval_cfg,
-                      knn: bool = True) -> dict:
+def evaluate_features(
+    train_x, train_y, test_x, test_y, *, num_classes: int, eval_cfg, knn: bool = True
+) -> dict:
     """Linear probe (L2 chosen on held-out train data) and weighted kNN on given features.
 
     Train features that fit ``eval.max_probe_bytes`` (as float32) get full-batch L-BFGS and
@@ -125,20 +126,25 @@ def evaluate_features(train_x, train_y, test_x, test_y, *, num_classes: int, eva
 
     num_train, dim = np.shape(train_x)
     streamed = probe_is_streamed(num_train, dim, eval_setting(eval_cfg, "max_probe_bytes"))
-    common = dict(num_classes=num_classes, l2_grid=tuple(eval_cfg.l2_grid),
-                  val_fraction=eval_cfg.val_fraction)
+    common = dict(
+        num_classes=num_classes, l2_grid=tuple(eval_cfg.l2_grid), val_fraction=eval_cfg.val_fraction
+    )
     chunk_bytes = eval_setting(eval_cfg, "probe_chunk_bytes")
     chunk = chunk_rows_for(dim, chunk_bytes, at_least=int(eval_cfg.knn_k))
     if streamed:
         report = fit_linear_probe_streamed(
-            train_x, train_y, test_x, test_y, **common, chunk_rows=chunk,
+            train_x,
+            train_y,
+            test_x,
+            test_y,
+            **common,
+            chunk_rows=chunk,
             epochs=int(eval_setting(eval_cfg, "probe_epochs")),
             batch_size=int(eval_setting(eval_cfg, "probe_batch_size")),
             learning_rate=float(eval_setting(eval_cfg, "probe_learning_rate")),
         )
     else:
-        report = dict(fit_linear_probe(train_x, train_y, test_x, test_y, **common),
-                      solver="lbfgs")
+        report = dict(fit_linear_probe(train_x, train_y, test_x, test_y, **common), solver="lbfgs")
     if knn:
         report["knn"] = knn_evaluate(
             train_x,
@@ -148,8 +154,9 @@ def evaluate_features(train_x, train_y, test_x, test_y, *, num_classes: int, eva
             num_classes=num_classes,
             k=eval_cfg.knn_k,
             temperature=eval_cfg.knn_temperature,
-            batch_size=knn_test_batch(min(chunk, num_train) if streamed else num_train,
-                                      chunk_bytes),
+            batch_size=knn_test_batch(
+                min(chunk, num_train) if streamed else num_train, chunk_bytes
+            ),
             train_chunk_rows=chunk if streamed else None,
         )
     return report
@@ -196,8 +203,13 @@ def select_layer(reports: dict[str, dict]) -> str:
 def summarise_layers(reports: dict[str, dict]) -> dict[str, dict]:
     """Per-layer summary kept in the JSON report when several layers are probed."""
     return {
-        name: dict(top1=r["top1"], top5=r["top5"], knn_top1=r["knn"]["top1"],
-                   val_top1=best_validation_top1(r), feature_dim=r["feature_dim"])
+        name: dict(
+            top1=r["top1"],
+            top5=r["top5"],
+            knn_top1=r["knn"]["top1"],
+            val_top1=best_validation_top1(r),
+            feature_dim=r["feature_dim"],
+        )
         for name, r in reports.items()
     }
 
@@ -211,13 +223,24 @@ def raw_pixel_skip_reason(num_train: int, image_shape, dtype, max_bytes: int) ->
     size = feature_bytes(num_train, dim, dtype)
     if size <= int(max_bytes):
         return None
-    return (f"{num_train} x {dim} {np.dtype(dtype).name} raw-pixel train features are "
-            f"{size / 2**30:.1f} GiB, above eval.max_raw_pixel_bytes = "
-            f"{int(max_bytes) / 2**30:.1f} GiB")
+    return (
+        f"{num_train} x {dim} {np.dtype(dtype).name} raw-pixel train features are "
+        f"{size / 2**30:.1f} GiB, above eval.max_raw_pixel_bytes = "
+        f"{int(max_bytes) / 2**30:.1f} GiB"
+    )
 
 
-def split_features(name: str, split: str, extractors: dict, dims: dict, *, batch_size: int,
-                   data_dir, dtype, log=None) -> tuple[dict[str, np.ndarray], np.ndarray]:
+def split_features(
+    name: str,
+    split: str,
+    extractors: dict,
+    dims: dict,
+    *,
+    batch_size: int,
+    data_dir,
+    dtype,
+    log=None,
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Every extractor's features of a whole split, in file order, on every process.
 
     One streamed pass: each process reads its own share (``eval_process_split``) in batches
@@ -232,16 +255,29 @@ def split_features(name: str, split: str, extractors: dict, dims: dict, *, batch
 
     index, count = jax.process_index(), jax.process_count()
     counts = eval_shard_sizes(name, split, process_count=count, data_dir=data_dir)
-    batches = eval_batches(name, split, batch_size=batch_size, data_dir=data_dir,
-                           process_index=index, process_count=count)
-    local, labels = extract_split(batches, extractors, num_rows=counts[index], dims=dims,
-                                  dtype=dtype, log=log)
+    batches = eval_batches(
+        name,
+        split,
+        batch_size=batch_size,
+        data_dir=data_dir,
+        process_index=index,
+        process_count=count,
+    )
+    local, labels = extract_split(
+        batches, extractors, num_rows=counts[index], dims=dims, dtype=dtype, log=log
+    )
     gathered = {key: gather_rows(local.pop(key), counts) for key in list(extractors)}
     return gathered, gather_rows(labels, counts)
 
 
-def evaluate_workdir(workdir: str, *, layer: str | None = None, grid: int | None = None,
-                     step: int | None = None, baselines: bool | None = None) -> dict:
+def evaluate_workdir(
+    workdir: str,
+    *,
+    layer: str | None = None,
+    grid: int | None = None,
+    step: int | None = None,
+    baselines: bool | None = None,
+) -> dict:
     """Evaluates the checkpoint in ``workdir`` and writes ``workdir/linear_eval.json``.
 
     ``layer`` is one sown layer (``'block3'``), a comma-separated list, or ``'all'`` (every
@@ -280,8 +316,10 @@ def evaluate_workdir(workdir: str, *, layer: str | None = None, grid: int | None
     encoder, variables = encoder_of(setup, state.params, state.model_state)
     sample = jax.ShapeDtypeStruct((1, *spec.image_shape), jnp.float32)
     layers = resolve_layers(layer, encoder_layer_names(encoder, variables, sample))
-    _log(f"checkpoint step {step} of {workdir}; dataset {spec.name}; "
-         f"layer {','.join(layers)} grid {grid}")
+    _log(
+        f"checkpoint step {step} of {workdir}; dataset {spec.name}; "
+        f"layer {','.join(layers)} grid {grid}"
+    )
 
     mesh = feats.local_mesh()
     batch_size = feats.round_up(int(eval_cfg.batch_size), mesh.size)
@@ -291,8 +329,9 @@ def evaluate_workdir(workdir: str, *, layer: str | None = None, grid: int | None
         init = initial_state(config, setup)
         encoders["random_init"] = encoder_of(setup, init.params, init.model_state)[1]
         num_train = sum(eval_shard_sizes(spec.name, spec.train_split, data_dir=data_dir))
-        raw_skipped = raw_pixel_skip_reason(num_train, spec.image_shape, dtype,
-                                            eval_setting(eval_cfg, "max_raw_pixel_bytes"))
+        raw_skipped = raw_pixel_skip_reason(
+            num_train, spec.image_shape, dtype, eval_setting(eval_cfg, "max_raw_pixel_bytes")
+        )
     extractors, dims = {}, {}
     for layer_name in layers:
         fn = encoder_feature_fn(encoder, layer=layer_name, grid=grid)
@@ -307,13 +346,22 @@ def evaluate_workdir(workdir: str, *, layer: str | None = None, grid: int | None
 
     def read(split):
         t = time.perf_counter()
-        out = split_features(spec.name, split, extractors, dims, batch_size=batch_size,
-                             data_dir=data_dir, dtype=dtype,
-                             log=lambda m: _log(f"{split}: {m}"))
+        out = split_features(
+            spec.name,
+            split,
+            extractors,
+            dims,
+            batch_size=batch_size,
+            data_dir=data_dir,
+            dtype=dtype,
+            log=lambda m: _log(f"{split}: {m}"),
+        )
         size = sum(v.nbytes for v in out[0].values())
-        _log(f"{split}: {len(out[1])} images -> {len(extractors)} feature sets "
-             f"({size / 2**20:.0f} MiB {dtype_name}) on {jax.process_count()} process(es) x "
-             f"{mesh.size} device(s) in {time.perf_counter() - t:.0f} s")
+        _log(
+            f"{split}: {len(out[1])} images -> {len(extractors)} feature sets "
+            f"({size / 2**20:.0f} MiB {dtype_name}) on {jax.process_count()} process(es) x "
+            f"{mesh.size} device(s) in {time.perf_counter() - t:.0f} s"
+        )
         return out
 
     train_features, train_labels = read(spec.train_split)
@@ -322,11 +370,14 @@ def evaluate_workdir(workdir: str, *, layer: str | None = None, grid: int | None
     def probe_one(key, name):
         t = time.perf_counter()
         tr, te = train_features.pop(key), test_features.pop(key)
-        res = evaluate_features(tr, train_labels, te, test_labels,
-                                num_classes=spec.num_classes, eval_cfg=eval_cfg)
-        _log(f"{name}: top1 {res['top1']:.4f} knn {res['knn']['top1']:.4f} "
-             f"val {best_validation_top1(res):.4f} (dim {tr.shape[1]}, {res['solver']}, "
-             f"{time.perf_counter() - t:.0f} s)")
+        res = evaluate_features(
+            tr, train_labels, te, test_labels, num_classes=spec.num_classes, eval_cfg=eval_cfg
+        )
+        _log(
+            f"{name}: top1 {res['top1']:.4f} knn {res['knn']['top1']:.4f} "
+            f"val {best_validation_top1(res):.4f} (dim {tr.shape[1]}, {res['solver']}, "
+            f"{time.perf_counter() - t:.0f} s)"
+        )
         return res
 
     def probe(prefix, name):
@@ -364,21 +415,40 @@ def format_report(report: dict) -> str:
     """A Markdown results table for a linear-eval report."""
     from ssljax.training.logging import format_table
 
-    rows = [dict(features=f"{report['objective']} {report['encoder']} "
-                          f"(step {report['checkpoint_step']}, {report['layer']})",
-                 top1=report["top1"], top5=report["top5"], knn_top1=report["knn"]["top1"])]
+    rows = [
+        dict(
+            features=f"{report['objective']} {report['encoder']} "
+            f"(step {report['checkpoint_step']}, {report['layer']})",
+            top1=report["top1"],
+            top5=report["top5"],
+            knn_top1=report["knn"]["top1"],
+        )
+    ]
     for name, r in report.get("layers", {}).items():
         if name != report["layer"]:
-            rows.append(dict(features=f"  {name} (val top-1 {r['val_top1']:.4f})",
-                             top1=r["top1"], top5=r["top5"], knn_top1=r["knn_top1"]))
+            rows.append(
+                dict(
+                    features=f"  {name} (val top-1 {r['val_top1']:.4f})",
+                    top1=r["top1"],
+                    top5=r["top5"],
+                    knn_top1=r["knn_top1"],
+                )
+            )
     for key, name in (("random_init", "random-init encoder"), ("raw_pixels", "raw pixels")):
         if key in report:
             r = report[key]
             label = f"{name} ({r['layer']})" if "layer" in r else name
-            rows.append(dict(features=label, top1=r["top1"], top5=r["top5"],
-                             knn_top1=r["knn"]["top1"]))
+            rows.append(
+                dict(features=label, top1=r["top1"], top5=r["top5"], knn_top1=r["knn"]["top1"])
+            )
     if "raw_pixels_skipped" in report:
-        rows.append(dict(features=f"raw pixels (skipped: {report['raw_pixels_skipped']})",
-                         top1="-", top5="-", knn_top1="-"))
+        rows.append(
+            dict(
+                features=f"raw pixels (skipped: {report['raw_pixels_skipped']})",
+                top1="-",
+                top5="-",
+                knn_top1="-",
+            )
+        )
     title = f"Linear evaluation on {report['dataset']} (test split)"
     return title + "\n" + format_table(rows, ["features", "top1", "top5", "knn_top1"])

@@ -103,8 +103,9 @@ def pixel_features(images: np.ndarray) -> np.ndarray:
     return flat.astype(np.float32) / np.float32(255.0)
 
 
-def _store_rows(features: dict, start: int, mask: np.ndarray, outputs: dict,
-                dims: Mapping[str, int]) -> None:
+def _store_rows(
+    features: dict, start: int, mask: np.ndarray, outputs: dict, dims: Mapping[str, int]
+) -> None:
     """Writes the ``mask`` rows of each extractor's output for one batch at row ``start``."""
     rows = int(mask.sum())
     for name, out in outputs.items():

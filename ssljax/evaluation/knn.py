@@ -153,8 +153,14 @@ def knn_scores(
     train_y_np = np.asarray(train_y)
     if train_chunk_rows is not None:
         return knn_scores_streamed(
-            train_x, train_y_np, test_x, num_classes=num_classes, k=k,
-            temperature=temperature, batch_size=batch_size, train_chunk_rows=train_chunk_rows,
+            train_x,
+            train_y_np,
+            test_x,
+            num_classes=num_classes,
+            k=k,
+            temperature=temperature,
+            batch_size=batch_size,
+            train_chunk_rows=train_chunk_rows,
         )
     train_x = jnp.asarray(train_x)
     test_x = jnp.asarray(test_x)
@@ -208,8 +214,7 @@ def merge_top_k(
       The updated ``(top_sims, top_labels)``. The running neighbours come first in the
       merge, so ties go to the lower train index, as in :func:`knn_scores`.
     """
-    chex.assert_rank([top_sims, top_labels, train_chunk, train_y_chunk, test_xn],
-                     [2, 2, 2, 1, 2])
+    chex.assert_rank([top_sims, top_labels, train_chunk, train_y_chunk, test_xn], [2, 2, 2, 1, 2])
     sims = jnp.dot(test_xn, _l2_normalize(train_chunk).T, precision=_HIGHEST)  # [B, R]
     if sims.shape[1] < k:  # a short last chunk: pad with never-chosen entries
         sims = jnp.pad(sims, ((0, 0), (0, k - sims.shape[1])), constant_values=-jnp.inf)
@@ -223,8 +228,9 @@ def merge_top_k(
 
 
 @functools.partial(jax.jit, static_argnames=("num_classes",))
-def neighbour_votes(top_sims: jax.Array, top_labels: jax.Array, temperature: jax.Array, *,
-                    num_classes: int) -> jax.Array:
+def neighbour_votes(
+    top_sims: jax.Array, top_labels: jax.Array, temperature: jax.Array, *, num_classes: int
+) -> jax.Array:
     """``[B, C]`` class scores: each neighbour adds ``exp(sim / temperature)`` to its label."""
     weights = jnp.exp(top_sims / temperature)
     rows = jnp.arange(top_sims.shape[0])[:, None]
@@ -261,8 +267,10 @@ def knn_scores_streamed(
         return jnp.zeros((0, num_classes), jnp.float32)
     k_eff = min(int(k), num_train)
     test_chunks = [(lo, min(lo + batch_size, num_test)) for lo in range(0, num_test, batch_size)]
-    running = [(jnp.full((hi - lo, k_eff), -jnp.inf, jnp.float32),
-                jnp.zeros((hi - lo, k_eff), jnp.int32)) for lo, hi in test_chunks]
+    running = [
+        (jnp.full((hi - lo, k_eff), -jnp.inf, jnp.float32), jnp.zeros((hi - lo, k_eff), jnp.int32))
+        for lo, hi in test_chunks
+    ]
     for t_lo in range(0, num_train, int(train_chunk_rows)):
         t_hi = min(t_lo + int(train_chunk_rows), num_train)
         chunk = jnp.asarray(train_x[t_lo:t_hi], jnp.float32)
@@ -273,10 +281,12 @@ def knn_scores_streamed(
             test_xn = _l2_normalize(jnp.asarray(test_x[lo:hi], jnp.float32))
             running[i] = merge_top_k(*running[i], chunk, chunk_y, test_xn, k=k_eff)
     temperature = jnp.asarray(temperature, jnp.float32)
-    return jnp.concatenate([
-        neighbour_votes(sims, labels, temperature, num_classes=int(num_classes))
-        for sims, labels in running
-    ])
+    return jnp.concatenate(
+        [
+            neighbour_votes(sims, labels, temperature, num_classes=int(num_classes))
+            for sims, labels in running
+        ]
+    )
 
 
 def knn_evaluate(

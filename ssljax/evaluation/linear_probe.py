@@ -215,9 +215,7 @@ def _lbfgs_solve(
     def body(carry):
         p, state, step, _, _ = carry
         value, grad = value_and_grad(p, state=state)
-        updates, state = solver.update(
-            grad, state, p, value=value, grad=grad, value_fn=objective
-        )
+        updates, state = solver.update(grad, state, p, value=value, grad=grad, value_fn=objective)
         p = optax.apply_updates(p, updates)
         new_value = optax.tree.get(state, "value")
         new_grad_norm = optax.tree.norm(optax.tree.get(state, "grad"))
@@ -558,8 +556,9 @@ def check_finite_rows(name: str, store, *, chunk_rows: int) -> None:
 MOMENT_BLOCK_BYTES = 32 * 2**20
 
 
-def streamed_moments(store, *, chunk_rows: int, name: str = "train_x"
-                     ) -> tuple[np.ndarray, np.ndarray]:
+def streamed_moments(
+    store, *, chunk_rows: int, name: str = "train_x"
+) -> tuple[np.ndarray, np.ndarray]:
     """Per-column mean and (biased) variance of ``store: [N, D]``, read chunk by chunk.
 
     Accumulated in float64, in blocks of at most ``chunk_rows`` rows and about
@@ -597,8 +596,9 @@ def cosine_factor(step, total_steps) -> jax.Array:
 
 
 @jax.jit
-def _adam_chunk(params, opt_state, step, x, y, idx, mask, mean, std, l2, learning_rate,
-                total_steps):
+def _adam_chunk(
+    params, opt_state, step, x, y, idx, mask, mean, std, l2, learning_rate, total_steps
+):
     """Minibatch Adam over one chunk of rows held on the device.
 
     ``x: [R, D]`` (any float dtype) is standardised here with ``mean, std: [D]``; step ``s``
@@ -618,8 +618,11 @@ def _adam_chunk(params, opt_state, step, x, y, idx, mask, mean, std, l2, learnin
         new_p = optax.apply_updates(p, optax.tree.scale(-rate, updates))
         live = jnp.any(m)
         keep = lambda new, old: jnp.where(live, new, old)  # noqa: E731
-        return (jax.tree.map(keep, new_p, p), jax.tree.map(keep, new_state, state),
-                t + live.astype(t.dtype)), None
+        return (
+            jax.tree.map(keep, new_p, p),
+            jax.tree.map(keep, new_state, state),
+            t + live.astype(t.dtype),
+        ), None
 
     (params, opt_state, step), _ = jax.lax.scan(body, (params, opt_state, step), (idx, mask))
     return params, opt_state, step
@@ -633,8 +636,9 @@ def _chunk_ranks(params, x, y, mean, std) -> jax.Array:
     return true_class_rank(logits, y)
 
 
-def minibatch_plan(rows: np.ndarray, batch_size: int,
-                   num_steps: int) -> tuple[np.ndarray, np.ndarray]:
+def minibatch_plan(
+    rows: np.ndarray, batch_size: int, num_steps: int
+) -> tuple[np.ndarray, np.ndarray]:
     """``rows`` (already in visiting order) cut into ``num_steps`` batches of ``batch_size``.
 
     Returns:
@@ -650,8 +654,21 @@ def minibatch_plan(rows: np.ndarray, batch_size: int,
     return idx.reshape(num_steps, batch_size), mask.reshape(num_steps, batch_size)
 
 
-def _streamed_train(params, store, labels, select, *, l2, mean, std, chunk_rows, epochs,
-                    batch_size, learning_rate, rng):
+def _streamed_train(
+    params,
+    store,
+    labels,
+    select,
+    *,
+    l2,
+    mean,
+    std,
+    chunk_rows,
+    epochs,
+    batch_size,
+    learning_rate,
+    rng,
+):
     """``epochs`` passes of minibatch Adam over the rows of ``store`` where ``select``; chunks
     are visited in a new random order each epoch, rows shuffled within each chunk."""
     chunks = row_chunks(store.shape[0], chunk_rows)
@@ -660,9 +677,13 @@ def _streamed_train(params, store, labels, select, *, l2, mean, std, chunk_rows,
     total = epochs * sum(-(-k // batch_size) for k in kept)
     opt_state = optax.scale_by_adam().init(params)
     step = jnp.asarray(0, jnp.int32)
-    consts = dict(mean=mean, std=std, l2=jnp.asarray(l2, jnp.float32),
-                  learning_rate=jnp.asarray(learning_rate, jnp.float32),
-                  total_steps=jnp.asarray(total, jnp.int32))
+    consts = dict(
+        mean=mean,
+        std=std,
+        l2=jnp.asarray(l2, jnp.float32),
+        learning_rate=jnp.asarray(learning_rate, jnp.float32),
+        total_steps=jnp.asarray(total, jnp.int32),
+    )
     for _ in range(epochs):
         for c in rng.permutation(len(chunks)):
             lo, hi = chunks[c]
@@ -675,19 +696,30 @@ def _streamed_train(params, store, labels, select, *, l2, mean, std, chunk_rows,
             # queued: at most two chunks are on the device at a time.
             step.block_until_ready()
             params, opt_state, step = _adam_chunk(
-                params, opt_state, step, x, jnp.asarray(labels[lo:hi], jnp.int32),
-                jnp.asarray(idx), jnp.asarray(mask), **consts)
+                params,
+                opt_state,
+                step,
+                x,
+                jnp.asarray(labels[lo:hi], jnp.int32),
+                jnp.asarray(idx),
+                jnp.asarray(mask),
+                **consts,
+            )
     return params
 
 
-def _streamed_accuracy(params, store, labels, select, *, mean, std, chunk_rows,
-                       ks=(1,)) -> list[float]:
+def _streamed_accuracy(
+    params, store, labels, select, *, mean, std, chunk_rows, ks=(1,)
+) -> list[float]:
     """Top-k accuracies (ties count against the true class) over the rows where ``select``."""
     correct = np.zeros(len(ks), np.int64)
     total = 0
     for lo, hi in row_chunks(store.shape[0], chunk_rows):
-        ranks = np.asarray(_chunk_ranks(params, jnp.asarray(store[lo:hi]),
-                                        jnp.asarray(labels[lo:hi], jnp.int32), mean, std))
+        ranks = np.asarray(
+            _chunk_ranks(
+                params, jnp.asarray(store[lo:hi]), jnp.asarray(labels[lo:hi], jnp.int32), mean, std
+            )
+        )
         ranks = ranks[select[lo:hi]]
         correct += [(ranks < k).sum() for k in ks]
         total += len(ranks)
@@ -734,8 +766,7 @@ def fit_linear_probe_streamed(
     test_y = np.asarray(test_y)
     l2_grid = [float(v) for v in l2_grid]
     _validate_probe_inputs(train_x, train_y, test_x, test_y, num_classes, l2_grid, val_fraction)
-    for name, value in (("chunk_rows", chunk_rows), ("epochs", epochs),
-                        ("batch_size", batch_size)):
+    for name, value in (("chunk_rows", chunk_rows), ("epochs", epochs), ("batch_size", batch_size)):
         if int(value) < 1:
             raise ValueError(f"{name} must be >= 1, got {value}")
     final_epochs = epochs if final_epochs is None else int(final_epochs)
@@ -768,17 +799,19 @@ def fit_linear_probe_streamed(
         is_val[perm[:num_val]] = True
         solutions = {}
         for l2 in grid_desc:
-            params = _streamed_train(params, train_x, train_y, ~is_val, l2=l2, epochs=epochs,
-                                     rng=rng, **fit)
+            params = _streamed_train(
+                params, train_x, train_y, ~is_val, l2=l2, epochs=epochs, rng=rng, **fit
+            )
             solutions[l2] = params
-            val_top1[str(l2)] = _streamed_accuracy(params, train_x, train_y, is_val,
-                                                   **common)[0]
+            val_top1[str(l2)] = _streamed_accuracy(params, train_x, train_y, is_val, **common)[0]
         best_l2 = max(grid_desc, key=lambda v: val_top1[str(v)])
         params = solutions[best_l2]
-    params = _streamed_train(params, train_x, train_y, everything, l2=best_l2,
-                             epochs=final_epochs, rng=rng, **fit)
-    top1, top5 = _streamed_accuracy(params, test_x, test_y, np.ones(len(test_y), bool),
-                                    ks=(1, 5), **common)
+    params = _streamed_train(
+        params, train_x, train_y, everything, l2=best_l2, epochs=final_epochs, rng=rng, **fit
+    )
+    top1, top5 = _streamed_accuracy(
+        params, test_x, test_y, np.ones(len(test_y), bool), ks=(1, 5), **common
+    )
     return {
         "top1": top1,
         "top5": top5 if num_classes >= 5 else top1,

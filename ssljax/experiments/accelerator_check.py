@@ -58,24 +58,60 @@ import time
 # The repository root: parts run there (tests/ for the multi-device part).
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PARTS = ("environment", "resnet50", "resnet18_cifar", "multi_device")
-TITLES = {"environment": "environment", "resnet50": "ResNet-50 SimCLR vs supervised",
-          "resnet18_cifar": "ResNet-18 SimCLR, synthetic CIFAR", "multi_device":
-          "multi-device equality test"}
-FULL = dict(per_device_batch=[128, 256], image_size=224, dtype="bfloat16", stage_sizes=None,
-            steps=10, warmup=2, matmul_n=8192, cifar_batch=512, cifar_image_size=32,
-            cifar_steps=200, cifar_pool=4096, cifar_warmup_steps=20, cifar_stage_sizes=None,
-            limits=dict(environment=40, resnet50=280, resnet18_cifar=90, multi_device=60),
-            budget=470, compilation_cache="/tmp/ssljax_jax_cache")
-SMOKE = dict(per_device_batch=[2], image_size=32, dtype="float32", stage_sizes=[1],
-             steps=2, warmup=1, matmul_n=256, cifar_batch=16, cifar_image_size=16,
-             cifar_steps=12, cifar_pool=64, cifar_warmup_steps=2, cifar_stage_sizes=[1],
-             limits=dict(environment=40, resnet50=120, resnet18_cifar=90, multi_device=90),
-             budget=300, compilation_cache="")
+TITLES = {
+    "environment": "environment",
+    "resnet50": "ResNet-50 SimCLR vs supervised",
+    "resnet18_cifar": "ResNet-18 SimCLR, synthetic CIFAR",
+    "multi_device": "multi-device equality test",
+}
+FULL = dict(
+    per_device_batch=[128, 256],
+    image_size=224,
+    dtype="bfloat16",
+    stage_sizes=None,
+    steps=10,
+    warmup=2,
+    matmul_n=8192,
+    cifar_batch=512,
+    cifar_image_size=32,
+    cifar_steps=200,
+    cifar_pool=4096,
+    cifar_warmup_steps=20,
+    cifar_stage_sizes=None,
+    limits=dict(environment=40, resnet50=280, resnet18_cifar=90, multi_device=60),
+    budget=470,
+    compilation_cache="/tmp/ssljax_jax_cache",
+)
+SMOKE = dict(
+    per_device_batch=[2],
+    image_size=32,
+    dtype="float32",
+    stage_sizes=[1],
+    steps=2,
+    warmup=1,
+    matmul_n=256,
+    cifar_batch=16,
+    cifar_image_size=16,
+    cifar_steps=12,
+    cifar_pool=64,
+    cifar_warmup_steps=2,
+    cifar_stage_sizes=[1],
+    limits=dict(environment=40, resnet50=120, resnet18_cifar=90, multi_device=90),
+    budget=300,
+    compilation_cache="",
+)
 PYTEST_BOOTSTRAP = "import sys, pytest; sys.exit(pytest.main(sys.argv[1:]))"
-CHILD_BOOTSTRAP = ("import sys; from ssljax.experiments.accelerator_check import main; "
-                   "sys.exit(main())")
-MULTI_DEVICE_TEST = ["tests/training/test_step.py", "-k", "eight_devices", "-q",
-                     "-p", "no:cacheprovider"]
+CHILD_BOOTSTRAP = (
+    "import sys; from ssljax.experiments.accelerator_check import main; sys.exit(main())"
+)
+MULTI_DEVICE_TEST = [
+    "tests/training/test_step.py",
+    "-k",
+    "eight_devices",
+    "-q",
+    "-p",
+    "no:cacheprovider",
+]
 
 
 # ------------------------------------------------------------------------------------------
@@ -104,8 +140,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--cifar_steps", type=int, help="ResNet-18 training steps.")
     p.add_argument("--cifar_pool", type=int, help="Synthetic images cycled through.")
     p.add_argument("--cifar_stage_sizes", help="Blocks per stage for a shorter ResNet-18.")
-    p.add_argument("--compilation_cache", help="JAX's persistent compilation cache folder, so "
-                   "a rerun on the same machine skips compiling ('' : none).")
+    p.add_argument(
+        "--compilation_cache",
+        help="JAX's persistent compilation cache folder, so "
+        "a rerun on the same machine skips compiling ('' : none).",
+    )
     p.add_argument("--part", help=argparse.SUPPRESS)  # internal: run one part in this process
     p.add_argument("--records", help=argparse.SUPPRESS)
     p.add_argument("--settings", help=argparse.SUPPRESS)
@@ -124,8 +163,19 @@ def int_list(text) -> list | None:
 def resolve_settings(args: argparse.Namespace) -> dict:
     """The settings of this run: the full or smoke defaults, overridden by given flags."""
     s = json.loads(json.dumps(SMOKE if args.smoke else FULL))
-    for key in ("image_size", "dtype", "steps", "warmup", "matmul_n", "cifar_batch",
-                "cifar_image_size", "cifar_steps", "cifar_pool", "budget", "compilation_cache"):
+    for key in (
+        "image_size",
+        "dtype",
+        "steps",
+        "warmup",
+        "matmul_n",
+        "cifar_batch",
+        "cifar_image_size",
+        "cifar_steps",
+        "cifar_pool",
+        "budget",
+        "compilation_cache",
+    ):
         if getattr(args, key) is not None:
             s[key] = getattr(args, key)
     for key in ("per_device_batch", "stage_sizes", "cifar_stage_sizes"):
@@ -164,14 +214,19 @@ def environment_part(settings: dict, emit) -> None:
 
     import jax
 
-
     without_tf = "tensorflow" not in sys.modules
     device = jax.devices()[0]
-    record = {"kind": "environment", "device_kind": device.device_kind,
-              "platform": device.platform, "device_count": jax.device_count(),
-              "process_count": jax.process_count(), "jax": jax.__version__,
-              "python": platform.python_version(), "ssljax_data_without_tensorflow": without_tf,
-              "xla_flags": os.environ.get("XLA_FLAGS", "")}
+    record = {
+        "kind": "environment",
+        "device_kind": device.device_kind,
+        "platform": device.platform,
+        "device_count": jax.device_count(),
+        "process_count": jax.process_count(),
+        "jax": jax.__version__,
+        "python": platform.python_version(),
+        "ssljax_data_without_tensorflow": without_tf,
+        "xla_flags": os.environ.get("XLA_FLAGS", ""),
+    }
     for name in ("jaxlib", "flax", "optax", "chex", "numpy", "ml-collections"):
         record[name] = package_version(name)
     stats = device.memory_stats() if hasattr(device, "memory_stats") else None
@@ -186,13 +241,23 @@ def resnet50_part(settings: dict, emit) -> None:
 
     if settings["matmul_n"]:
         n = settings["matmul_n"]
-        emit({"kind": "peak_matmul", "dtype": settings["dtype"], "n": n,
-              "tflops": round(bench.matmul_tflops(n, settings["dtype"]), 2)})
+        emit(
+            {
+                "kind": "peak_matmul",
+                "dtype": settings["dtype"],
+                "n": n,
+                "tflops": round(bench.matmul_tflops(n, settings["dtype"]), 2),
+            }
+        )
     bench.resnet50_comparison(
-        settings["per_device_batch"], steps=settings["steps"],
-        image_size=settings["image_size"], dtype=settings["dtype"],
-        warmup=settings["warmup"], stage_sizes=settings["stage_sizes"],
-        emit=lambda r: emit(dict(r, kind="resnet50")))
+        settings["per_device_batch"],
+        steps=settings["steps"],
+        image_size=settings["image_size"],
+        dtype=settings["dtype"],
+        warmup=settings["warmup"],
+        stage_sizes=settings["stage_sizes"],
+        emit=lambda r: emit(dict(r, kind="resnet50")),
+    )
 
 
 def structured_images(n: int, size: int, seed: int = 0, cells: int = 4):
@@ -231,10 +296,12 @@ def device_batches(images, per_dev: int, n_dev: int, mesh) -> list:
     size = per_dev * n_dev
     batches = []
     for start in range(0, len(images) - size + 1, size):
-        chunk = images[start:start + size]
-        host = {"image": chunk.reshape((n_dev, per_dev) + chunk.shape[1:]),
-                "label": np.zeros((n_dev, per_dev), np.int32),
-                "index": np.arange(start, start + size, dtype=np.int32).reshape(n_dev, per_dev)}
+        chunk = images[start : start + size]
+        host = {
+            "image": chunk.reshape((n_dev, per_dev) + chunk.shape[1:]),
+            "label": np.zeros((n_dev, per_dev), np.int32),
+            "index": np.arange(start, start + size, dtype=np.int32).reshape(n_dev, per_dev),
+        }
         batches.append(parallel.batch_to_global(host, mesh))
     return batches
 
@@ -263,8 +330,12 @@ def loss_summary(losses: list, window: int = 10) -> dict:
 
     w = max(1, min(window, len(losses) // 2))
     first, last = float(np.mean(losses[:w])), float(np.mean(losses[-w:]))
-    return {"loss_window": w, "loss_first": round(first, 4), "loss_last": round(last, 4),
-            "loss_decreased": last < first}
+    return {
+        "loss_window": w,
+        "loss_first": round(first, 4),
+        "loss_last": round(last, 4),
+        "loss_decreased": last < first,
+    }
 
 
 def resnet18_cifar_part(settings: dict, emit) -> None:
@@ -284,28 +355,39 @@ def resnet18_cifar_part(settings: dict, emit) -> None:
     lowered, state, _ = bench.lower_with_setup(config, setup, num_classes=10)
     compiled = lowered.compile()
     compile_seconds = time.perf_counter() - t
-    metrics, first_seconds, rest_seconds = train_on_pool(compiled, state, batches,
-                                                         config.total_steps)
+    metrics, first_seconds, rest_seconds = train_on_pool(
+        compiled, state, batches, config.total_steps
+    )
     losses = [float(m["loss"]) for m in metrics]
     steps_per_sec = (len(metrics) - 1) / rest_seconds if len(metrics) > 1 else float("nan")
-    record = {"kind": "resnet18_cifar", "encoder": config.model.encoder,
-              "stage_sizes": settings.get("cifar_stage_sizes"),
-              "dtype": config.get("dtype", "float32"), "global_batch": config.batch_size,
-              "devices": n_dev, "image_size": size, "pool_images": len(batches) * config.batch_size,
-              "steps": len(metrics), "compile_seconds": round(compile_seconds, 2),
-              "first_step_seconds": round(first_seconds, 3),
-              "steps_per_sec": round(steps_per_sec, 3),
-              "images_per_sec": round(steps_per_sec * config.batch_size, 1),
-              "finite": all(bool(m["finite"]) for m in metrics),
-              "accuracy_first": round(float(metrics[0]["contrastive_accuracy"]), 4),
-              "accuracy_last": round(float(metrics[-1]["contrastive_accuracy"]), 4),
-              "loss_curve": [round(v, 4) for v in losses[:: max(1, len(losses) // 20)]]}
+    record = {
+        "kind": "resnet18_cifar",
+        "encoder": config.model.encoder,
+        "stage_sizes": settings.get("cifar_stage_sizes"),
+        "dtype": config.get("dtype", "float32"),
+        "global_batch": config.batch_size,
+        "devices": n_dev,
+        "image_size": size,
+        "pool_images": len(batches) * config.batch_size,
+        "steps": len(metrics),
+        "compile_seconds": round(compile_seconds, 2),
+        "first_step_seconds": round(first_seconds, 3),
+        "steps_per_sec": round(steps_per_sec, 3),
+        "images_per_sec": round(steps_per_sec * config.batch_size, 1),
+        "finite": all(bool(m["finite"]) for m in metrics),
+        "accuracy_first": round(float(metrics[0]["contrastive_accuracy"]), 4),
+        "accuracy_last": round(float(metrics[-1]["contrastive_accuracy"]), 4),
+        "loss_curve": [round(v, 4) for v in losses[:: max(1, len(losses) // 20)]],
+    }
     record.update(loss_summary(losses))
     emit(record)
 
 
-CHILD_PARTS = {"environment": environment_part, "resnet50": resnet50_part,
-               "resnet18_cifar": resnet18_cifar_part}
+CHILD_PARTS = {
+    "environment": environment_part,
+    "resnet50": resnet50_part,
+    "resnet18_cifar": resnet18_cifar_part,
+}
 
 
 def run_child(args: argparse.Namespace) -> None:
@@ -333,8 +415,15 @@ def run_process(cmd: list, limit: float, env: dict | None = None, tail_lines: in
     Returns ``{'returncode', 'timed_out', 'wall_seconds', 'output_tail'}``.
     """
     t = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        cmd,
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     tail = collections.deque(maxlen=tail_lines)
 
     def pump():
@@ -353,8 +442,12 @@ def run_process(cmd: list, limit: float, env: dict | None = None, tail_lines: in
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
     reader.join(timeout=10)
-    return {"returncode": proc.returncode, "timed_out": timed_out,
-            "wall_seconds": round(time.perf_counter() - t, 1), "output_tail": list(tail)}
+    return {
+        "returncode": proc.returncode,
+        "timed_out": timed_out,
+        "wall_seconds": round(time.perf_counter() - t, 1),
+        "output_tail": list(tail),
+    }
 
 
 def read_records(path: str) -> list:
@@ -381,8 +474,17 @@ def part_status(proc: dict) -> str:
 def child_part(part: str, settings: dict, limit: float, workdir: str) -> dict:
     """Runs ``part`` in a child process; its result with the records it wrote."""
     records = os.path.join(workdir, f"{part}.jsonl")
-    cmd = [sys.executable, "-c", CHILD_BOOTSTRAP, "--part", part, "--records", records,
-           "--settings", json.dumps(settings)]
+    cmd = [
+        sys.executable,
+        "-c",
+        CHILD_BOOTSTRAP,
+        "--part",
+        part,
+        "--records",
+        records,
+        "--settings",
+        json.dumps(settings),
+    ]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3"))
     env.setdefault("XLA_PYTHON_CLIENT_MEM_FRACTION", "0.9")
     if settings.get("compilation_cache"):
@@ -399,8 +501,10 @@ def pytest_summary(lines: list) -> str:
     """pytest's closing line ('1 passed, 4 deselected in 27.5s'), or ''."""
     for line in reversed(lines):
         text = line.strip().strip("=").strip()
-        if any(word in text for word in (" passed", " failed", " error", " skipped",
-                                          " deselected", "no tests ran")):
+        if any(
+            word in text
+            for word in (" passed", " failed", " error", " skipped", " deselected", "no tests ran")
+        ):
             return text
     return ""
 
@@ -409,10 +513,14 @@ def pytest_run(label: str, env: dict, limit: float, devices: int) -> dict:
     """One run of the multi-device equality test in a fresh Python process."""
     cmd = [sys.executable, "-c", PYTEST_BOOTSTRAP] + MULTI_DEVICE_TEST
     proc = run_process(cmd, limit, env)
-    status = "timeout" if proc["timed_out"] else ("passed" if proc["returncode"] == 0
-                                                   else "failed")
-    run = {"run": label, "devices": devices, "status": status,
-           "summary": pytest_summary(proc["output_tail"]), "wall_seconds": proc["wall_seconds"]}
+    status = "timeout" if proc["timed_out"] else ("passed" if proc["returncode"] == 0 else "failed")
+    run = {
+        "run": label,
+        "devices": devices,
+        "status": status,
+        "summary": pytest_summary(proc["output_tail"]),
+        "wall_seconds": proc["wall_seconds"],
+    }
     if status != "passed":
         run["output_tail"] = proc["output_tail"]
     return run
@@ -427,22 +535,39 @@ def multi_device_part(environment: dict, limit: float) -> dict:
     base.pop("JAX_PLATFORMS", None)
     runs = []
     if n and n > 1 and platform != "cpu":
-        env = dict(base, CUDA_VISIBLE_DEVICES=os.environ.get(
-            "CUDA_VISIBLE_DEVICES", ",".join(str(i) for i in range(n))))
+        env = dict(
+            base,
+            CUDA_VISIBLE_DEVICES=os.environ.get(
+                "CUDA_VISIBLE_DEVICES", ",".join(str(i) for i in range(n))
+            ),
+        )
         runs.append(pytest_run(f"{platform} ({n} devices)", env, limit / 2, n))
     else:
-        reason = ("one device" if n == 1 else "device count unknown (environment part failed)")
-        runs.append({"run": f"{platform} ({n or '?'} device{'s' if n != 1 else ''})",
-                     "devices": n, "status": "skipped", "summary": reason})
+        reason = "one device" if n == 1 else "device count unknown (environment part failed)"
+        runs.append(
+            {
+                "run": f"{platform} ({n or '?'} device{'s' if n != 1 else ''})",
+                "devices": n,
+                "status": "skipped",
+                "summary": reason,
+            }
+        )
     left = limit - (time.perf_counter() - t)
-    cpu_env = dict(base, JAX_PLATFORMS="cpu", CUDA_VISIBLE_DEVICES="",
-                   XLA_FLAGS=(base.get("XLA_FLAGS", "")
-                              + " --xla_force_host_platform_device_count=8").strip())
+    cpu_env = dict(
+        base,
+        JAX_PLATFORMS="cpu",
+        CUDA_VISIBLE_DEVICES="",
+        XLA_FLAGS=(base.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8").strip(),
+    )
     runs.append(pytest_run("cpu (8 forced host devices)", cpu_env, left, 8))
     failed = [r for r in runs if r["status"] in ("failed", "timeout")]
     status = "ok" if not failed else ("timeout" if failed[0]["status"] == "timeout" else "failed")
-    return {"status": status, "limit_seconds": limit, "runs": runs,
-            "wall_seconds": round(time.perf_counter() - t, 1)}
+    return {
+        "status": status,
+        "limit_seconds": limit,
+        "runs": runs,
+        "wall_seconds": round(time.perf_counter() - t, 1),
+    }
 
 
 def write_outputs(result: dict, out: str) -> list:
@@ -454,8 +579,10 @@ def write_outputs(result: dict, out: str) -> list:
             paths.append(extra)
     for path in paths:
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        for target, text in ((path, json.dumps(result, indent=1)),
-                             (os.path.splitext(path)[0] + ".md", result.get("markdown", ""))):
+        for target, text in (
+            (path, json.dumps(result, indent=1)),
+            (os.path.splitext(path)[0] + ".md", result.get("markdown", "")),
+        ):
             tmp = target + ".tmp"
             with open(tmp, "w") as f:
                 f.write(text + "\n")
@@ -478,11 +605,13 @@ def header_markdown(result: dict) -> str:
     env = result.get("environment") or {}
     mem = f", {env['device_memory_gib']} GiB" if env.get("device_memory_gib") else ""
     smoke = "smoke settings; " if result["settings"]["smoke"] else ""
-    return (f"Device: **{env.get('device_kind', '?')}** ({env.get('platform', '?')}, "
-            f"{env.get('device_count', '?')} device(s){mem}); jax {env.get('jax', '?')}, "
-            f"jaxlib {env.get('jaxlib', '?')}, flax {env.get('flax', '?')}, "
-            f"optax {env.get('optax', '?')}; {smoke}"
-            f"total {result.get('total_wall_seconds', 0):.0f} s.")
+    return (
+        f"Device: **{env.get('device_kind', '?')}** ({env.get('platform', '?')}, "
+        f"{env.get('device_count', '?')} device(s){mem}); jax {env.get('jax', '?')}, "
+        f"jaxlib {env.get('jaxlib', '?')}, flax {env.get('flax', '?')}, "
+        f"optax {env.get('optax', '?')}; {smoke}"
+        f"total {result.get('total_wall_seconds', 0):.0f} s."
+    )
 
 
 def parts_markdown(result: dict) -> str:
@@ -493,8 +622,10 @@ def parts_markdown(result: dict) -> str:
         if r is None:
             lines.append(f"| {TITLES[part]} | not run | - | - |")
             continue
-        lines.append(f"| {TITLES[part]} | {r['status']} | {r.get('wall_seconds', 0):.1f} s "
-                     f"| {r['limit_seconds']:.0f} s |")
+        lines.append(
+            f"| {TITLES[part]} | {r['status']} | {r.get('wall_seconds', 0):.1f} s "
+            f"| {r['limit_seconds']:.0f} s |"
+        )
     return "\n".join(lines)
 
 
@@ -512,15 +643,24 @@ def resnet50_markdown(result: dict) -> str:
         return "ResNet-50: no measurement (see the parts table)."
     s = result["settings"]
     peak = records_of(result, "resnet50", "peak_matmul")
-    peak_text = (f"; dense {peak[0]['dtype']} matmul {peak[0]['n']}^3: "
-                 f"{peak[0]['tflops']:.1f} TFLOP/s" if peak else "")
+    peak_text = (
+        f"; dense {peak[0]['dtype']} matmul {peak[0]['n']}^3: {peak[0]['tflops']:.1f} TFLOP/s"
+        if peak
+        else ""
+    )
     convs = sorted({k for r in records for k in r.get("conv_dtypes", {})})
-    title = (f"ResNet-50{shortened(s['stage_sizes'])}, {s['dtype']} compute (lowered "
-             f"convolutions: {', '.join(convs) or '?'}), {s['image_size']}x{s['image_size']}x3 "
-             f"random uint8, median of {s['steps']} steps after {s['warmup']} warm-up"
-             f"{peak_text}:")
-    errors = [f"- {r['mode']} at per-device batch {r['per_device_batch']}: {r['status']}: "
-              f"{r.get('error', '')}" for r in records if r.get("status") not in (None, "ok")]
+    title = (
+        f"ResNet-50{shortened(s['stage_sizes'])}, {s['dtype']} compute (lowered "
+        f"convolutions: {', '.join(convs) or '?'}), {s['image_size']}x{s['image_size']}x3 "
+        f"random uint8, median of {s['steps']} steps after {s['warmup']} warm-up"
+        f"{peak_text}:"
+    )
+    errors = [
+        f"- {r['mode']} at per-device batch {r['per_device_batch']}: {r['status']}: "
+        f"{r.get('error', '')}"
+        for r in records
+        if r.get("status") not in (None, "ok")
+    ]
     return "\n".join([title, "", comparison_table(records)] + ([""] + errors if errors else []))
 
 
@@ -530,20 +670,22 @@ def cifar_markdown(result: dict) -> str:
     if not records:
         return "ResNet-18 on synthetic CIFAR: no result (see the parts table)."
     r = records[0]
-    return "\n".join([
-        f"ResNet-18{shortened(r.get('stage_sizes'))} SimCLR (configs/simclr.py:cifar10, "
-        f"{r['dtype']}) on {r['pool_images']:,} synthetic "
-        f"{r['image_size']}x{r['image_size']}x3 images:",
-        "",
-        "| global batch | steps | step/s | images/s | compile | loss, first -> last "
-        f"{r['loss_window']} steps | went down | contrastive accuracy, first -> last step |",
-        "|---|---|---|---|---|---|---|---|",
-        f"| {r['global_batch']} | {r['steps']} | {r['steps_per_sec']:.2f} "
-        f"| {r['images_per_sec']:,.0f} | {r['compile_seconds']:.1f} s "
-        f"| {r['loss_first']:.3f} -> {r['loss_last']:.3f} "
-        f"| {'yes' if r['loss_decreased'] else 'NO'} "
-        f"| {r['accuracy_first']:.3f} -> {r['accuracy_last']:.3f} |",
-    ])
+    return "\n".join(
+        [
+            f"ResNet-18{shortened(r.get('stage_sizes'))} SimCLR (configs/simclr.py:cifar10, "
+            f"{r['dtype']}) on {r['pool_images']:,} synthetic "
+            f"{r['image_size']}x{r['image_size']}x3 images:",
+            "",
+            "| global batch | steps | step/s | images/s | compile | loss, first -> last "
+            f"{r['loss_window']} steps | went down | contrastive accuracy, first -> last step |",
+            "|---|---|---|---|---|---|---|---|",
+            f"| {r['global_batch']} | {r['steps']} | {r['steps_per_sec']:.2f} "
+            f"| {r['images_per_sec']:,.0f} | {r['compile_seconds']:.1f} s "
+            f"| {r['loss_first']:.3f} -> {r['loss_last']:.3f} "
+            f"| {'yes' if r['loss_decreased'] else 'NO'} "
+            f"| {r['accuracy_first']:.3f} -> {r['accuracy_last']:.3f} |",
+        ]
+    )
 
 
 def multi_device_markdown(result: dict) -> str:
@@ -551,8 +693,12 @@ def multi_device_markdown(result: dict) -> str:
     part = result["parts"].get("multi_device")
     if not part:
         return "Multi-device equality test: not run."
-    lines = ["Multi-device equality test (tests/training/test_step.py -k eight_devices):", "",
-             "| run | result | wall time |", "|---|---|---|"]
+    lines = [
+        "Multi-device equality test (tests/training/test_step.py -k eight_devices):",
+        "",
+        "| run | result | wall time |",
+        "|---|---|---|",
+    ]
     for r in part["runs"]:
         wall = f"{r['wall_seconds']:.1f} s" if "wall_seconds" in r else "-"
         lines.append(f"| {r['run']} | {r['status']}: {r.get('summary') or '-'} | {wall} |")
@@ -587,9 +733,15 @@ def run_all(settings: dict, out: str) -> dict:
     t0 = time.perf_counter()
     import jax  # the version only: no backend is started in this process
 
-    result = {"script": "experiments/accelerator_check.py", "argv": sys.argv[1:],
-              "settings": settings, "jax_version": jax.__version__,
-              "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "environment": {}, "parts": {}}
+    result = {
+        "script": "experiments/accelerator_check.py",
+        "argv": sys.argv[1:],
+        "settings": settings,
+        "jax_version": jax.__version__,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "environment": {},
+        "parts": {},
+    }
     workdir = tempfile.mkdtemp(prefix="accelerator_check_")
     paths = write_outputs(dict(result, markdown=""), out)
     for part in settings["parts"]:

@@ -61,7 +61,6 @@ def size_run(config, budget_seconds: float, timing_steps: int) -> tuple[int, flo
 PLAN_FILE = "compare_plan.json"
 
 
-
 def check_budget(workdir: str, recorded_minutes, budget_minutes: float) -> None:
     """One-line ValueError when ``workdir`` was run for another budget (None: not recorded,
     a row from before budgets were kept)."""
@@ -93,8 +92,10 @@ def planned_steps(workdir: str, budget_seconds: float, size) -> tuple[int, float
     os.makedirs(workdir, exist_ok=True)
     from ssljax.training.logging import write_json_atomic
 
-    write_json_atomic(path, {"budget_seconds": budget_seconds, "steps": int(steps),
-                             "seconds_per_step": float(seconds)})
+    write_json_atomic(
+        path,
+        {"budget_seconds": budget_seconds, "steps": int(steps), "seconds_per_step": float(seconds)},
+    )
     return int(steps), float(seconds), False
 
 
@@ -119,14 +120,17 @@ def markdown_table(rows: list[dict], baselines: dict, *, dataset: str, budget: f
             f"| {fmt(r['effective_rank'], 1)} ({r['embedding_dim']}) |"
         )
     for name, report in baselines.items():
-        lines.append(f"| *{name}* | - | - | {report.get('layer', '-')} | {fmt(report['top1'])} "
-                     f"| {fmt(report.get('knn_top1'))} "
-                     "| - | - |")
+        lines.append(
+            f"| *{name}* | - | - | {report.get('layer', '-')} | {fmt(report['top1'])} "
+            f"| {fmt(report.get('knn_top1'))} "
+            "| - | - |"
+        )
     return "\n".join(lines) + "\n"
 
 
-def run_method(method: str, dataset: str, workdir: str, budget_seconds: float,
-               timing_steps: int, probe: dict) -> dict:
+def run_method(
+    method: str, dataset: str, workdir: str, budget_seconds: float, timing_steps: int, probe: dict
+) -> dict:
     """Sizes, pretrains and evaluates one method; returns its table row."""
     from ssljax.evaluation.checkpoint_eval import evaluate_workdir
     from ssljax.training.logging import write_json_atomic
@@ -142,9 +146,13 @@ def run_method(method: str, dataset: str, workdir: str, budget_seconds: float,
         print(f"[{method}] already done: linear top-1 {row['top1']:.4f}", flush=True)
         return row
     steps, seconds, resumed = planned_steps(
-        workdir, budget_seconds, lambda: size_run(config, budget_seconds, timing_steps))
-    print(f"[{method}] {seconds:.3f} s/step -> {steps} steps in {budget_seconds / 60:g} min"
-          + (" (resuming the sized run)" if resumed else ""), flush=True)
+        workdir, budget_seconds, lambda: size_run(config, budget_seconds, timing_steps)
+    )
+    print(
+        f"[{method}] {seconds:.3f} s/step -> {steps} steps in {budget_seconds / 60:g} min"
+        + (" (resuming the sized run)" if resumed else ""),
+        flush=True,
+    )
     with config.unlocked():
         config.total_steps = steps
         config.optimizer.warmup_steps = min(int(config.optimizer.warmup_steps), steps // 10)
@@ -155,8 +163,11 @@ def run_method(method: str, dataset: str, workdir: str, budget_seconds: float,
     result = train_and_evaluate(config, workdir, progress=False)
     train_seconds = time.perf_counter() - t
     if result["status"] != "completed":
-        print(f"[{method}] stopped at step {result['step']} of {steps}; rerun the same command "
-              "to resume it", flush=True)
+        print(
+            f"[{method}] stopped at step {result['step']} of {steps}; rerun the same command "
+            "to resume it",
+            flush=True,
+        )
         raise SystemExit(143)
     report = evaluate_workdir(workdir, baselines=False, **probe)
     last = result["last_metrics"] or last_logged_metrics(workdir)
@@ -178,8 +189,11 @@ def run_method(method: str, dataset: str, workdir: str, budget_seconds: float,
     }
     row["embedding_dim"] = _embedding_dim(row)
     write_json_atomic(row_path, row)
-    print(f"[{method}] linear top-1 {row['top1']:.4f}, kNN {fmt(row['knn_top1'])}, "
-          f"{row['steps']} steps in {train_seconds:.0f} s", flush=True)
+    print(
+        f"[{method}] linear top-1 {row['top1']:.4f}, kNN {fmt(row['knn_top1'])}, "
+        f"{row['steps']} steps in {train_seconds:.0f} s",
+        flush=True,
+    )
     return row
 
 
@@ -202,7 +216,11 @@ def _embedding_dim(row: dict) -> int:
 def probed_layer(report: dict) -> str:
     """``'block4 3x3'``: the layer a probe read (the chosen one with ``--eval_layer all``)."""
     grid = report.get("grid")
-    return f"{report['layer']} {grid}x{grid}" if grid and report["layer"] != "pooled" else report["layer"]
+    return (
+        f"{report['layer']} {grid}x{grid}"
+        if grid and report["layer"] != "pooled"
+        else report["layer"]
+    )
 
 
 def _flat(report: dict, grid=None) -> dict:
@@ -229,8 +247,10 @@ def baselines_for(dataset: str, workdir: str, probe: dict) -> dict:
         config.optimizer.warmup_steps = 0
     train_and_evaluate(config, run_dir, progress=False)
     report = evaluate_workdir(run_dir, baselines=True, **probe)
-    out = {"random encoder": _flat(report["random_init"], report["grid"]),
-           "raw pixels": dict(_flat(report["raw_pixels"]), layer="pixels")}
+    out = {
+        "random encoder": _flat(report["random_init"], report["grid"]),
+        "raw pixels": dict(_flat(report["raw_pixels"]), layer="pixels"),
+    }
     with open(path, "w") as f:
         json.dump(out, f, indent=1)
     return out

@@ -60,7 +60,9 @@ def _without_intermediates(variables: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in variables.items() if k != INTERMEDIATES}
 
 
-def _sown_outputs(module: nn.Module, variables: Mapping[str, Any], images: Array) -> dict[str, Array]:
+def _sown_outputs(
+    module: nn.Module, variables: Mapping[str, Any], images: Array
+) -> dict[str, Array]:
     """Runs ``module`` in eval mode and returns ``{name: last sown value}`` in sow order."""
     _, state = module.apply(
         _without_intermediates(variables), images, train=False, mutable=[INTERMEDIATES]
@@ -69,7 +71,9 @@ def _sown_outputs(module: nn.Module, variables: Mapping[str, Any], images: Array
     return {name: values[-1] for name, values in sown.items()}
 
 
-def encoder_layer_names(module: nn.Module, variables: Mapping[str, Any], sample_input: Array) -> list[str]:
+def encoder_layer_names(
+    module: nn.Module, variables: Mapping[str, Any], sample_input: Array
+) -> list[str]:
     """Names the encoder sows, in forward order (e.g. ``['block1', ..., 'pooled']``).
 
     Only shapes are traced (``jax.eval_shape``), nothing is computed.

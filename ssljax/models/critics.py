@@ -49,16 +49,20 @@ INIT_SCHEMES = ("lecun", "torch")
 def dense_initializers(scheme: str, fan_in: int) -> dict[str, Callable]:
     """``{'kernel_init', 'bias_init'}`` of a Dense layer with ``fan_in`` inputs under ``scheme``."""
     if scheme == "lecun":
-        return {"kernel_init": nn.initializers.lecun_normal(),
-                "bias_init": nn.initializers.zeros_init()}
+        return {
+            "kernel_init": nn.initializers.lecun_normal(),
+            "bias_init": nn.initializers.zeros_init(),
+        }
     if scheme == "torch":
         bound = 1.0 / float(fan_in) ** 0.5
 
         def bias_init(key, shape, dtype=jnp.float32):
             return jax.random.uniform(key, shape, dtype, -bound, bound)
 
-        return {"kernel_init": nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform"),
-                "bias_init": bias_init}
+        return {
+            "kernel_init": nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform"),
+            "bias_init": bias_init,
+        }
     raise ValueError(f"unknown init_scheme {scheme!r}; choose one of {list(INIT_SCHEMES)}")
 
 
@@ -105,8 +109,14 @@ class SeparableCritic(nn.Module):
     @nn.compact
     def __call__(self, x: Array, y: Array) -> Array:
         _check_pairs(x, y)
-        mlp = lambda name: MLP(self.hidden_dim, self.embed_dim, self.layers,  # noqa: E731
-                               self.activation, self.init_scheme, name=name)
+        mlp = lambda name: MLP(
+            self.hidden_dim,
+            self.embed_dim,
+            self.layers,  # noqa: E731
+            self.activation,
+            self.init_scheme,
+            name=name,
+        )
         g = mlp("g")(x)
         h = mlp("h")(y)
         return g @ h.T
@@ -221,8 +231,12 @@ class DIMNetwork(nn.Module):
     prior_hidden: Sequence[int] = (1000, 200)
 
     def setup(self):
-        mlp = lambda name: MLP(self.critic_hidden, self.critic_embed, self.critic_layers,  # noqa: E731
-                               name=name)
+        mlp = lambda name: MLP(
+            self.critic_hidden,
+            self.critic_embed,
+            self.critic_layers,  # noqa: E731
+            name=name,
+        )
         if self.use_global:
             self.global_query_net = mlp("global_query")
             self.global_key_net = mlp("global_key")
@@ -230,8 +244,9 @@ class DIMNetwork(nn.Module):
             self.local_query_net = mlp("local_query")
             self.local_key_net = mlp("local_key")
         if self.use_prior:
-            self.discriminator = [nn.Dense(w, name=f"prior_hidden{i + 1}")
-                                  for i, w in enumerate(self.prior_hidden)]
+            self.discriminator = [
+                nn.Dense(w, name=f"prior_hidden{i + 1}") for i, w in enumerate(self.prior_hidden)
+            ]
             self.discriminator_out = nn.Dense(1, name="prior_output")
 
     def local_map(self, x: Array, *, train: bool) -> Array:
@@ -240,14 +255,17 @@ class DIMNetwork(nn.Module):
         if sown is not None:
             return sown[-1]
         if train:
-            raise ValueError("DIMNetwork in training mode needs mutable=['intermediates', ...] "
-                             "so the encoder can sow its local feature map")
+            raise ValueError(
+                "DIMNetwork in training mode needs mutable=['intermediates', ...] "
+                "so the encoder can sow its local feature map"
+            )
         from ssljax.models import _sown_outputs
 
         outputs = _sown_outputs(self.encoder.clone(parent=None), self.encoder.variables, x)
         if self.local_layer not in outputs:
-            raise ValueError(f"unknown local_layer {self.local_layer!r}; the encoder sows "
-                             f"{list(outputs)}")
+            raise ValueError(
+                f"unknown local_layer {self.local_layer!r}; the encoder sows {list(outputs)}"
+            )
         return outputs[self.local_layer]
 
     def __call__(self, x: Array, *, train: bool) -> dict[str, Array]:
@@ -272,4 +290,3 @@ class DIMNetwork(nn.Module):
         for layer in self.discriminator:
             z = nn.relu(layer(z))
         return self.discriminator_out(z)[:, 0]
-

@@ -51,8 +51,9 @@ class ChannelWiseDense(nn.Module):
     def __call__(self, x: Array) -> Array:
         b, h, w, c = x.shape
         n = h * w
-        kernel = self.param("kernel", nn.initializers.lecun_normal(batch_axis=(0,)), (c, n, n),
-                            jnp.float32)
+        kernel = self.param(
+            "kernel", nn.initializers.lecun_normal(batch_axis=(0,)), (c, n, n), jnp.float32
+        )
         bias = self.param("bias", nn.initializers.zeros, (c, n), jnp.float32)
         flat = x.reshape(b, n, c).astype(self.dtype)
         out = jnp.einsum("bnc,cnm->bmc", flat, kernel.astype(self.dtype))
@@ -110,12 +111,15 @@ class ConvDecoder(nn.Module):
         if self.norm not in DECODER_NORMS:
             raise ValueError(f"unknown decoder norm {self.norm!r}; choose one of {DECODER_NORMS}")
         if self.output_activation not in OUTPUT_ACTIVATIONS:
-            raise ValueError(f"unknown output_activation {self.output_activation!r}; "
-                             f"choose one of {OUTPUT_ACTIVATIONS}")
+            raise ValueError(
+                f"unknown output_activation {self.output_activation!r}; "
+                f"choose one of {OUTPUT_ACTIVATIONS}"
+            )
         factors = tuple(self.upsample) if self.upsample is not None else (2,) * len(self.widths)
         if len(factors) != len(self.widths):
-            raise ValueError(f"upsample {factors} and widths {tuple(self.widths)} must have the "
-                             "same length")
+            raise ValueError(
+                f"upsample {factors} and widths {tuple(self.widths)} must have the same length"
+            )
         x = z.astype(self.dtype)
         if x.ndim == 2:
             if self.start_shape is None:
@@ -127,12 +131,19 @@ class ConvDecoder(nn.Module):
             raise ValueError(f"ConvDecoder expects [B, h, w, C] or [B, D] inputs, got {z.shape}")
         pad = self.kernel_size // 2
         conv = lambda width, name, bias: nn.Conv(  # noqa: E731
-            width, (self.kernel_size, self.kernel_size), padding=((pad, pad), (pad, pad)),
-            use_bias=bias, dtype=self.dtype, param_dtype=jnp.float32, name=name)
+            width,
+            (self.kernel_size, self.kernel_size),
+            padding=((pad, pad), (pad, pad)),
+            use_bias=bias,
+            dtype=self.dtype,
+            param_dtype=jnp.float32,
+            name=name,
+        )
         if self.channel_fc:
             x = ChannelWiseDense(dtype=self.dtype, name="channel_fc")(x)
-            x = nn.Conv(x.shape[-1], (1, 1), dtype=self.dtype, param_dtype=jnp.float32,
-                        name="channel_mix")(x)
+            x = nn.Conv(
+                x.shape[-1], (1, 1), dtype=self.dtype, param_dtype=jnp.float32, name="channel_mix"
+            )(x)
             x = nn.relu(x)
         for i, (width, factor) in enumerate(zip(self.widths, factors)):
             x = upsample_nearest(x, int(factor))
@@ -169,11 +180,24 @@ class PatchDiscriminator(nn.Module):
             raise ValueError(f"PatchDiscriminator expects [B, H, W, C] images, got {x.shape}")
         x = x.astype(self.dtype)
         for i, width in enumerate(self.widths):
-            x = nn.Conv(width, (4, 4), strides=(2, 2), padding=((1, 1), (1, 1)),
-                        dtype=self.dtype, param_dtype=jnp.float32, name=f"conv{i + 1}")(x)
+            x = nn.Conv(
+                width,
+                (4, 4),
+                strides=(2, 2),
+                padding=((1, 1), (1, 1)),
+                dtype=self.dtype,
+                param_dtype=jnp.float32,
+                name=f"conv{i + 1}",
+            )(x)
             x = nn.leaky_relu(x, 0.2)
-        x = nn.Conv(1, (3, 3), padding=((1, 1), (1, 1)), dtype=self.dtype,
-                    param_dtype=jnp.float32, name="logits")(x)
+        x = nn.Conv(
+            1,
+            (3, 3),
+            padding=((1, 1), (1, 1)),
+            dtype=self.dtype,
+            param_dtype=jnp.float32,
+            name="logits",
+        )(x)
         return x[..., 0].astype(jnp.float32)
 
 
@@ -224,15 +248,22 @@ class ReconstructionNetwork(nn.Module):
         variables = {"params": params}
         if stats is not None:
             variables["batch_stats"] = stats.value
-        features, sown = enc.apply(variables, x, train=train,
-                                   mutable=["batch_stats", "intermediates"])
-        if (train and stats is not None and not self.is_initializing()
-                and self.is_mutable_collection("batch_stats")):
+        features, sown = enc.apply(
+            variables, x, train=train, mutable=["batch_stats", "intermediates"]
+        )
+        if (
+            train
+            and stats is not None
+            and not self.is_initializing()
+            and self.is_mutable_collection("batch_stats")
+        ):
             stats.value = sown["batch_stats"]
         layers = {k: v[-1] for k, v in sown.get("intermediates", {}).items()}
         if self.feature_layer not in layers:
-            raise ValueError(f"unknown decoder feature_layer {self.feature_layer!r}; the "
-                             f"encoder sows {list(layers)}")
+            raise ValueError(
+                f"unknown decoder feature_layer {self.feature_layer!r}; the "
+                f"encoder sows {list(layers)}"
+            )
         size = self.output_size if self.output_size is not None else x.shape[1:3]
         reconstruction = self.decoder(layers[self.feature_layer], train=train, output_size=size)
         return {"features": features, "reconstruction": reconstruction}

@@ -94,9 +94,7 @@ def adaptive_bin_edges(size: int, grid: int) -> list[tuple[int, int]]:
     Returns:
       ``grid`` pairs of Python ints.
     """
-    return [
-        ((i * size) // grid, math.ceil((i + 1) * size / grid)) for i in range(grid)
-    ]
+    return [((i * size) // grid, math.ceil((i + 1) * size / grid)) for i in range(grid)]
 
 
 def spatial_pool(x: Array, grid: int) -> Array:
@@ -178,8 +176,12 @@ def batch_chunked_conv(lhs, rhs, window_strides, padding, *, chunk: int, **kwarg
     if chunk <= 0 or size <= chunk:
         return conv(lhs, rhs, window_strides, padding)
     outputs = [
-        conv(lax.slice_in_dim(lhs, start, min(start + chunk, size), axis=batch_axis),
-             rhs, window_strides, padding)
+        conv(
+            lax.slice_in_dim(lhs, start, min(start + chunk, size), axis=batch_axis),
+            rhs,
+            window_strides,
+            padding,
+        )
         for start in range(0, size, chunk)
     ]
     return jnp.concatenate(outputs, axis=batch_axis)

@@ -76,9 +76,7 @@ def build_encoder_from_config(config, axis_name: str | None) -> nn.Module:
     )
 
 
-def build_projector_from_config(
-    config, axis_name: str | None, key: str = "projector"
-) -> nn.Module:
+def build_projector_from_config(config, axis_name: str | None, key: str = "projector") -> nn.Module:
     """Builds the MLP described by ``config.model[key]`` (``'projector'`` or ``'predictor'``)."""
     from ssljax.models import MLPHead
 

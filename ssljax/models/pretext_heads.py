@@ -88,9 +88,12 @@ class PretextClassifier(nn.Module):
         if x.ndim != 5 or x.shape[1] != self.num_inputs or self.num_inputs == 1:
             raise ValueError(
                 f"PretextClassifier(num_inputs={self.num_inputs}) expects [B, H, W, C] images"
-                f" or [B, {self.num_inputs}, h, w, C] crops, got shape {x.shape}")
+                f" or [B, {self.num_inputs}, h, w, C] crops, got shape {x.shape}"
+            )
         b, t = x.shape[:2]
         flat = self.encoder(x.reshape((b * t,) + x.shape[2:]), train=train)
         crop_features = flat.reshape(b, t, flat.shape[-1])
-        return {"features": jnp.mean(crop_features, axis=1),
-                "logits": self.classify(crop_features, train=train)}
+        return {
+            "features": jnp.mean(crop_features, axis=1),
+            "logits": self.classify(crop_features, train=train),
+        }

@@ -92,27 +92,38 @@ class VAEEncoder(nn.Module):
         """``(mean, log_var)``, each ``[B, latent_dim]`` (float32), of ``[B, H, W, C]`` images."""
         del train  # no layer behaves differently in training
         if not len(self.widths) == len(self.kernel_sizes) == len(self.strides):
-            raise ValueError(f"widths {tuple(self.widths)}, kernel_sizes "
-                             f"{tuple(self.kernel_sizes)} and strides {tuple(self.strides)} "
-                             "must have the same length")
+            raise ValueError(
+                f"widths {tuple(self.widths)}, kernel_sizes "
+                f"{tuple(self.kernel_sizes)} and strides {tuple(self.strides)} "
+                "must have the same length"
+            )
         if x.ndim != 4:
             raise ValueError(f"VAEEncoder expects [B, H, W, C] images, got shape {x.shape}")
         x = x.astype(self.dtype)
         for i, (width, k, s) in enumerate(zip(self.widths, self.kernel_sizes, self.strides)):
-            x = nn.Conv(width, (k, k), strides=(s, s), padding="SAME", dtype=self.dtype,
-                        param_dtype=jnp.float32,
-                        conv_general_dilated=conv_fn(self.conv_batch_chunk),
-                        name=f"conv{i + 1}")(x)
+            x = nn.Conv(
+                width,
+                (k, k),
+                strides=(s, s),
+                padding="SAME",
+                dtype=self.dtype,
+                param_dtype=jnp.float32,
+                conv_general_dilated=conv_fn(self.conv_batch_chunk),
+                name=f"conv{i + 1}",
+            )(x)
             x = nn.relu(x)
             self.sow("intermediates", f"block{i + 1}", x)
         x = x.reshape(x.shape[0], -1)
-        x = nn.relu(nn.Dense(self.hidden, dtype=self.dtype, param_dtype=jnp.float32,
-                             name="dense")(x))
+        x = nn.relu(
+            nn.Dense(self.hidden, dtype=self.dtype, param_dtype=jnp.float32, name="dense")(x)
+        )
         self.sow("intermediates", "fc", x)
-        mean = nn.Dense(self.latent_dim, dtype=self.dtype, param_dtype=jnp.float32,
-                        name="mean_head")(x).astype(jnp.float32)
-        log_var = nn.Dense(self.latent_dim, dtype=self.dtype, param_dtype=jnp.float32,
-                           name="log_var_head")(x).astype(jnp.float32)
+        mean = nn.Dense(
+            self.latent_dim, dtype=self.dtype, param_dtype=jnp.float32, name="mean_head"
+        )(x).astype(jnp.float32)
+        log_var = nn.Dense(
+            self.latent_dim, dtype=self.dtype, param_dtype=jnp.float32, name="log_var_head"
+        )(x).astype(jnp.float32)
         self.sow("intermediates", "mean", mean)
         return mean, log_var
 
@@ -163,20 +174,23 @@ class SubpixelConvTranspose(nn.Module):
     def __call__(self, x: Array) -> Array:
         k, s = int(self.kernel_size), int(self.stride)
         b, h, w, c = x.shape
-        kernel = self.param("kernel", nn.initializers.lecun_normal(), (k, k, c, self.features),
-                            jnp.float32)
+        kernel = self.param(
+            "kernel", nn.initializers.lecun_normal(), (k, k, c, self.features), jnp.float32
+        )
         bias = self.param("bias", nn.initializers.zeros_init(), (self.features,), jnp.float32)
         x = x.astype(self.dtype)
         kernel = kernel.astype(self.dtype)
         if self.method not in TRANSPOSE_METHODS:
-            raise ValueError(f"method={self.method!r} is invalid; choose one of "
-                             f"{TRANSPOSE_METHODS}")
+            raise ValueError(
+                f"method={self.method!r} is invalid; choose one of {TRANSPOSE_METHODS}"
+            )
         method = self.method
         if method == "auto":
             method = "phases" if self.features >= PHASES_MIN_FEATURES else "dilated"
         if method == "dilated":
-            y = lax.conv_transpose(x, kernel, (s, s), "SAME",
-                                   dimension_numbers=("NHWC", "HWIO", "NHWC"))
+            y = lax.conv_transpose(
+                x, kernel, (s, s), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")
+            )
             return y + bias.astype(self.dtype)
         taps = phase_taps(k, s)
         pad = k + 1
@@ -188,11 +202,18 @@ class SubpixelConvTranspose(nn.Module):
                 if num_r == 0 or num_c == 0:
                     cols.append(jnp.zeros((b, h, w, self.features), self.dtype))
                     continue
-                window = xp[:, pad + off_r: pad + off_r + h + num_r - 1,
-                            pad + off_c: pad + off_c + w + num_c - 1, :]
+                window = xp[
+                    :,
+                    pad + off_r : pad + off_r + h + num_r - 1,
+                    pad + off_c : pad + off_c + w + num_c - 1,
+                    :,
+                ]
                 sub = kernel[first_r::s, first_c::s][:num_r, :num_c]
-                cols.append(lax.conv_general_dilated(
-                    window, sub, (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC")))
+                cols.append(
+                    lax.conv_general_dilated(
+                        window, sub, (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC")
+                    )
+                )
             rows.append(jnp.stack(cols, axis=3))  # [B, h, w, s_c, F]
         y = jnp.stack(rows, axis=2)  # [B, h, s_r, w, s_c, F]
         y = y.reshape(b, h * s, w * s, self.features)
@@ -234,10 +255,12 @@ class VAEDecoder(nn.Module):
         if z.ndim != 2:
             raise ValueError(f"VAEDecoder expects [B, D] latents, got shape {z.shape}")
         h, w, c = (int(s) for s in self.start_shape)
-        x = nn.relu(nn.Dense(self.hidden, dtype=self.dtype, param_dtype=jnp.float32,
-                             name="fc1")(z.astype(self.dtype)))
-        x = nn.relu(nn.Dense(h * w * c, dtype=self.dtype, param_dtype=jnp.float32,
-                             name="fc2")(x))
+        x = nn.relu(
+            nn.Dense(self.hidden, dtype=self.dtype, param_dtype=jnp.float32, name="fc1")(
+                z.astype(self.dtype)
+            )
+        )
+        x = nn.relu(nn.Dense(h * w * c, dtype=self.dtype, param_dtype=jnp.float32, name="fc2")(x))
         x = x.reshape(x.shape[0], h, w, c)
         k, s = self.kernel_size, self.stride
         for i, width in enumerate(self.widths):
@@ -272,8 +295,12 @@ class VAENetwork(nn.Module):
 
     def __call__(self, x: Array, *, train: bool) -> dict[str, Array]:
         mean, log_var = self.encode(x, train=train)
-        return {"features": mean, "mean": mean, "log_var": log_var,
-                "logits": self.decode(mean, train=train)}
+        return {
+            "features": mean,
+            "mean": mean,
+            "log_var": log_var,
+            "logits": self.decode(mean, train=train),
+        }
 
 
 class TCDiscriminator(nn.Module):

@@ -251,8 +251,9 @@ class Objective:
         del params, model_state, run
         return None
 
-    def prefill_state(self, state, params, model_state, load_images: Callable[[], Any], *,
-                      model, run: Run):
+    def prefill_state(
+        self, state, params, model_state, load_images: Callable[[], Any], *, model, run: Run
+    ):
         """Runs once before the first step of a fresh run; returns ``state`` unchanged by
         default. ``load_images()`` gives the whole pretraining split (uint8, index order)."""
         del params, model_state, load_images, model, run
@@ -261,8 +262,9 @@ class Objective:
     def make_views(self, rng: Array, images: Array, run: Run) -> tuple:
         raise NotImplementedError
 
-    def loss(self, params, model_state, views: tuple, rng: Array,
-             ctx: LossContext) -> tuple[Array, LossAux]:
+    def loss(
+        self, params, model_state, views: tuple, rng: Array, ctx: LossContext
+    ) -> tuple[Array, LossAux]:
         raise NotImplementedError
 
     def update_state(self, state, outputs: Outputs, ctx: UpdateContext):
@@ -280,8 +282,15 @@ def check_choice(key: str, value, choices) -> None:
         raise ValueError(f"unknown objective.{key} {value!r}; choose one of {list(choices)}")
 
 
-def check_range(key: str, value, *, low: float | None = None, high: float | None = None,
-                low_open: bool = False, high_open: bool = False) -> None:
+def check_range(
+    key: str,
+    value,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> None:
     """``low <= value <= high`` (``<`` where open); bounds of None are not checked."""
     value = float(value)
     ok = True

@@ -86,9 +86,7 @@ def simclr_loss(
     Returns:
       Scalar float32 loss.
     """
-    logits, labels = simclr_logits_and_labels(
-        z1, z2, temperature=temperature, axis_name=axis_name
-    )
+    logits, labels = simclr_logits_and_labels(z1, z2, temperature=temperature, axis_name=axis_name)
     return cross_entropy_at(logits, labels)
 
 
@@ -139,7 +137,9 @@ def moco_loss(
     return cross_entropy_at(logits, labels), logits
 
 
-def enqueue(queue: chex.Array, ptr: chex.Numeric, keys: chex.Array) -> tuple[chex.Array, chex.Array]:
+def enqueue(
+    queue: chex.Array, ptr: chex.Numeric, keys: chex.Array
+) -> tuple[chex.Array, chex.Array]:
     """Writes ``keys [m, d]`` over rows ``ptr .. ptr + m - 1`` of ``queue [K, d]`` (FIFO ring).
 
     As MoCo's ``_dequeue_and_enqueue``: ``K`` must be a multiple of ``m`` (checked, shapes are
@@ -226,7 +226,11 @@ def binary_contrastive_loss(
 
 
 def instance_discrimination_loss(
-    features: chex.Array, memory: chex.Array, indices: chex.Array, *, temperature: float,
+    features: chex.Array,
+    memory: chex.Array,
+    indices: chex.Array,
+    *,
+    temperature: float,
     written: chex.Array | None = None,
 ) -> tuple[chex.Array, chex.Array]:
     """Non-parametric instance classification (Wu et al. 2018, eq. 2) with the full softmax.
@@ -276,7 +280,11 @@ def first_visit_rows(
 
 
 def masked_moco_loss(
-    q: chex.Array, k: chex.Array, queue: chex.Array, queue_mask: chex.Array, *,
+    q: chex.Array,
+    k: chex.Array,
+    queue: chex.Array,
+    queue_mask: chex.Array,
+    *,
     temperature: float,
 ) -> tuple[chex.Array, chex.Array]:
     """``moco_loss`` with the queue rows where ``queue_mask [K]`` is False left out of the
@@ -309,7 +317,11 @@ def proximal_term(features: chex.Array, rows: chex.Array) -> chex.Array:
 
 
 def update_memory_bank(
-    memory: chex.Array, indices: chex.Array, features: chex.Array, *, momentum: float = 0.5,
+    memory: chex.Array,
+    indices: chex.Array,
+    features: chex.Array,
+    *,
+    momentum: float = 0.5,
     written: chex.Array | None = None,
 ) -> chex.Array:
     """Proximal memory update of Wu et al. 2018: ``v_i <- normalize(m v_i + (1 - m) f_i)``.

@@ -72,8 +72,9 @@ def cpc_logits_and_labels(
     if not 1 <= steps < rows:
         raise ValueError(f"need 1 <= prediction steps K={steps} < grid rows {rows}")
     predictions = predictions.astype(jnp.float32)
-    candidates, offset = gather_batch(targets.astype(jnp.float32).reshape(n * rows * cols, d),
-                                      axis_name)
+    candidates, offset = gather_batch(
+        targets.astype(jnp.float32).reshape(n * rows * cols, d), axis_name
+    )
     flat_index = np.arange(n * rows * cols).reshape(n, rows, cols)
     anchors, labels = [], []
     for k in range(1, steps + 1):
@@ -173,8 +174,9 @@ def cpc_views(rng, images, run: Run, *, flip_prob: float, color_drop_prob: float
     image_rng, patch_rng = jax.random.split(rng)
     (view,) = make_views(image_rng, images, run.augment, num_views=1)
     patches = extract_patches(view, int(run.model.patches.size), int(run.model.patches.stride))
-    patches = augment_patches(patch_rng, patches, flip_prob=flip_prob,
-                              color_drop_prob=color_drop_prob)
+    patches = augment_patches(
+        patch_rng, patches, flip_prob=flip_prob, color_drop_prob=color_drop_prob
+    )
     return (patches,)
 
 
@@ -243,8 +245,10 @@ class CPC(Objective):
     """
 
     name: ClassVar[str] = "cpc"
-    description: ClassVar[str] = ("Contrastive Predictive Coding v2 over patch grids, 4 "
-                                  "directions (van den Oord et al. 2018; Henaff et al. 2020)")
+    description: ClassVar[str] = (
+        "Contrastive Predictive Coding v2 over patch grids, 4 "
+        "directions (van den Oord et al. 2018; Henaff et al. 2020)"
+    )
 
     prediction_steps: int = 3
     directions: int = 4
@@ -261,12 +265,21 @@ class CPC(Objective):
         check_patch_grid(run, int(self.prediction_steps), int(self.directions))
 
     def build_model(self, run: Run, axis_name):
-        return build_cpc_model(run, axis_name, prediction_steps=int(self.prediction_steps),
-                               directions=int(self.directions))
+        return build_cpc_model(
+            run,
+            axis_name,
+            prediction_steps=int(self.prediction_steps),
+            directions=int(self.directions),
+        )
 
     def make_views(self, rng, images, run: Run):
-        return cpc_views(rng, images, run, flip_prob=float(self.patch_flip_prob),
-                         color_drop_prob=float(self.patch_color_drop_prob))
+        return cpc_views(
+            rng,
+            images,
+            run,
+            flip_prob=float(self.patch_flip_prob),
+            color_drop_prob=float(self.patch_color_drop_prob),
+        )
 
     def loss(self, params, model_state, views, rng, ctx: LossContext):
         del rng
@@ -274,6 +287,7 @@ class CPC(Objective):
         out, new_state = ctx.model.apply(
             {"params": params, **model_state}, x, train=True, mutable=list(model_state)
         )
-        loss, metrics = cpc_direction_losses(out["predictions"], out["targets"],
-                                             int(self.directions), ctx.axis_name)
+        loss, metrics = cpc_direction_losses(
+            out["predictions"], out["targets"], int(self.directions), ctx.axis_name
+        )
         return loss, LossAux(metrics, new_state, Outputs(embedding=out["features"]))

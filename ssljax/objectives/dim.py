@@ -96,8 +96,11 @@ class MineAverages:
     NAMES: ClassVar[tuple[tuple[str, str], ...]] = (("global", "global_"), ("local", "local"))
 
     def tree_flatten_with_keys(self):
-        present = [(key, getattr(self, attr)) for key, attr in self.NAMES
-                   if getattr(self, attr) is not None]
+        present = [
+            (key, getattr(self, attr))
+            for key, attr in self.NAMES
+            if getattr(self, attr) is not None
+        ]
         children = tuple((jax.tree_util.GetAttrKey(key), value) for key, value in present)
         return children, tuple(key for key, _ in present)
 
@@ -138,8 +141,7 @@ def dim_model_settings(run: Run) -> dict:
     )
 
 
-def build_dim_model(run: Run, axis_name, *, use_global: bool, use_local: bool,
-                    use_prior: bool):
+def build_dim_model(run: Run, axis_name, *, use_global: bool, use_local: bool, use_prior: bool):
     """``DIMNetwork``: the configured encoder, the ``Y`` projector, critics, discriminator."""
     from ssljax.models.critics import DIMNetwork
     from ssljax.models.network import build_encoder_from_config, build_projector_from_config
@@ -178,8 +180,7 @@ def local_map_shape(model, view_shape: tuple[int, ...]) -> tuple[int, ...]:
 # Scores and estimators.
 
 
-def estimate(estimator: str, scores, state, *, mine_momentum: float, smile_clip: float,
-             axis_name):
+def estimate(estimator: str, scores, state, *, mine_momentum: float, smile_clip: float, axis_name):
     """``(objective, MI estimate, new MINE state)`` of one score matrix.
 
     The objective is what the critic and encoder maximise; it equals the estimate except for
@@ -188,8 +189,7 @@ def estimate(estimator: str, scores, state, *, mine_momentum: float, smile_clip:
     """
     chex.assert_rank(scores, 2)
     if estimator == "mine":
-        value, state = mi.mine_bound(scores, state, momentum=mine_momentum,
-                                     axis_name=axis_name)
+        value, state = mi.mine_bound(scores, state, momentum=mine_momentum, axis_name=axis_name)
         return value, value, state
     if estimator == "jsd":
         objective = mi.js_fgan_objective(scores, axis_name=axis_name)
@@ -262,8 +262,10 @@ class DIM(Objective):
     """
 
     name: ClassVar[str] = "dim"
-    description: ClassVar[str] = ("Deep InfoMax: global/local MI with JSD, DV/MINE or InfoNCE "
-                                  "critics, optional prior matching (Hjelm et al. 2019)")
+    description: ClassVar[str] = (
+        "Deep InfoMax: global/local MI with JSD, DV/MINE or InfoNCE "
+        "critics, optional prior matching (Hjelm et al. 2019)"
+    )
 
     estimator: str = "jsd"
     global_weight: float = 0.0
@@ -278,8 +280,10 @@ class DIM(Objective):
         for key in ("global_weight", "local_weight", "prior_weight"):
             check_range(key, getattr(self, key), low=0.0)
         if float(self.global_weight) == 0.0 and float(self.local_weight) == 0.0:
-            raise ValueError("objective.global_weight=0 and objective.local_weight=0 leave DIM "
-                             "no MI term; valid: global_weight > 0 or local_weight > 0")
+            raise ValueError(
+                "objective.global_weight=0 and objective.local_weight=0 leave DIM "
+                "no MI term; valid: global_weight > 0 or local_weight > 0"
+            )
         check_range("mine_momentum", self.mine_momentum, low=0.0, high=1.0, high_open=True)
         check_range("smile_clip", self.smile_clip, low=0.0, low_open=True)
         check_choice("cross_view", self.cross_view, (False, True))
@@ -290,14 +294,18 @@ class DIM(Objective):
         return 2 if self.cross_view else 1
 
     def _estimator_kwargs(self, axis_name) -> dict:
-        return dict(mine_momentum=float(self.mine_momentum),
-                    smile_clip=float(self.smile_clip), axis_name=axis_name)
+        return dict(
+            mine_momentum=float(self.mine_momentum),
+            smile_clip=float(self.smile_clip),
+            axis_name=axis_name,
+        )
 
     def _local_map_shape(self, run: Run) -> tuple[int, ...]:
         """``[1, H, W, C]`` of the local feature map for the training views (traced only)."""
         images = jax.ShapeDtypeStruct((1,) + tuple(run.facts.image_shape), jnp.uint8)
-        view = jax.eval_shape(lambda r, im: self.make_views(r, im, run),
-                              jax.random.PRNGKey(0), images)[0]
+        view = jax.eval_shape(
+            lambda r, im: self.make_views(r, im, run), jax.random.PRNGKey(0), images
+        )[0]
         return local_map_shape(self.build_model(run, None), view.shape)
 
     def check(self, run: Run) -> None:
@@ -310,14 +318,19 @@ class DIM(Objective):
             self._local_map_shape(run)
         except ValueError as err:
             if layer in str(err):
-                raise ValueError(f"model.dim.local_layer={layer!r} is not a feature map the "
-                                 f"encoder sows: {err}") from None
+                raise ValueError(
+                    f"model.dim.local_layer={layer!r} is not a feature map the encoder sows: {err}"
+                ) from None
             raise
 
     def build_model(self, run: Run, axis_name):
-        return build_dim_model(run, axis_name, use_global=float(self.global_weight) > 0,
-                               use_local=float(self.local_weight) > 0,
-                               use_prior=float(self.prior_weight) > 0)
+        return build_dim_model(
+            run,
+            axis_name,
+            use_global=float(self.global_weight) > 0,
+            use_local=float(self.local_weight) > 0,
+            use_prior=float(self.prior_weight) > 0,
+        )
 
     def init_state(self, params, model_state, run: Run):
         """MINE's moving averages: one per score matrix of a step (per direction for the
@@ -330,8 +343,7 @@ class DIM(Objective):
             state = state.replace(global_=mi.mine_init_state((self.num_views,)))
         if float(self.local_weight) > 0:
             _, height, width, _ = self._local_map_shape(run)
-            state = state.replace(
-                local=mi.mine_init_state((self.num_views * height * width,)))
+            state = state.replace(local=mi.mine_init_state((self.num_views * height * width,)))
         return state
 
     def make_views(self, rng, images, run: Run):
@@ -347,7 +359,9 @@ class DIM(Objective):
         directions = len(views)
         model = ctx.model
         out, new_state = model.apply(
-            {"params": params, **model_state}, jnp.concatenate(views, axis=0), train=True,
+            {"params": params, **model_state},
+            jnp.concatenate(views, axis=0),
+            train=True,
             mutable=list(model_state) + ["intermediates"],
         )
         new_state = {k: v for k, v in new_state.items() if k != "intermediates"}
@@ -355,29 +369,43 @@ class DIM(Objective):
         other = [(d + 1) % directions for d in range(directions)]  # whose keys each view scores
         mine = ctx.state if self.estimator == "mine" else MineAverages()
         kwargs = self._estimator_kwargs(ctx.axis_name)
-        alpha, beta, gamma = (float(self.global_weight), float(self.local_weight),
-                              float(self.prior_weight))
+        alpha, beta, gamma = (
+            float(self.global_weight),
+            float(self.local_weight),
+            float(self.prior_weight),
+        )
         loss = jnp.zeros((), jnp.float32)
         metrics, new_mine = {}, {}
         if alpha > 0:
-            scores = jnp.stack([global_scores(split["global_query"][d],
-                                              split["global_key"][other[d]], ctx.axis_name)
-                                for d in range(directions)])  # [D, n, N]
+            scores = jnp.stack(
+                [
+                    global_scores(
+                        split["global_query"][d], split["global_key"][other[d]], ctx.axis_name
+                    )
+                    for d in range(directions)
+                ]
+            )  # [D, n, N]
             objectives, values, new_mine["global_"] = per_matrix(
-                self.estimator, scores, mine.global_, **kwargs)
+                self.estimator, scores, mine.global_, **kwargs
+            )
             loss = loss - alpha * jnp.mean(objectives)
             metrics["mi_global"] = jnp.mean(values)
         if beta > 0:
-            scores = jnp.concatenate([local_scores(split["local_query"][d],
-                                                   split["local_key"][other[d]], ctx.axis_name)
-                                      for d in range(directions)])  # [D * L, n, N]
+            scores = jnp.concatenate(
+                [
+                    local_scores(
+                        split["local_query"][d], split["local_key"][other[d]], ctx.axis_name
+                    )
+                    for d in range(directions)
+                ]
+            )  # [D * L, n, N]
             objectives, values, new_mine["local"] = per_matrix(
-                self.estimator, scores, mine.local, **kwargs)
+                self.estimator, scores, mine.local, **kwargs
+            )
             loss = loss - beta * jnp.mean(objectives)
             metrics["mi_local"] = jnp.mean(values)
         if gamma > 0:
-            prior, d_loss, g_loss = prior_matching_loss(params, out["projection"], rng,
-                                                        model=model)
+            prior, d_loss, g_loss = prior_matching_loss(params, out["projection"], rng, model=model)
             loss = loss + gamma * prior
             metrics.update(prior_discriminator_loss=d_loss, prior_encoder_loss=g_loss)
         metrics["loss"] = loss

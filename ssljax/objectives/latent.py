@@ -116,14 +116,15 @@ def gaussian_kl_standard(mean: chex.Array, log_var: chex.Array) -> chex.Array:
     return 0.5 * jnp.sum(mean**2 + jnp.exp(log_var) - log_var - 1.0, axis=-1)
 
 
-def gaussian_kl(mean_q: chex.Array, log_var_q: chex.Array, mean_p: chex.Array,
-                log_var_p: chex.Array) -> chex.Array:
+def gaussian_kl(
+    mean_q: chex.Array, log_var_q: chex.Array, mean_p: chex.Array, log_var_p: chex.Array
+) -> chex.Array:
     """``KL(N(mean_q, e^log_var_q) || N(mean_p, e^log_var_p))`` (diagonal), summed over the
     last axis; arguments broadcast against each other."""
     ratio = jnp.exp(log_var_q - log_var_p)
     return 0.5 * jnp.sum(
-        log_var_p - log_var_q + ratio + (mean_q - mean_p) ** 2 * jnp.exp(-log_var_p) - 1.0,
-        axis=-1)
+        log_var_p - log_var_q + ratio + (mean_q - mean_p) ** 2 * jnp.exp(-log_var_p) - 1.0, axis=-1
+    )
 
 
 def gaussian_log_density(x: chex.Array, mean: chex.Array, log_var: chex.Array) -> chex.Array:
@@ -178,8 +179,13 @@ def tc_discriminator_loss(real_logits: chex.Array, permuted_logits: chex.Array) 
     return -0.5 * jnp.mean(real) - 0.5 * jnp.mean(perm)
 
 
-def minibatch_log_densities(z: chex.Array, batch_mean: chex.Array, batch_log_var: chex.Array, *,
-                            dataset_size: int | None = None) -> tuple[chex.Array, chex.Array]:
+def minibatch_log_densities(
+    z: chex.Array,
+    batch_mean: chex.Array,
+    batch_log_var: chex.Array,
+    *,
+    dataset_size: int | None = None,
+) -> tuple[chex.Array, chex.Array]:
     """Minibatch-weighted estimates of ``log q(z_i)`` and ``log q(z_id)``.
 
     Args:
@@ -200,18 +206,29 @@ def minibatch_log_densities(z: chex.Array, batch_mean: chex.Array, batch_log_var
     return log_qz, log_qz_marginals
 
 
-def total_correlation(z: chex.Array, batch_mean: chex.Array, batch_log_var: chex.Array, *,
-                      dataset_size: int | None = None) -> chex.Array:
+def total_correlation(
+    z: chex.Array,
+    batch_mean: chex.Array,
+    batch_log_var: chex.Array,
+    *,
+    dataset_size: int | None = None,
+) -> chex.Array:
     """``mean_i [log q(z_i) - sum_d log q(z_id)]`` by minibatch-weighted sampling."""
-    log_qz, log_qzd = minibatch_log_densities(z, batch_mean, batch_log_var,
-                                              dataset_size=dataset_size)
+    log_qz, log_qzd = minibatch_log_densities(
+        z, batch_mean, batch_log_var, dataset_size=dataset_size
+    )
     return jnp.mean(log_qz - jnp.sum(log_qzd, axis=-1))
 
 
-def kl_decomposition(z: chex.Array, mean: chex.Array, log_var: chex.Array, *,
-                     batch_mean: chex.Array | None = None,
-                     batch_log_var: chex.Array | None = None,
-                     dataset_size: int | None = None) -> dict[str, chex.Array]:
+def kl_decomposition(
+    z: chex.Array,
+    mean: chex.Array,
+    log_var: chex.Array,
+    *,
+    batch_mean: chex.Array | None = None,
+    batch_log_var: chex.Array | None = None,
+    dataset_size: int | None = None,
+) -> dict[str, chex.Array]:
     """Chen et al.'s split of the sampled KL term, averaged over the ``n`` samples.
 
     ``log q(z|x) - log p(z) = [log q(z|x) - log q(z)] + [log q(z) - sum_d log q(z_d)]
@@ -227,8 +244,9 @@ def kl_decomposition(z: chex.Array, mean: chex.Array, log_var: chex.Array, *,
     """
     batch_mean = mean if batch_mean is None else batch_mean
     batch_log_var = log_var if batch_log_var is None else batch_log_var
-    log_qz, log_qzd = minibatch_log_densities(z, batch_mean, batch_log_var,
-                                              dataset_size=dataset_size)
+    log_qz, log_qzd = minibatch_log_densities(
+        z, batch_mean, batch_log_var, dataset_size=dataset_size
+    )
     log_qz_x = jnp.sum(gaussian_log_density(z, mean, log_var), axis=-1)
     log_pz = jnp.sum(gaussian_log_density(z, 0.0, 0.0), axis=-1)
     log_prod = jnp.sum(log_qzd, axis=-1)
@@ -240,9 +258,13 @@ def kl_decomposition(z: chex.Array, mean: chex.Array, log_var: chex.Array, *,
     }
 
 
-def reconstruction_log_likelihood(x: chex.Array, decoded: chex.Array, *,
-                                  likelihood: str = "bernoulli",
-                                  gaussian_std: float = DEFAULT_GAUSSIAN_STD) -> chex.Array:
+def reconstruction_log_likelihood(
+    x: chex.Array,
+    decoded: chex.Array,
+    *,
+    likelihood: str = "bernoulli",
+    gaussian_std: float = DEFAULT_GAUSSIAN_STD,
+) -> chex.Array:
     """``log p(x | z)`` per example ``[B]`` from the decoder output.
 
     'bernoulli': ``decoded`` are logits. 'gaussian': mean ``sigmoid(decoded)``, fixed standard
@@ -251,13 +273,19 @@ def reconstruction_log_likelihood(x: chex.Array, decoded: chex.Array, *,
     if likelihood == "bernoulli":
         return bernoulli_log_likelihood(x, decoded)
     if likelihood == "gaussian":
-        return gaussian_log_likelihood(x, jax.nn.sigmoid(decoded.astype(jnp.float32)),
-                                       2.0 * math.log(gaussian_std))
+        return gaussian_log_likelihood(
+            x, jax.nn.sigmoid(decoded.astype(jnp.float32)), 2.0 * math.log(gaussian_std)
+        )
     raise ValueError(f"likelihood={likelihood!r} is invalid; choose one of {LIKELIHOODS}")
 
 
-def log_likelihood_terms(x: chex.Array, decoded: chex.Array, *, likelihood: str = "bernoulli",
-                         gaussian_std: float = DEFAULT_GAUSSIAN_STD) -> chex.Array:
+def log_likelihood_terms(
+    x: chex.Array,
+    decoded: chex.Array,
+    *,
+    likelihood: str = "bernoulli",
+    gaussian_std: float = DEFAULT_GAUSSIAN_STD,
+) -> chex.Array:
     """The elementwise terms ``[B, ...]`` whose per-example sums are
     ``reconstruction_log_likelihood`` (for weighting some values more than others)."""
     chex.assert_equal_shape([x, decoded])
@@ -269,9 +297,14 @@ def log_likelihood_terms(x: chex.Array, decoded: chex.Array, *, likelihood: str 
     raise ValueError(f"likelihood={likelihood!r} is invalid; choose one of {LIKELIHOODS}")
 
 
-def weighted_log_likelihood(x: chex.Array, decoded: chex.Array, weights: chex.Array, *,
-                            likelihood: str = "bernoulli",
-                            gaussian_std: float = DEFAULT_GAUSSIAN_STD) -> chex.Array:
+def weighted_log_likelihood(
+    x: chex.Array,
+    decoded: chex.Array,
+    weights: chex.Array,
+    *,
+    likelihood: str = "bernoulli",
+    gaussian_std: float = DEFAULT_GAUSSIAN_STD,
+) -> chex.Array:
     """``sum w log p(x_v | z)`` over the values ``v`` of each example: ``[B]``; ``weights``
     broadcast against ``x`` (all ones: ``reconstruction_log_likelihood``)."""
     terms = log_likelihood_terms(x, decoded, likelihood=likelihood, gaussian_std=gaussian_std)
@@ -312,8 +345,7 @@ def build_latent_model(run: Run, axis_name):
     from ssljax.models.network import build_encoder_from_config
     from ssljax.models.vae import VAENetwork
 
-    return VAENetwork(encoder=build_encoder_from_config(run, axis_name),
-                      decoder=build_decoder(run))
+    return VAENetwork(encoder=build_encoder_from_config(run, axis_name), decoder=build_decoder(run))
 
 
 def gaussian_encoder_names() -> list[str]:
@@ -339,13 +371,14 @@ def check_latent_model(run: Run, objective_name: str, image_size=None) -> None:
     """One-line errors for encoders and decoders a latent model cannot use; ``image_size``
     ``(H, W)`` to decode (default: the dataset's)."""
     if not has_gaussian_encoder(run):
-        raise ValueError(f"objective {objective_name!r} needs a Gaussian encoder; "
-                         f"model.encoder={run.model.encoder!r} is invalid; choose one of "
-                         f"{gaussian_encoder_names()}")
+        raise ValueError(
+            f"objective {objective_name!r} needs a Gaussian encoder; "
+            f"model.encoder={run.model.encoder!r} is invalid; choose one of "
+            f"{gaussian_encoder_names()}"
+        )
     dim = latent_dim(run)
     if dim < 1:
-        raise ValueError(f"model.encoder_kwargs.latent_dim={dim!r} is invalid; valid: an int "
-                         ">= 1")
+        raise ValueError(f"model.encoder_kwargs.latent_dim={dim!r} is invalid; valid: an int >= 1")
     size = tuple(image_size or run.facts.image_shape[:2])
     decoder = build_decoder(run)
     if decoder.output_size() != size:
@@ -353,7 +386,8 @@ def check_latent_model(run: Run, objective_name: str, image_size=None) -> None:
             f"model.vae_decoder start_shape={tuple(decoder.start_shape)} with "
             f"{len(decoder.widths) + 1} stride-{decoder.stride} upconvolutions decodes "
             f"{decoder.output_size()} images, but the {run.facts.name!r} views are {size}; "
-            f"valid: start_shape * stride**{len(decoder.widths) + 1} equal to the image size")
+            f"valid: start_shape * stride**{len(decoder.widths) + 1} equal to the image size"
+        )
 
 
 def image_views(images: chex.Array) -> tuple[chex.Array]:
@@ -390,8 +424,10 @@ def global_batch_noise(key, local_shape, axis_name) -> chex.Array:
 def shared_keys(ctx: LossContext, objective_name: str) -> tuple[chex.Array, chex.Array]:
     """``(noise key, permutation key)``, split from the step's key shared by all devices."""
     if ctx.shared_rng is None:
-        raise ValueError(f"objective {objective_name!r} needs LossContext.shared_rng (a key "
-                         "equal on every device); the step passes shared_step_rng")
+        raise ValueError(
+            f"objective {objective_name!r} needs LossContext.shared_rng (a key "
+            "equal on every device); the step passes shared_step_rng"
+        )
     noise_key, permutation_key = jax.random.split(ctx.shared_rng)
     return noise_key, permutation_key
 
@@ -434,8 +470,9 @@ class LatentObjective(Objective):
 
     def log_likelihood(self, x: chex.Array, decoded: chex.Array) -> chex.Array:
         """``log p(x | z)`` per example ``[B]``."""
-        return reconstruction_log_likelihood(x, decoded, likelihood=self.likelihood,
-                                             gaussian_std=self.gaussian_std)
+        return reconstruction_log_likelihood(
+            x, decoded, likelihood=self.likelihood, gaussian_std=self.gaussian_std
+        )
 
     def elbo_terms(self, params, model_state, x, noise_key, ctx: LossContext):
         """Encode, sample once, decode: ``(reconstruction [B], kl [B], mean, log_var, z)``."""
@@ -453,8 +490,9 @@ class Autoencoder(LatentObjective):
     """Deterministic autoencoder: ``-log p(x | decode(mean(x)))``, no KL term."""
 
     name: ClassVar[str] = "autoencoder"
-    description: ClassVar[str] = ("Deterministic autoencoder through the latent means "
-                                  "(Bernoulli/Gaussian reconstruction)")
+    description: ClassVar[str] = (
+        "Deterministic autoencoder through the latent means (Bernoulli/Gaussian reconstruction)"
+    )
 
     def loss(self, params, model_state, views, rng, ctx: LossContext):
         del rng
@@ -476,8 +514,10 @@ class VAE(LatentObjective):
     """
 
     name: ClassVar[str] = "vae"
-    description: ClassVar[str] = ("VAE / beta-VAE: -log p(x|z) + beta KL(q(z|x) || N(0, I)) "
-                                  "(Kingma & Welling 2014; Higgins et al. 2017)")
+    description: ClassVar[str] = (
+        "VAE / beta-VAE: -log p(x|z) + beta KL(q(z|x) || N(0, I)) "
+        "(Kingma & Welling 2014; Higgins et al. 2017)"
+    )
 
     beta: float = 1.0
 
@@ -515,8 +555,9 @@ class BetaTCVAE(LatentObjective):
     """
 
     name: ClassVar[str] = "beta_tcvae"
-    description: ClassVar[str] = ("beta-TCVAE: VAE + (beta - 1) TC by minibatch-weighted "
-                                  "sampling (Chen et al. 2018)")
+    description: ClassVar[str] = (
+        "beta-TCVAE: VAE + (beta - 1) TC by minibatch-weighted sampling (Chen et al. 2018)"
+    )
 
     beta: float = 6.0
 
@@ -531,12 +572,17 @@ class BetaTCVAE(LatentObjective):
         rec, kl, mean, log_var, z = self.elbo_terms(params, model_state, x, noise_key, ctx)
         batch_mean, _ = gather_batch(mean, ctx.axis_name)
         batch_log_var, _ = gather_batch(log_var, ctx.axis_name)
-        parts = kl_decomposition(z, mean, log_var, batch_mean=batch_mean,
-                                 batch_log_var=batch_log_var)
+        parts = kl_decomposition(
+            z, mean, log_var, batch_mean=batch_mean, batch_log_var=batch_log_var
+        )
         loss = jnp.mean(rec + kl) + (self.beta - 1.0) * parts["total_correlation"]
-        metrics = dict(elbo_metrics(rec, kl), loss=loss, mutual_info=parts["mutual_info"],
-                       total_correlation=parts["total_correlation"],
-                       dimwise_kl=parts["dimwise_kl"])
+        metrics = dict(
+            elbo_metrics(rec, kl),
+            loss=loss,
+            mutual_info=parts["mutual_info"],
+            total_correlation=parts["total_correlation"],
+            dimwise_kl=parts["dimwise_kl"],
+        )
         return loss, LossAux(metrics, model_state, Outputs(embedding=mean))
 
 
@@ -557,8 +603,9 @@ class FactorVAE(LatentObjective):
     """
 
     name: ClassVar[str] = "factor_vae"
-    description: ClassVar[str] = ("FactorVAE: VAE + gamma TC from a dimension-permutation "
-                                  "discriminator (Kim & Mnih 2018)")
+    description: ClassVar[str] = (
+        "FactorVAE: VAE + gamma TC from a dimension-permutation discriminator (Kim & Mnih 2018)"
+    )
 
     gamma: float = 30.0
     disc_hidden: tuple[int, ...] = (1000,) * 6
@@ -574,16 +621,19 @@ class FactorVAE(LatentObjective):
         check_range("disc_beta1", self.disc_beta1, low=0.0, high=1.0, high_open=True)
         check_range("disc_beta2", self.disc_beta2, low=0.0, high=1.0, high_open=True)
         if not self.disc_hidden:
-            raise ValueError("objective.disc_hidden=() is invalid; valid: a non-empty tuple of "
-                             "ints >= 1")
+            raise ValueError(
+                "objective.disc_hidden=() is invalid; valid: a non-empty tuple of ints >= 1"
+            )
         for units in self.disc_hidden:
             check_int("disc_hidden", units)
 
     def check(self, run):
         super().check(run)
         if run.batch_size < 2:
-            raise ValueError(f"batch_size={run.batch_size} is invalid for factor_vae; valid: "
-                             ">= 2 (permuting latents needs several images)")
+            raise ValueError(
+                f"batch_size={run.batch_size} is invalid for factor_vae; valid: "
+                ">= 2 (permuting latents needs several images)"
+            )
 
     def discriminator(self):
         """FactorVAE's ``TCDiscriminator`` of ``disc_hidden``."""
@@ -593,12 +643,16 @@ class FactorVAE(LatentObjective):
 
     def discriminator_optimizer(self) -> optax.GradientTransformation:
         """Adam for the discriminator (Locatello et al.: lr 1e-4, beta1 0.5, beta2 0.9)."""
-        return optax.adam(float(self.disc_learning_rate), b1=float(self.disc_beta1),
-                          b2=float(self.disc_beta2))
+        return optax.adam(
+            float(self.disc_learning_rate), b1=float(self.disc_beta1), b2=float(self.disc_beta2)
+        )
 
     def param_groups(self, run):
-        return {DISCRIMINATOR: ParamGroup(self.discriminator(), (1, latent_dim(run)),
-                                          self.discriminator_optimizer())}
+        return {
+            DISCRIMINATOR: ParamGroup(
+                self.discriminator(), (1, latent_dim(run)), self.discriminator_optimizer()
+            )
+        }
 
     def loss(self, params, model_state, views, rng, ctx: LossContext):
         """``main + discriminator loss``: one gradient gives the VAE the main loss's gradient
@@ -614,13 +668,21 @@ class FactorVAE(LatentObjective):
 
         z_fixed = jax.lax.stop_gradient(z)
         z_all, offset = gather_batch(z_fixed, ctx.axis_name)
-        z_perm = jax.lax.dynamic_slice_in_dim(permute_dims(permutation_key, z_all), offset,
-                                              z.shape[0], axis=0)
+        z_perm = jax.lax.dynamic_slice_in_dim(
+            permute_dims(permutation_key, z_all), offset, z.shape[0], axis=0
+        )
         real = disc.apply({"params": disc_params}, z_fixed)
         perm = disc.apply({"params": disc_params}, z_perm)
         disc_loss = tc_discriminator_loss(real, perm)
-        accuracy = 0.5 * (jnp.mean((real[:, 0] > real[:, 1]).astype(jnp.float32))
-                          + jnp.mean((perm[:, 1] > perm[:, 0]).astype(jnp.float32)))
-        metrics = dict(elbo_metrics(rec, kl), loss=loss, total_correlation=tc,
-                       disc_loss=disc_loss, disc_accuracy=accuracy)
+        accuracy = 0.5 * (
+            jnp.mean((real[:, 0] > real[:, 1]).astype(jnp.float32))
+            + jnp.mean((perm[:, 1] > perm[:, 0]).astype(jnp.float32))
+        )
+        metrics = dict(
+            elbo_metrics(rec, kl),
+            loss=loss,
+            total_correlation=tc,
+            disc_loss=disc_loss,
+            disc_accuracy=accuracy,
+        )
         return loss + disc_loss, LossAux(metrics, model_state, Outputs(embedding=mean))

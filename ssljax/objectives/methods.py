@@ -142,7 +142,8 @@ class MoCo(Objective):
 
     name: ClassVar[str] = "moco"
     description: ClassVar[str] = (
-        "MoCo v2: momentum key encoder and a queue of negatives (He et al. 2020)")
+        "MoCo v2: momentum key encoder and a queue of negatives (He et al. 2020)"
+    )
 
     temperature: float = 0.2
     queue_size: int = 65536
@@ -175,8 +176,12 @@ class MoCo(Objective):
             jax.random.normal(run.seed_key(0x6D6F636F), (int(self.queue_size), dim), jnp.float32)
         )
         target = init_target(params, model_state)
-        return MoCoState(target_params=target.target_params, target_state=target.target_state,
-                         queue=queue, queue_ptr=jnp.zeros((), jnp.int32))
+        return MoCoState(
+            target_params=target.target_params,
+            target_state=target.target_state,
+            queue=queue,
+            queue_ptr=jnp.zeros((), jnp.int32),
+        )
 
     def loss(self, params, model_state, views, rng, ctx: LossContext):
         del rng
@@ -187,8 +192,10 @@ class MoCo(Objective):
         k = contrastive.l2_normalize(target["projection"][0])
         loss, logits = contrastive.moco_loss(q, k, ctx.state.queue, temperature=self.temperature)
         labels = jnp.zeros((q.shape[0],), jnp.int32)
-        metrics = {"loss": loss,
-                   "contrastive_accuracy": contrastive.contrastive_accuracy(logits, labels)}
+        metrics = {
+            "loss": loss,
+            "contrastive_accuracy": contrastive.contrastive_accuracy(logits, labels),
+        }
         outputs = MoCoOutputs(embedding=q, keys=k, target_state=target_state)
         return loss, LossAux(metrics, new_state, outputs)
 
@@ -196,10 +203,10 @@ class MoCo(Objective):
         """Enqueue the keys of the whole global batch, then move the key encoder."""
         keys, _ = contrastive.gather_batch(outputs.keys, ctx.axis_name)
         queue, ptr = contrastive.enqueue(state.queue, state.queue_ptr, keys)
-        momentum = ema_momentum(ctx.step, self.ema_momentum, self.ema_schedule,
-                                ctx.run.total_steps)
-        return update_target(state.replace(queue=queue, queue_ptr=ptr), outputs, ctx.params,
-                             momentum)
+        momentum = ema_momentum(ctx.step, self.ema_momentum, self.ema_schedule, ctx.run.total_steps)
+        return update_target(
+            state.replace(queue=queue, queue_ptr=ptr), outputs, ctx.params, momentum
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -223,7 +230,8 @@ class BYOL(Objective):
 
     name: ClassVar[str] = "byol"
     description: ClassVar[str] = (
-        "BYOL: predict an EMA target's projection of the other view (Grill et al. 2020)")
+        "BYOL: predict an EMA target's projection of the other view (Grill et al. 2020)"
+    )
     # Stored before the typed objectives: the shared base config's SimCLR temperature,
     # which this method never read.
     RETIRED_KEYS: ClassVar[dict] = {"temperature": "unused"}
@@ -257,8 +265,7 @@ class BYOL(Objective):
         return loss, LossAux({"loss": loss}, new_state, outputs)
 
     def update_state(self, state: TargetState, outputs: TargetOutputs, ctx: UpdateContext):
-        momentum = ema_momentum(ctx.step, self.ema_momentum, self.ema_schedule,
-                                ctx.run.total_steps)
+        momentum = ema_momentum(ctx.step, self.ema_momentum, self.ema_schedule, ctx.run.total_steps)
         return update_target(state, outputs, ctx.params, momentum)
 
 
@@ -269,7 +276,8 @@ class SimSiam(Objective):
 
     name: ClassVar[str] = "simsiam"
     description: ClassVar[str] = (
-        "SimSiam: predictor + stop-gradient, no negatives, no target (Chen & He 2021)")
+        "SimSiam: predictor + stop-gradient, no negatives, no target (Chen & He 2021)"
+    )
     # Stored before the typed objectives: the shared base config's SimCLR temperature,
     # which this method never read.
     RETIRED_KEYS: ClassVar[dict] = {"temperature": "unused"}
@@ -331,7 +339,8 @@ class InstanceDiscrimination(Objective):
 
     name: ClassVar[str] = "instance_discrimination"
     description: ClassVar[str] = (
-        "non-parametric instance classification with a memory bank (Wu et al. 2018)")
+        "non-parametric instance classification with a memory bank (Wu et al. 2018)"
+    )
     needs_index: ClassVar[bool] = True
 
     temperature: float = 0.07
@@ -390,12 +399,10 @@ class InstanceDiscrimination(Objective):
         del params, model_state
         dim = int(run.model.projector.output_dim)
         bank = jax.random.normal(run.seed_key(0x6D656D), (self.rows(run), dim), jnp.float32)
-        written = (jnp.zeros((bank.shape[0],), bool) if self.memory_init == "first_visit"
-                   else None)
+        written = jnp.zeros((bank.shape[0],), bool) if self.memory_init == "first_visit" else None
         return MemoryBank(memory=contrastive.l2_normalize(bank), written=written)
 
-    def prefill_state(self, state: MemoryBank, params, model_state, load_images, *, model,
-                      run):
+    def prefill_state(self, state: MemoryBank, params, model_state, load_images, *, model, run):
         """``memory_init='prefill'`` (ours): every row starts as the initial network's feature.
 
         Runs once before the first step over the whole pretraining split, in index order,
@@ -410,23 +417,27 @@ class InstanceDiscrimination(Objective):
         if images.shape[0] != memory.shape[0]:
             raise ValueError(
                 f"memory_init='prefill' needs one bank row per pretraining image: "
-                f"objective.memory_size={memory.shape[0]}, split has {images.shape[0]}")
+                f"objective.memory_size={memory.shape[0]}, split has {images.shape[0]}"
+            )
         bs = int(run.batch_size)
 
         @jax.jit
         def features(x):
-            out, _ = model.apply({"params": params, **model_state},
-                                 x.astype(jnp.float32) / 255.0, train=True,
-                                 mutable=list(model_state))
+            out, _ = model.apply(
+                {"params": params, **model_state},
+                x.astype(jnp.float32) / 255.0,
+                train=True,
+                mutable=list(model_state),
+            )
             return contrastive.l2_normalize(out["projection"])
 
         rows = []
         for start in range(0, images.shape[0], bs):
-            chunk = images[start:start + bs]
+            chunk = images[start : start + bs]
             pad = bs - chunk.shape[0]  # a short last batch is padded by repeating its images
             if pad:
                 chunk = np.concatenate([chunk, chunk[np.arange(pad) % chunk.shape[0]]])
-            rows.append(np.asarray(features(chunk))[:bs - pad])
+            rows.append(np.asarray(features(chunk))[: bs - pad])
         return state.replace(memory=jnp.asarray(np.concatenate(rows), memory.dtype))
 
     def loss(self, params, model_state, views, rng, ctx: LossContext):
@@ -436,8 +447,11 @@ class InstanceDiscrimination(Objective):
         memory, indices, written = bank.memory, ctx.batch["index"], bank.written
         temperature = self.temperature
         m = int(self.num_negatives)
-        own_rows = (memory[indices] if written is None
-                    else contrastive.first_visit_rows(memory, indices, f, written))
+        own_rows = (
+            memory[indices]
+            if written is None
+            else contrastive.first_visit_rows(memory, indices, f, written)
+        )
         if m == 0:
             loss, accuracy = contrastive.instance_discrimination_loss(
                 f, memory, indices, temperature=temperature, written=written
@@ -468,7 +482,10 @@ class InstanceDiscrimination(Objective):
         features, _ = contrastive.gather_batch(outputs.embedding, ctx.axis_name)
         indices, _ = contrastive.gather_batch(outputs.indices, ctx.axis_name)
         memory = contrastive.update_memory_bank(
-            state.memory, indices, features, momentum=self.memory_momentum,
+            state.memory,
+            indices,
+            features,
+            momentum=self.memory_momentum,
             written=state.written,
         )
         if state.written is None:
@@ -532,8 +549,7 @@ class AlignMaxEnt(TwoViewObjective):
     (von Kuegelgen et al. 2021)."""
 
     name: ClassVar[str] = "align_maxent"
-    description: ClassVar[str] = (
-        "alignment minus differential entropy (von Kuegelgen et al. 2021)")
+    description: ClassVar[str] = "alignment minus differential entropy (von Kuegelgen et al. 2021)"
     # Stored before the typed objectives: the shared base config's SimCLR temperature,
     # which this method never read.
     RETIRED_KEYS: ClassVar[dict] = {"temperature": "unused"}
@@ -545,7 +561,9 @@ class AlignMaxEnt(TwoViewObjective):
 
     def projection_loss(self, z1, z2, axis_name):
         return entropy.align_maxent_loss(
-            jax.nn.sigmoid(z1), jax.nn.sigmoid(z2), entropy_weight=self.entropy_weight,
+            jax.nn.sigmoid(z1),
+            jax.nn.sigmoid(z2),
+            entropy_weight=self.entropy_weight,
             axis_name=axis_name,
         )
 
@@ -591,6 +609,10 @@ class VICReg(TwoViewObjective):
 
     def projection_loss(self, z1, z2, axis_name):
         return redundancy.vicreg_loss(
-            z1, z2, sim_coeff=self.sim_coeff, std_coeff=self.std_coeff,
-            cov_coeff=self.cov_coeff, axis_name=axis_name,
+            z1,
+            z2,
+            sim_coeff=self.sim_coeff,
+            std_coeff=self.std_coeff,
+            cov_coeff=self.cov_coeff,
+            axis_name=axis_name,
         )

@@ -230,11 +230,15 @@ def mine_bound(
     weight = momentum * state.weight + (1.0 - momentum)
     # log((m * w_prev * mean_prev + (1 - m) * x) / w); w_prev = 0 drops the first term.
     previous = jnp.where(
-        state.weight > 0, jnp.log(jnp.maximum(momentum * state.weight, 1e-30)) + state.log_mean,
-        -jnp.inf)
+        state.weight > 0,
+        jnp.log(jnp.maximum(momentum * state.weight, 1e-30)) + state.log_mean,
+        -jnp.inf,
+    )
     log_mean = jnp.logaddexp(previous, math.log(1.0 - momentum) + lme_const) - jnp.log(weight)
     # d/ds of exp(lme - sg(lme)) * sg(mean / m) is grad(mean e^f) / m; its value is mean / m.
-    partition_surrogate = jnp.exp(lme - lme_const) * jax.lax.stop_gradient(jnp.exp(lme_const - log_mean))
+    partition_surrogate = jnp.exp(lme - lme_const) * jax.lax.stop_gradient(
+        jnp.exp(lme_const - log_mean)
+    )
     value = joint - lme
     surrogate = joint - partition_surrogate
     return _value_with_gradient_of(value, surrogate), MineState(log_mean, weight)
@@ -324,8 +328,9 @@ def interpolated_bound(
     return 1.0 + joint - marginal
 
 
-def smile_bound(scores: chex.Array, clip: float | None = 5.0, *,
-                axis_name: str | None = None) -> chex.Array:
+def smile_bound(
+    scores: chex.Array, clip: float | None = 5.0, *, axis_name: str | None = None
+) -> chex.Array:
     """SMILE (Song & Ermon 2020): DV with clipped scores in the partition term, JS gradient.
 
     Value: ``E_p[f] - log E_{p(x)p(y)}[e^{clip(f, -tau, tau)}]``; gradient: that of

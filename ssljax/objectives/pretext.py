@@ -69,8 +69,9 @@ from ssljax.views import pretext as pretext_data
 # Pure losses.
 
 
-def pretext_classification_loss(logits: chex.Array, labels: chex.Array
-                                ) -> tuple[chex.Array, chex.Array]:
+def pretext_classification_loss(
+    logits: chex.Array, labels: chex.Array
+) -> tuple[chex.Array, chex.Array]:
     """Mean softmax cross entropy of ``logits [n, K]`` at integer ``labels [n]``, and accuracy.
 
     Computed in float32 with ``log_softmax`` (stable for large logits).
@@ -109,15 +110,17 @@ class PretextOutputs(Outputs):
 def classifier_settings(run: Run) -> dict:
     """``run.model.classifier`` (``hidden_dims``, ``use_bn``, ``crop_dim``) with defaults."""
     head = run.model.get("classifier", {})
-    return dict(hidden_dims=tuple(int(h) for h in head.get("hidden_dims", ())),
-                use_bn=bool(head.get("use_bn", True)), crop_dim=int(head.get("crop_dim", 0)))
+    return dict(
+        hidden_dims=tuple(int(h) for h in head.get("hidden_dims", ())),
+        use_bn=bool(head.get("use_bn", True)),
+        crop_dim=int(head.get("crop_dim", 0)),
+    )
 
 
 def check_whole_image_encoder(name: str, run: Run) -> None:
     """The tasks crop their own inputs: a patch-grid encoder (``model.patches``) is refused."""
     if run.model.get("patches") is not None:
-        raise ValueError(f"objective {name!r} crops its own inputs; remove "
-                         "config.model.patches")
+        raise ValueError(f"objective {name!r} crops its own inputs; remove config.model.patches")
 
 
 def build_classifier(name: str, run: Run, axis_name, *, num_classes: int, num_inputs: int):
@@ -142,7 +145,8 @@ def classification_loss(params, model_state, inputs, labels, *, model):
     Returns ``(loss, metrics, new_model_state, PretextOutputs)``.
     """
     out, new_state = model.apply(
-        {"params": params, **model_state}, inputs, train=True, mutable=list(model_state))
+        {"params": params, **model_state}, inputs, train=True, mutable=list(model_state)
+    )
     loss, accuracy = pretext_classification_loss(out["logits"], labels)
     metrics = {"loss": loss, "pretext_accuracy": accuracy}
     outputs = PretextOutputs(embedding=out["features"], logits=out["logits"], labels=labels)
@@ -170,8 +174,11 @@ def with_image_statistics(params, model_state, new_state, images, *, model):
     if "encoder" not in new_state.get("batch_stats", {}):
         return new_state
     _, image_state = model.apply(
-        {"params": jax.lax.stop_gradient(params), **model_state}, images, train=True,
-        mutable=["batch_stats"])
+        {"params": jax.lax.stop_gradient(params), **model_state},
+        images,
+        train=True,
+        mutable=["batch_stats"],
+    )
     batch_stats = dict(new_state["batch_stats"], encoder=image_state["batch_stats"]["encoder"])
     return dict(new_state, batch_stats=batch_stats)
 
@@ -181,10 +188,10 @@ def crop_classification_loss(params, model_state, views, *, model):
     images the encoder's BatchNorm statistics come from them (``with_image_statistics``)."""
     crops, labels, *images = views
     loss, metrics, new_state, outputs = classification_loss(
-        params, model_state, crops, labels, model=model)
+        params, model_state, crops, labels, model=model
+    )
     if images:
-        new_state = with_image_statistics(params, model_state, new_state, images[0],
-                                          model=model)
+        new_state = with_image_statistics(params, model_state, new_state, images[0], model=model)
     return loss, LossAux(metrics, new_state, outputs)
 
 
@@ -208,14 +215,20 @@ def check_color_channels(obj, run: Run) -> None:
     """The colour countermeasures act on 3-channel crops and leave 1-channel ones alone."""
     channels = run.facts.channels
     if obj.color_mode != "none" and obj.color_prob > 0 and channels not in (1, 3):
-        raise ValueError(f"objective.color_mode={obj.color_mode!r} needs 1- or 3-channel "
-                         f"images, {run.facts.name} has {channels}; valid: color_mode='none'")
+        raise ValueError(
+            f"objective.color_mode={obj.color_mode!r} needs 1- or 3-channel "
+            f"images, {run.facts.name} has {channels}; valid: color_mode='none'"
+        )
 
 
 def color_kwargs(obj) -> dict:
     """The colour and normalisation arguments of the crop makers."""
-    return dict(color_mode=obj.color_mode, color_prob=float(obj.color_prob),
-                noise_fraction=float(obj.noise_fraction), normalize=bool(obj.normalize))
+    return dict(
+        color_mode=obj.color_mode,
+        color_prob=float(obj.color_prob),
+        noise_fraction=float(obj.noise_fraction),
+        normalize=bool(obj.normalize),
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -246,16 +259,16 @@ class Rotation(Objective):
     """
 
     name: ClassVar[str] = "rotation"
-    description: ClassVar[str] = ("RotNet: classify 0/90/180/270-degree rotations (Gidaris "
-                                  "et al. 2018)")
+    description: ClassVar[str] = (
+        "RotNet: classify 0/90/180/270-degree rotations (Gidaris et al. 2018)"
+    )
 
     rotations: tuple[int, ...] = pretext_data.ROTATION_DEGREES
     pad_crop: int = 0
     flip: bool = False
 
     def __post_init__(self):
-        object.__setattr__(self, "rotations",
-                           pretext_data.check_rotation_degrees(self.rotations))
+        object.__setattr__(self, "rotations", pretext_data.check_rotation_degrees(self.rotations))
         check_int("pad_crop", self.pad_crop, low=0)
         check_choice("flip", self.flip, (False, True))
 
@@ -263,28 +276,34 @@ class Rotation(Objective):
         check_whole_image_encoder(self.name, run)
         h, w = training_hw(run)
         if h != w and any(d % 180 for d in self.rotations):
-            raise ValueError(f"objective.rotations={self.rotations} include 90/270 degrees, "
-                             f"which need square images; {run.facts.name} trains on {h}x{w}; "
-                             "valid: a subset of (0, 180)")
+            raise ValueError(
+                f"objective.rotations={self.rotations} include 90/270 degrees, "
+                f"which need square images; {run.facts.name} trains on {h}x{w}; "
+                "valid: a subset of (0, 180)"
+            )
 
     def build_model(self, run: Run, axis_name):
-        return build_classifier(self.name, run, axis_name, num_classes=len(self.rotations),
-                                num_inputs=1)
+        return build_classifier(
+            self.name, run, axis_name, num_classes=len(self.rotations), num_inputs=1
+        )
 
     def make_views(self, rng, images, run: Run):
         del run
-        return rotation_views(rng, images, rotations=self.rotations,
-                              pad_crop=int(self.pad_crop), flip=bool(self.flip))
+        return rotation_views(
+            rng, images, rotations=self.rotations, pad_crop=int(self.pad_crop), flip=bool(self.flip)
+        )
 
     def loss(self, params, model_state, views, rng, ctx: LossContext):
         """Cross entropy of the rotation labels, plus the accuracy of each rotation."""
         del rng
         inputs, labels = views
         loss, metrics, new_state, outputs = classification_loss(
-            params, model_state, inputs, labels, model=ctx.model)
+            params, model_state, inputs, labels, model=ctx.model
+        )
         accuracy = per_class_accuracy(outputs.logits, outputs.labels, len(self.rotations))
-        metrics = dict(metrics, **{f"accuracy_{d}": accuracy[i]
-                                   for i, d in enumerate(self.rotations)})
+        metrics = dict(
+            metrics, **{f"accuracy_{d}": accuracy[i] for i, d in enumerate(self.rotations)}
+        )
         return loss, LossAux(metrics, new_state, outputs)
 
 
@@ -313,8 +332,10 @@ class Jigsaw(Objective):
     """
 
     name: ClassVar[str] = "jigsaw"
-    description: ClassVar[str] = ("Jigsaw puzzles: classify the tile permutation among a "
-                                  "max-Hamming set (Noroozi & Favaro 2016)")
+    description: ClassVar[str] = (
+        "Jigsaw puzzles: classify the tile permutation among a "
+        "max-Hamming set (Noroozi & Favaro 2016)"
+    )
 
     grid: int = 3
     tile_size: int = 7
@@ -335,13 +356,17 @@ class Jigsaw(Objective):
         tiles = int(self.grid) ** 2
         check_int("num_permutations", self.num_permutations, low=2)
         if self.num_permutations > math.factorial(tiles):
-            raise ValueError(f"objective.num_permutations={self.num_permutations} is invalid; "
-                             f"{tiles} tiles have {math.factorial(tiles)} permutations, "
-                             f"choose 2..{math.factorial(tiles)}")
+            raise ValueError(
+                f"objective.num_permutations={self.num_permutations} is invalid; "
+                f"{tiles} tiles have {math.factorial(tiles)} permutations, "
+                f"choose 2..{math.factorial(tiles)}"
+            )
         check_int("min_hamming_distance", self.min_hamming_distance)
         if self.min_hamming_distance > tiles:
-            raise ValueError(f"objective.min_hamming_distance={self.min_hamming_distance} is "
-                             f"invalid; choose 1..{tiles} for {tiles} tiles")
+            raise ValueError(
+                f"objective.min_hamming_distance={self.min_hamming_distance} is "
+                f"invalid; choose 1..{tiles} for {tiles} tiles"
+            )
         check_int("permutation_seed", self.permutation_seed, low=0)
         check_crop_settings(self)
 
@@ -349,12 +374,19 @@ class Jigsaw(Objective):
         """The greedy max-Hamming permutation set (host numpy, cached; a few seconds for a
         3x3 grid the first time). Raises if ``min_hamming_distance`` is not attainable."""
         return pretext_data.hamming_permutation_set(
-            int(self.num_permutations), int(self.grid) ** 2, seed=int(self.permutation_seed),
-            min_distance=int(self.min_hamming_distance))
+            int(self.num_permutations),
+            int(self.grid) ** 2,
+            seed=int(self.permutation_seed),
+            min_distance=int(self.min_hamming_distance),
+        )
 
     def _grid_kwargs(self) -> dict:
-        return dict(grid=int(self.grid), tile=int(self.tile_size), gap=int(self.gap),
-                    jitter=int(self.jitter))
+        return dict(
+            grid=int(self.grid),
+            tile=int(self.tile_size),
+            gap=int(self.gap),
+            jitter=int(self.jitter),
+        )
 
     def check(self, run: Run) -> None:
         check_whole_image_encoder(self.name, run)
@@ -367,16 +399,21 @@ class Jigsaw(Objective):
         self.permutation_set()
 
     def build_model(self, run: Run, axis_name):
-        return build_classifier(self.name, run, axis_name,
-                                num_classes=int(self.num_permutations),
-                                num_inputs=int(self.grid) ** 2)
+        return build_classifier(
+            self.name,
+            run,
+            axis_name,
+            num_classes=int(self.num_permutations),
+            num_inputs=int(self.grid) ** 2,
+        )
 
     def make_views(self, rng, images, run: Run):
         """``(shuffled tiles [B, grid**2, t, t, C], permutation labels [B])`` (+ whole images
         for the encoder's BatchNorm statistics, see ``stats_images``)."""
         del run
-        tiles, labels = pretext_data.jigsaw_puzzles(rng, images, self.permutation_set(),
-                                                    **self._grid_kwargs(), **color_kwargs(self))
+        tiles, labels = pretext_data.jigsaw_puzzles(
+            rng, images, self.permutation_set(), **self._grid_kwargs(), **color_kwargs(self)
+        )
         return (tiles, labels) + stats_images(images, float(self.image_stats_fraction))
 
     def loss(self, params, model_state, views, rng, ctx: LossContext):
@@ -405,8 +442,9 @@ class RelativePatchLocation(Objective):
     """
 
     name: ClassVar[str] = "relative_patch_location"
-    description: ClassVar[str] = ("Context prediction: classify which of the 8 neighbours a "
-                                  "patch is (Doersch et al. 2015)")
+    description: ClassVar[str] = (
+        "Context prediction: classify which of the 8 neighbours a patch is (Doersch et al. 2015)"
+    )
 
     patch_size: int = 10
     gap: int = 4
@@ -430,20 +468,23 @@ class RelativePatchLocation(Objective):
         try:
             pretext_data.check_pair_fits(h, w, **self._pair_kwargs())
         except ValueError as err:
-            raise ValueError(f"objective (relative_patch_location) on {run.facts.name}: "
-                             f"{err}") from None
+            raise ValueError(
+                f"objective (relative_patch_location) on {run.facts.name}: {err}"
+            ) from None
         check_color_channels(self, run)
 
     def build_model(self, run: Run, axis_name):
-        return build_classifier(self.name, run, axis_name,
-                                num_classes=len(pretext_data.NEIGHBOURS), num_inputs=2)
+        return build_classifier(
+            self.name, run, axis_name, num_classes=len(pretext_data.NEIGHBOURS), num_inputs=2
+        )
 
     def make_views(self, rng, images, run: Run):
         """``(centre/neighbour patches [B, 2, p, p, C], neighbour labels [B])`` (+ whole
         images for the encoder's BatchNorm statistics, see ``stats_images``)."""
         del run
-        patches, labels = pretext_data.patch_pairs(rng, images, **self._pair_kwargs(),
-                                                   **color_kwargs(self))
+        patches, labels = pretext_data.patch_pairs(
+            rng, images, **self._pair_kwargs(), **color_kwargs(self)
+        )
         return (patches, labels) + stats_images(images, float(self.image_stats_fraction))
 
     def loss(self, params, model_state, views, rng, ctx: LossContext):

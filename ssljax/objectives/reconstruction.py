@@ -152,8 +152,9 @@ def colorization_classification_loss(
     return jnp.mean(ce)
 
 
-def colorization_regression_loss(prediction: chex.Array, ab: chex.Array, *,
-                                 scale: float = AB_SCALE) -> chex.Array:
+def colorization_regression_loss(
+    prediction: chex.Array, ab: chex.Array, *, scale: float = AB_SCALE
+) -> chex.Array:
     """Mean squared error between ``prediction [..., 2]`` and ``ab / scale``."""
     chex.assert_equal_shape([prediction, ab])
     return jnp.mean((prediction.astype(jnp.float32) - ab / scale) ** 2)
@@ -175,8 +176,9 @@ def smooth_distribution(p: chex.Array, centers, sigma: float) -> chex.Array:
     return p @ jnp.asarray(k)
 
 
-def rebalance_weights(prior: chex.Array, centers, *, lam: float = 0.5,
-                      sigma: float = 5.0) -> chex.Array:
+def rebalance_weights(
+    prior: chex.Array, centers, *, lam: float = 0.5, sigma: float = 5.0
+) -> chex.Array:
     """Zhang et al.'s class-rebalancing weights ``[Q]``.
 
     ``w_q ~ 1 / ((1 - lam) p~_q + lam / Q)`` with ``p~`` the ``sigma``-smoothed ``prior``,
@@ -188,15 +190,15 @@ def rebalance_weights(prior: chex.Array, centers, *, lam: float = 0.5,
     return w / jnp.sum(p * w)
 
 
-
 def ab_histogram(bins: chex.Array, num_bins: int) -> chex.Array:
     """Fraction of pixels in each bin: ``[num_bins]`` from integer ``bins [...]``."""
     counts = jnp.zeros((num_bins,), jnp.float32).at[bins.reshape(-1)].add(1.0)
     return counts / bins.size
 
 
-def corruption_weights(corrupted: chex.Array, *, corrupted_weight: float = 1.0,
-                       clean_weight: float = 1.0) -> chex.Array:
+def corruption_weights(
+    corrupted: chex.Array, *, corrupted_weight: float = 1.0, clean_weight: float = 1.0
+) -> chex.Array:
     """Per-value weights ``corrupted_weight`` where ``corrupted`` is 1, else ``clean_weight``
     (the weighting ``denoising_loss`` applies)."""
     c = corrupted.astype(jnp.float32)
@@ -223,8 +225,9 @@ def decoder_settings(run: Run):
     return run.model.get("decoder") or {}
 
 
-def build_reconstruction_model(run: Run, axis_name, *, out_channels: int,
-                               output_activation: str, output_size=None):
+def build_reconstruction_model(
+    run: Run, axis_name, *, out_channels: int, output_activation: str, output_size=None
+):
     """``ReconstructionNetwork``: ``run.model``'s encoder + a ``ConvDecoder``."""
     from ssljax.models.decoders import ConvDecoder, ReconstructionNetwork
     from ssljax.models.network import build_encoder_from_config, dtype_from_name
@@ -262,8 +265,7 @@ def clean_images(rng, images, run: Run, augment: bool) -> jax.Array:
 
 def apply_network(params, model_state, x, *, model):
     """The network in train mode on ``x``: ``(outputs, new_model_state)``."""
-    return model.apply({"params": params, **model_state}, x, train=True,
-                       mutable=list(model_state))
+    return model.apply({"params": params, **model_state}, x, train=True, mutable=list(model_state))
 
 
 def check_decoder(run: Run, objective_name: str, image_shape) -> None:
@@ -273,8 +275,10 @@ def check_decoder(run: Run, objective_name: str, image_shape) -> None:
     from ssljax.models.network import build_encoder_from_config
 
     if run.model.get("patches") is not None:
-        raise ValueError(f"objective {objective_name!r} decodes an encoder feature map; remove "
-                         "config.model.patches")
+        raise ValueError(
+            f"objective {objective_name!r} decodes an encoder feature map; remove "
+            "config.model.patches"
+        )
     dec = decoder_settings(run)
     norm = dec.get("norm", "batch")
     if norm not in DECODER_NORMS:
@@ -282,17 +286,22 @@ def check_decoder(run: Run, objective_name: str, image_shape) -> None:
     widths = tuple(dec.get("widths", (64, 32)))
     upsample = dec.get("upsample")
     if upsample is not None and len(tuple(upsample)) != len(widths):
-        raise ValueError(f"model.decoder.upsample={tuple(upsample)} needs one factor per width "
-                         f"of model.decoder.widths={widths}")
+        raise ValueError(
+            f"model.decoder.upsample={tuple(upsample)} needs one factor per width "
+            f"of model.decoder.widths={widths}"
+        )
     encoder = build_encoder_from_config(run, None)
     sample = jax.ShapeDtypeStruct((1,) + tuple(image_shape), jnp.float32)
-    variables = jax.eval_shape(lambda x: encoder.init(jax.random.PRNGKey(0), x, train=False),
-                               sample)
+    variables = jax.eval_shape(
+        lambda x: encoder.init(jax.random.PRNGKey(0), x, train=False), sample
+    )
     maps = [n for n in encoder_layer_names(encoder, variables, sample) if n != "pooled"]
     layer = dec.get("feature_layer", "block4")
     if layer not in maps:
-        raise ValueError(f"model.decoder.feature_layer={layer!r} is invalid; choose one of the "
-                         f"encoder's feature maps {maps}")
+        raise ValueError(
+            f"model.decoder.feature_layer={layer!r} is invalid; choose one of the "
+            f"encoder's feature maps {maps}"
+        )
 
 
 def as_tuple(value):
@@ -304,13 +313,16 @@ def renamed_keys(objective_config, renames: Mapping[str, str]) -> dict:
     """The items of ``objective_config`` with the stored names in ``renames`` replaced."""
     if objective_config is None:
         return {}
-    items = dict(objective_config.to_dict() if hasattr(objective_config, "to_dict")
-                 else objective_config)
+    items = dict(
+        objective_config.to_dict() if hasattr(objective_config, "to_dict") else objective_config
+    )
     for old, new in renames.items():
         if old in items:
             if new in items:
-                raise ValueError(f"objective.{old} is the stored name of objective.{new}; give "
-                                 f"only objective.{new}")
+                raise ValueError(
+                    f"objective.{old} is the stored name of objective.{new}; give "
+                    f"only objective.{new}"
+                )
             items[new] = items.pop(old)
     return items
 
@@ -346,8 +358,9 @@ class Inpainting(Objective):
     """
 
     name: ClassVar[str] = "inpainting"
-    description: ClassVar[str] = ("Context-encoder inpainting: masked L2 + optional adversarial "
-                                  "term (Pathak et al. 2016)")
+    description: ClassVar[str] = (
+        "Context-encoder inpainting: masked L2 + optional adversarial term (Pathak et al. 2016)"
+    )
 
     mask: str = "random_region"
     hole_size: int | tuple[int, int] = 0
@@ -370,8 +383,10 @@ class Inpainting(Objective):
         check_choice("mask", self.mask, corruptions.MASK_KINDS)
         sides = self.hole_size if isinstance(self.hole_size, tuple) else (self.hole_size,)
         if len(sides) not in (1, 2):
-            raise ValueError(f"objective.hole_size={self.hole_size!r} is invalid; valid: an int "
-                             "or (height, width)")
+            raise ValueError(
+                f"objective.hole_size={self.hole_size!r} is invalid; valid: an int "
+                "or (height, width)"
+            )
         for side in sides:
             check_int("hole_size", side, low=0)
         check_int("num_blocks", self.num_blocks)
@@ -379,8 +394,10 @@ class Inpainting(Objective):
         check_unit("region_fraction", self.region_fraction)
         check_range("region_scale", self.region_scale, low=1.0)
         if self.lambda_rec < 0 or self.lambda_adv < 0 or self.lambda_rec + self.lambda_adv <= 0:
-            raise ValueError(f"objective.lambda_rec={self.lambda_rec} and objective.lambda_adv="
-                             f"{self.lambda_adv} are invalid; valid: both >= 0, not both 0")
+            raise ValueError(
+                f"objective.lambda_rec={self.lambda_rec} and objective.lambda_adv="
+                f"{self.lambda_adv} are invalid; valid: both >= 0, not both 0"
+            )
         for width in self.disc_widths:
             check_int("disc_widths", width)
         check_range("disc_learning_rate", self.disc_learning_rate, low=0.0, low_open=True)
@@ -408,20 +425,27 @@ class Inpainting(Objective):
             hole = s["hole_size"]
             hh, hw = (hole, hole) if isinstance(hole, int) else hole
             if not (1 <= hh < h and 1 <= hw < w):
-                raise ValueError(f"objective.hole_size={hole!r} is invalid for {h}x{w} images; "
-                                 f"valid: 1..{min(h, w) - 1}")
+                raise ValueError(
+                    f"objective.hole_size={hole!r} is invalid for {h}x{w} images; "
+                    f"valid: 1..{min(h, w) - 1}"
+                )
         elif self.mask == "random_block" and not 1 <= s["block_size"] <= min(h, w):
-            raise ValueError(f"objective.block_size={s['block_size']} is invalid for {h}x{w} "
-                             f"images; valid: 1..{min(h, w)}")
+            raise ValueError(
+                f"objective.block_size={s['block_size']} is invalid for {h}x{w} "
+                f"images; valid: 1..{min(h, w)}"
+            )
         if isinstance(self.fill_value, tuple) and len(self.fill_value) not in (1, c):
-            raise ValueError(f"objective.fill_value={self.fill_value} is invalid for {c}-channel "
-                             f"images; valid: one number or {c}")
+            raise ValueError(
+                f"objective.fill_value={self.fill_value} is invalid for {c}-channel "
+                f"images; valid: one number or {c}"
+            )
         check_decoder(run, self.name, (h, w, c))
 
     def build_model(self, run, axis_name):
         """Encoder + decoder to the input's channels, sigmoid output in [0, 1]."""
-        return build_reconstruction_model(run, axis_name, out_channels=run.facts.channels,
-                                          output_activation="sigmoid")
+        return build_reconstruction_model(
+            run, axis_name, out_channels=run.facts.channels, output_activation="sigmoid"
+        )
 
     def discriminator(self):
         """The ``PatchDiscriminator`` of ``disc_widths``."""
@@ -436,8 +460,11 @@ class Inpainting(Objective):
     def param_groups(self, run):
         if self.lambda_adv <= 0:
             return {}
-        return {DISCRIMINATOR: ParamGroup(self.discriminator(), (1,) + self.image_shape(run),
-                                          self.discriminator_optimizer())}
+        return {
+            DISCRIMINATOR: ParamGroup(
+                self.discriminator(), (1,) + self.image_shape(run), self.discriminator_optimizer()
+            )
+        }
 
     def make_views(self, rng, images, run):
         """``(masked input, original, mask)``: ``[B, H, W, C]``, ``[B, H, W, C]``,
@@ -470,11 +497,13 @@ class Inpainting(Objective):
             fake = masks * recon + (1.0 - masks) * images
             adv = generator_adversarial_loss(
                 disc.apply({"params": jax.lax.stop_gradient(disc_params)}, fake),
-                saturating=self.saturating)
+                saturating=self.saturating,
+            )
             loss = loss + self.lambda_adv * adv
             both = jax.lax.stop_gradient(jnp.concatenate([images, fake], axis=0))
-            real_logits, fake_logits = jnp.split(disc.apply({"params": disc_params}, both), 2,
-                                                 axis=0)
+            real_logits, fake_logits = jnp.split(
+                disc.apply({"params": disc_params}, both), 2, axis=0
+            )
             disc_loss = discriminator_loss(real_logits, fake_logits)
             metrics.update(
                 adv_loss=adv,
@@ -491,16 +520,18 @@ class Inpainting(Objective):
 # ---------------------------------------------------------------------------
 
 
-def corrupt(rng, x: chex.Array, *, noise: str, noise_stddev: float,
-            drop_prob: float) -> tuple[chex.Array, chex.Array]:
+def corrupt(
+    rng, x: chex.Array, *, noise: str, noise_stddev: float, drop_prob: float
+) -> tuple[chex.Array, chex.Array]:
     """``(corrupted x, corrupted-mask [B, H, W, 1])``; Gaussian noise corrupts every value."""
     if noise == "gaussian":
         noisy = corruptions.gaussian_noise(rng, x, stddev=float(noise_stddev))
         return noisy, jnp.ones(x.shape[:3] + (1,), x.dtype)
     if noise == "masking":
         return corruptions.masking_noise(rng, x, drop_prob=float(drop_prob))
-    raise ValueError(f"objective.noise={noise!r} is invalid; choose one of "
-                     f"{corruptions.NOISE_KINDS}")
+    raise ValueError(
+        f"objective.noise={noise!r} is invalid; choose one of {corruptions.NOISE_KINDS}"
+    )
 
 
 @register
@@ -523,8 +554,10 @@ class DenoisingAutoencoder(Objective):
     """
 
     name: ClassVar[str] = "denoising_autoencoder"
-    description: ClassVar[str] = ("Denoising autoencoder: Gaussian or masking noise, a latent-code "
-                                  "or feature-map decoder (Vincent et al. 2008)")
+    description: ClassVar[str] = (
+        "Denoising autoencoder: Gaussian or masking noise, a latent-code "
+        "or feature-map decoder (Vincent et al. 2008)"
+    )
 
     noise: str = "gaussian"
     noise_stddev: float = 0.3
@@ -559,7 +592,8 @@ class DenoisingAutoencoder(Objective):
                     f"objective.{key}={getattr(self, key)!r} is invalid with "
                     f"model.encoder={run.model.encoder!r} (a feature map decoded by squared "
                     f"error); valid: a Gaussian encoder {latent.gaussian_encoder_names()}, or "
-                    f"the default {defaults[key]!r}")
+                    f"the default {defaults[key]!r}"
+                )
         check_decoder(run, self.name, shape)
 
     def build_model(self, run, axis_name):
@@ -567,15 +601,17 @@ class DenoisingAutoencoder(Objective):
         ``ConvDecoder`` (sigmoid output in [0, 1])."""
         if latent.has_gaussian_encoder(run):
             return latent.build_latent_model(run, axis_name)
-        return build_reconstruction_model(run, axis_name, out_channels=run.facts.channels,
-                                          output_activation="sigmoid")
+        return build_reconstruction_model(
+            run, axis_name, out_channels=run.facts.channels, output_activation="sigmoid"
+        )
 
     def make_views(self, rng, images, run):
         """``(corrupted, clean, corrupted-mask)``."""
         image_rng, noise_rng = jax.random.split(rng)
         x = clean_images(image_rng, images, run, self.augment)
-        noisy, corrupted = corrupt(noise_rng, x, noise=self.noise,
-                                   noise_stddev=self.noise_stddev, drop_prob=self.drop_prob)
+        noisy, corrupted = corrupt(
+            noise_rng, x, noise=self.noise, noise_stddev=self.noise_stddev, drop_prob=self.drop_prob
+        )
         return noisy, x, corrupted
 
     def loss(self, params, model_state, views, rng, ctx: LossContext):
@@ -589,11 +625,14 @@ class DenoisingAutoencoder(Objective):
         noisy, images, corrupted = views
         mean, _ = latent.encode(params, model_state, noisy, model=ctx.model)
         decoded = latent.decode(params, model_state, mean, model=ctx.model)
-        weights = corruption_weights(corrupted, corrupted_weight=self.corrupted_weight,
-                                     clean_weight=self.clean_weight)
-        rec = jnp.mean(-latent.weighted_log_likelihood(
-            images, decoded, weights, likelihood=self.likelihood,
-            gaussian_std=self.gaussian_std))
+        weights = corruption_weights(
+            corrupted, corrupted_weight=self.corrupted_weight, clean_weight=self.clean_weight
+        )
+        rec = jnp.mean(
+            -latent.weighted_log_likelihood(
+                images, decoded, weights, likelihood=self.likelihood, gaussian_std=self.gaussian_std
+            )
+        )
         metrics = {"loss": rec, "reconstruction": rec}
         return rec, LossAux(metrics, model_state, Outputs(embedding=mean))
 
@@ -602,9 +641,13 @@ class DenoisingAutoencoder(Objective):
         one."""
         noisy, images, corrupted = views
         out, new_state = apply_network(params, model_state, noisy, model=ctx.model)
-        loss = denoising_loss(images, out["reconstruction"], corrupted,
-                              corrupted_weight=self.corrupted_weight,
-                              clean_weight=self.clean_weight)
+        loss = denoising_loss(
+            images,
+            out["reconstruction"],
+            corrupted,
+            corrupted_weight=self.corrupted_weight,
+            clean_weight=self.clean_weight,
+        )
         metrics = {"loss": loss, "mse": jnp.mean((images - out["reconstruction"]) ** 2)}
         return loss, LossAux(metrics, new_state, Outputs(embedding=out["features"]))
 
@@ -646,8 +689,10 @@ class Colorization(Objective):
     """
 
     name: ClassVar[str] = "colorization"
-    description: ClassVar[str] = ("Colorization: ab bins from lightness with class rebalancing "
-                                  "(Zhang et al. 2016; Larsson et al. 2017)")
+    description: ClassVar[str] = (
+        "Colorization: ab bins from lightness with class rebalancing "
+        "(Zhang et al. 2016; Larsson et al. 2017)"
+    )
     # Stored configs' names of fields: ``loss`` would hide the method of the same name.
     RENAMED_KEYS: ClassVar[Mapping[str, str]] = {"loss": "ab_loss"}
 
@@ -672,8 +717,10 @@ class Colorization(Objective):
         check_int("soft_neighbors", self.soft_neighbors, low=1)
         q = len(self.centers())
         if self.soft_neighbors > q:
-            raise ValueError(f"objective.soft_neighbors={self.soft_neighbors} is invalid; valid: "
-                             f"1..{q} (the bins of ab_grid={self.ab_grid:g})")
+            raise ValueError(
+                f"objective.soft_neighbors={self.soft_neighbors} is invalid; valid: "
+                f"1..{q} (the bins of ab_grid={self.ab_grid:g})"
+            )
         check_range("soft_sigma", self.soft_sigma, low=0.0, low_open=True)
         check_range("rebalance_lambda", self.rebalance_lambda, low=0.0, high=1.0)
         check_range("prior_momentum", self.prior_momentum, low=0.0, high=1.0, high_open=True)
@@ -695,14 +742,18 @@ class Colorization(Objective):
         """RGB data only; target strides dividing the image size; a usable decoder."""
         facts = run.facts
         if facts.channels != 3:
-            raise ValueError(f"objective 'colorization' needs RGB images, but dataset "
-                             f"{facts.name!r} is grayscale ({facts.channels} channel); choose "
-                             "an RGB dataset such as cifar10")
+            raise ValueError(
+                f"objective 'colorization' needs RGB images, but dataset "
+                f"{facts.name!r} is grayscale ({facts.channels} channel); choose "
+                "an RGB dataset such as cifar10"
+            )
         h, w, c = self.image_shape(run)
         stride = int(self.target_stride)
         if h % stride or w % stride:
-            raise ValueError(f"objective.target_stride={stride} is invalid; valid: an int >= 1 "
-                             f"dividing the {h}x{w} image size")
+            raise ValueError(
+                f"objective.target_stride={stride} is invalid; valid: an int >= 1 "
+                f"dividing the {h}x{w} image size"
+            )
         check_decoder(run, self.name, (h, w, c))
 
     def build_model(self, run, axis_name):
@@ -710,9 +761,13 @@ class Colorization(Objective):
         h, w, _ = self.image_shape(run)
         stride = int(self.target_stride)
         channels = len(self.centers()) if self.ab_loss == "classification" else 2
-        return build_reconstruction_model(run, axis_name, out_channels=channels,
-                                          output_activation="none",
-                                          output_size=(h // stride, w // stride))
+        return build_reconstruction_model(
+            run,
+            axis_name,
+            out_channels=channels,
+            output_activation="none",
+            output_size=(h // stride, w // stride),
+        )
 
     def init_state(self, params, model_state, run):
         """A uniform running bin distribution when rebalancing, else None."""
@@ -733,7 +788,8 @@ class Colorization(Objective):
         x = clean_images(rng, images, run, self.augment)
         lab = corruptions.rgb_to_lab(x)
         grey = corruptions.lab_to_rgb(
-            jnp.concatenate([lab[..., :1], jnp.zeros_like(lab[..., 1:])], axis=-1))
+            jnp.concatenate([lab[..., :1], jnp.zeros_like(lab[..., 1:])], axis=-1)
+        )
         ab = corruptions.downsample_mean(lab[..., 1:], int(self.target_stride))
         return grey, ab
 
@@ -749,13 +805,15 @@ class Colorization(Objective):
             metrics = {"loss": loss, "ab_error": error}
             return loss, LossAux(metrics, new_state, ColorizationOutputs(embedding=out["features"]))
         centers = self.centers()
-        targets = corruptions.encode_ab_soft(ab, centers, num_neighbors=int(self.soft_neighbors),
-                                             sigma=float(self.soft_sigma))
+        targets = corruptions.encode_ab_soft(
+            ab, centers, num_neighbors=int(self.soft_neighbors), sigma=float(self.soft_sigma)
+        )
         hard = corruptions.encode_ab_hard(ab, centers)
         weights, histogram = None, None
         if self.rebalancing:
-            table = rebalance_weights(ctx.state.ab_prior, centers, lam=self.rebalance_lambda,
-                                      sigma=self.soft_sigma)
+            table = rebalance_weights(
+                ctx.state.ab_prior, centers, lam=self.rebalance_lambda, sigma=self.soft_sigma
+            )
             weights = table[hard]
             histogram = ab_histogram(hard, len(centers))
         loss = colorization_classification_loss(pred, targets, weights)

@@ -84,7 +84,7 @@ def _later_default(path: str, fallback):
     if path.startswith("eval."):
         from ssljax.evaluation.checkpoint_eval import EVAL_DEFAULTS
 
-        return EVAL_DEFAULTS.get(path[len("eval."):], fallback)
+        return EVAL_DEFAULTS.get(path[len("eval.") :], fallback)
     return fallback
 
 
@@ -135,7 +135,8 @@ def _read_workdir_state(workdir: str, timeout_s: float) -> tuple[dict | None, bo
     """``(stored config or None, has checkpoints)``, within ``timeout_s`` (one-line errors)."""
     try:
         return wio.call_with_timeout(
-            lambda: (read_workdir_config(workdir), has_checkpoints(workdir)), timeout_s)
+            lambda: (read_workdir_config(workdir), has_checkpoints(workdir)), timeout_s
+        )
     except wio.WorkdirTimeout:
         raise ValueError(
             f"workdir {workdir} cannot be reached: no answer within {timeout_s:g} s"
@@ -146,8 +147,9 @@ def _read_workdir_state(workdir: str, timeout_s: float) -> tuple[dict | None, bo
         ) from err
 
 
-def prepare_workdir(workdir: str, config, *, write: bool = True,
-                    timeout_s: float = wio.WORKDIR_TIMEOUT_S) -> dict:
+def prepare_workdir(
+    workdir: str, config, *, write: bool = True, timeout_s: float = wio.WORKDIR_TIMEOUT_S
+) -> dict:
     """Checks ``workdir`` for ``config``, refusing a workdir that holds another run.
 
     With ``write`` (process 0 of a run) it first checks, within ``timeout_s``, that the
@@ -229,8 +231,11 @@ class _DropBackgroundSaveErrors(std_logging.Filter):
 
     def filter(self, record: std_logging.LogRecord) -> bool:
         from_orbax = f"{os.sep}orbax{os.sep}" in (record.pathname or "")
-        return not (from_orbax and record.levelno >= std_logging.ERROR
-                    and any(p in record.getMessage() for p in _BACKGROUND_SAVE_ERRORS))
+        return not (
+            from_orbax
+            and record.levelno >= std_logging.ERROR
+            and any(p in record.getMessage() for p in _BACKGROUND_SAVE_ERRORS)
+        )
 
 
 def _quiet_background_save_errors() -> None:
@@ -251,9 +256,11 @@ def manager_options(*, max_to_keep: int, read_only: bool) -> ocp.CheckpointManag
     """
     if read_only:
         return ocp.CheckpointManagerOptions(
-            read_only=True, create=False, save_interval_steps=0, max_to_keep=None)
+            read_only=True, create=False, save_interval_steps=0, max_to_keep=None
+        )
     return ocp.CheckpointManagerOptions(
-        max_to_keep=max_to_keep, create=True, cleanup_tmp_directories=True)
+        max_to_keep=max_to_keep, create=True, cleanup_tmp_directories=True
+    )
 
 
 def _is_closed_loop_callback(unraisable) -> bool:
@@ -329,9 +336,7 @@ class Checkpointer:
 
     def _save_error(self, step: int | None, err: Exception) -> CheckpointSaveError:
         what = "an earlier checkpoint" if step is None else f"the checkpoint of step {step}"
-        return CheckpointSaveError(
-            f"cannot save {what} in {self.directory}: {wio.first_line(err)}"
-        )
+        return CheckpointSaveError(f"cannot save {what} in {self.directory}: {wio.first_line(err)}")
 
     def _confirm(self) -> None:
         """Waits for the pending asynchronous save; its failure is a CheckpointSaveError."""
@@ -377,7 +382,8 @@ class Checkpointer:
             raise StateLayoutError(
                 f"the checkpoint at step {step} in {self.directory} holds a train state of "
                 f"another layout (written by an earlier ssljax; differs at {', '.join(diff)}); "
-                "it can be evaluated but not resumed: start a new --workdir")
+                "it can be evaluated but not resumed: start a new --workdir"
+            )
 
     def restore_state(self, abstract_state: Any, step: int | None = None) -> Any:
         """Restores the state at ``step`` (latest by default) into ``abstract_state``'s layout.
@@ -400,9 +406,11 @@ class Checkpointer:
         this process's first device), whatever the code's current layout."""
         device = jax.local_devices()[0]
         abstract = jax.tree.map(
-            lambda m: jax.ShapeDtypeStruct(tuple(m.shape), m.dtype,
-                                           sharding=jax.sharding.SingleDeviceSharding(device)),
-            self.stored_layout(step))
+            lambda m: jax.ShapeDtypeStruct(
+                tuple(m.shape), m.dtype, sharding=jax.sharding.SingleDeviceSharding(device)
+            ),
+            self.stored_layout(step),
+        )
         restored = self._manager.restore(
             step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract))
         )
@@ -416,8 +424,13 @@ class Checkpointer:
         )
         return restored["config"]
 
-    def restore_newest(self, restore: Callable[[int], Any], *, move_damaged: bool,
-                       log: Callable[[str], None] = print) -> tuple[int, Any] | None:
+    def restore_newest(
+        self,
+        restore: Callable[[int], Any],
+        *,
+        move_damaged: bool,
+        log: Callable[[str], None] = print,
+    ) -> tuple[int, Any] | None:
         """``(step, restore(step))`` for the newest checkpoint that ``restore`` can read.
 
         Steps are tried newest first; each one that fails is reported in one line naming it.
@@ -454,13 +467,17 @@ class Checkpointer:
         for bad, err in failures:
             reason = wio.first_line(err, limit=160)
             if not move_damaged:
-                log(f"checkpoint step {bad} in {self.directory} cannot be read ({reason}); "
-                    f"using step {step}")
+                log(
+                    f"checkpoint step {bad} in {self.directory} cannot be read ({reason}); "
+                    f"using step {step}"
+                )
             elif main:
                 destination = damaged_destination(self.workdir, bad)
                 wio.move_tree(self.path / str(bad), destination)
-                log(f"checkpoint step {bad} in {self.directory} is damaged ({reason}); "
-                    f"moved it to {destination} and resuming from step {step}")
+                log(
+                    f"checkpoint step {bad} in {self.directory} is damaged ({reason}); "
+                    f"moved it to {destination} and resuming from step {step}"
+                )
         if move_damaged and failures:
             _sync("ssljax:damaged-checkpoints-moved")
             self._manager.reload()

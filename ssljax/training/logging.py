@@ -126,8 +126,11 @@ class MetricWriter:
         self._path = wio.join(workdir, METRICS_FILE)
         moved = set_aside_records_after(self._path, start_step)
         if moved:
-            print(f"moved {moved} records logged after step {start_step} by the cut-off run "
-                  f"to {SUPERSEDED_FILE}", flush=True)
+            print(
+                f"moved {moved} records logged after step {start_step} by the cut-off run "
+                f"to {SUPERSEDED_FILE}",
+                flush=True,
+            )
         if self._remote:
             self._text = wio.read_text(self._path) or ""
             self._jsonl = None
@@ -172,8 +175,14 @@ class Progress:
     grow with the run's length, not its duration; ``every=None`` means a tenth of the run.
     """
 
-    def __init__(self, total: int, initial: int = 0, enabled: bool = True, stream=None,
-                 every: int | None = None):
+    def __init__(
+        self,
+        total: int,
+        initial: int = 0,
+        enabled: bool = True,
+        stream=None,
+        every: int | None = None,
+    ):
         if every is not None and int(every) < 1:
             raise ValueError(f"Progress every={every} must be a positive number of steps")
         self.total, self.initial, self.step = total, initial, initial
@@ -205,8 +214,12 @@ class Progress:
         if not due:
             return
         self._last_print = time.perf_counter()
-        print(self.line(step, metrics), end="\r" if self.is_tty and not force else "\n",
-              file=self.stream, flush=True)
+        print(
+            self.line(step, metrics),
+            end="\r" if self.is_tty and not force else "\n",
+            file=self.stream,
+            flush=True,
+        )
 
     def line(self, step: int, metrics: dict | None = None) -> str:
         """``[####------] 40/100 2.50 step/s ETA 0:24 loss 1.2345``."""

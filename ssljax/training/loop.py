@@ -112,17 +112,25 @@ def prefill(config, setup: Setup, state: TrainState) -> TrainState:
     facts = setup.run.facts
 
     def load_images():
-        return load_split_arrays(facts.name, facts.pretrain_split,
-                                 data_dir=config.dataset.get("data_dir"))[0]
+        return load_split_arrays(
+            facts.name, facts.pretrain_split, data_dir=config.dataset.get("data_dir")
+        )[0]
 
     start = time.perf_counter()
     extra = setup.objective.prefill_state(
-        state.extra, state.params, state.model_state, load_images, model=setup.eval_model,
+        state.extra,
+        state.params,
+        state.model_state,
+        load_images,
+        model=setup.eval_model,
         run=setup.run,
     )
     if extra is not state.extra and parallel.is_main_process():
-        print(f"prefilled the objective's state from the {facts.pretrain_split} split in "
-              f"{time.perf_counter() - start:.1f} s", flush=True)
+        print(
+            f"prefilled the objective's state from the {facts.pretrain_split} split in "
+            f"{time.perf_counter() - start:.1f} s",
+            flush=True,
+        )
     return state.replace(extra=extra)
 
 
@@ -130,7 +138,10 @@ def initial_state(config, setup: Setup) -> TrainState:
     """The step-0 state, seeded by ``config.seed``, with the objective's own state and the
     parameters of its parameter groups (``params[name]``)."""
     state = create_train_state(
-        setup.eval_model, setup.tx, jax.random.PRNGKey(config.seed), (1,) + setup.image_shape,
+        setup.eval_model,
+        setup.tx,
+        jax.random.PRNGKey(config.seed),
+        (1,) + setup.image_shape,
         groups=setup.objective.param_groups(setup.run),
     )
     extra = setup.objective.init_state(state.params, state.model_state, setup.run)
@@ -167,8 +178,9 @@ class _SigtermFlag:
             signal.signal(signal.SIGTERM, self._previous)
 
 
-def train_and_evaluate(config, workdir: str, *, max_steps: int | None = None,
-                       progress: bool = True) -> dict:
+def train_and_evaluate(
+    config, workdir: str, *, max_steps: int | None = None, progress: bool = True
+) -> dict:
     """Pretrains ``config`` in ``workdir``, resuming from its latest checkpoint.
 
     Args:
@@ -202,7 +214,8 @@ def train_and_evaluate(config, workdir: str, *, max_steps: int | None = None,
     # devices' copies (no cross-host transfer).
     template = parallel.replicated_abstract(state, mesh)
     restored = checkpointer.restore_newest(
-        lambda s: checkpointer.restore_state(template, s), move_damaged=True)
+        lambda s: checkpointer.restore_state(template, s), move_damaged=True
+    )
     if restored is not None:
         state = restored[1]
         if main:
@@ -235,8 +248,9 @@ def train_and_evaluate(config, workdir: str, *, max_steps: int | None = None,
     # Logs, TensorBoard files and the progress bar belong to process 0; every process
     # takes part in the checkpoint saves.
     writer = MetricWriter(workdir, start_step=start) if main else None
-    bar = Progress(total=total, initial=start, enabled=progress and main,
-                   every=config.log_every_steps)
+    bar = Progress(
+        total=total, initial=start, enabled=progress and main, every=config.log_every_steps
+    )
     status, last = "completed", {}
     t0 = time.perf_counter()
     step = start
@@ -330,8 +344,9 @@ def restore_for_eval(workdir: str, step: int | None = None):
             except Exception as err:  # orbax raises many types for damaged files
                 if not named_errors:
                     raise
-                raise ValueError(f"cannot read the checkpoint at step {s} in {directory}: "
-                                 f"{wio.first_line(err)}") from err
+                raise ValueError(
+                    f"cannot read the checkpoint at step {s} in {directory}: {wio.first_line(err)}"
+                ) from err
 
         config = ml_collections.ConfigDict(orbax(lambda: checkpointer.restore_config(s)))
         # A bad stored config is its own one-line error. Only objectives that index the
@@ -345,8 +360,11 @@ def restore_for_eval(workdir: str, step: int | None = None):
             # evaluation reads, so it is taken from the checkpoint as stored.
             stored = orbax(lambda: checkpointer.restore_stored_layout(s))
             state = with_stored_network(initial_state(config, setup), stored)
-            print(f"checkpoint step {s} in {directory} has an earlier train-state layout; "
-                  "evaluating its stored network", flush=True)
+            print(
+                f"checkpoint step {s} in {directory} has an earlier train-state layout; "
+                "evaluating its stored network",
+                flush=True,
+            )
         return config, setup, state
 
     try:

@@ -59,16 +59,17 @@ def scale_by_multipliers(multipliers) -> optax.GradientTransformation:
     multipliers = {str(k): v for k, v in dict(multipliers or {}).items()}
     for name, factor in multipliers.items():
         if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not factor > 0:
-            raise ValueError(f"optimizer.lr_multipliers[{name!r}]={factor!r} must be a number "
-                             "> 0")
+            raise ValueError(f"optimizer.lr_multipliers[{name!r}]={factor!r} must be a number > 0")
     multipliers = {k: float(v) for k, v in multipliers.items()}
     multipliers = {k: v for k, v in multipliers.items() if v != 1.0}  # 1: nothing to do
 
     def check(params):
         missing = [n for n in multipliers if n not in params]
         if missing:
-            raise ValueError(f"optimizer.lr_multipliers names {missing[0]!r}, which the model "
-                             f"does not have; its top-level parameters are {sorted(params)}")
+            raise ValueError(
+                f"optimizer.lr_multipliers names {missing[0]!r}, which the model "
+                f"does not have; its top-level parameters are {sorted(params)}"
+            )
 
     def init_fn(params):
         check(params)
@@ -76,8 +77,10 @@ def scale_by_multipliers(multipliers) -> optax.GradientTransformation:
 
     def update_fn(updates, state, params=None):
         del params
-        scaled = {k: (jax.tree.map(lambda u, f=multipliers[k]: u * f, v) if k in multipliers
-                      else v) for k, v in updates.items()}
+        scaled = {
+            k: (jax.tree.map(lambda u, f=multipliers[k]: u * f, v) if k in multipliers else v)
+            for k, v in updates.items()
+        }
         return type(updates)(scaled), state
 
     return optax.GradientTransformation(init_fn, update_fn)
@@ -116,8 +119,7 @@ def build_optimizer(config) -> tuple[optax.GradientTransformation, optax.Schedul
     return tx, schedule
 
 
-def with_param_groups(tx: optax.GradientTransformation,
-                      groups) -> optax.GradientTransformation:
+def with_param_groups(tx: optax.GradientTransformation, groups) -> optax.GradientTransformation:
     """``tx`` for the main model, each parameter group's own transform for ``params[name]``.
 
     ``groups`` maps top-level parameter names to objects with a ``tx`` (``ParamGroup``); with
@@ -130,7 +132,13 @@ def with_param_groups(tx: optax.GradientTransformation,
         raise ValueError("a parameter group may not be named 'main'")
 
     def labels(params):
-        return {k: (jax.tree.map(lambda _, k=k: k, v) if k in names
-                    else jax.tree.map(lambda _: "main", v)) for k, v in params.items()}
+        return {
+            k: (
+                jax.tree.map(lambda _, k=k: k, v)
+                if k in names
+                else jax.tree.map(lambda _: "main", v)
+            )
+            for k, v in params.items()
+        }
 
     return optax.multi_transform({"main": tx, **{k: g.tx for k, g in groups.items()}}, labels)

@@ -116,9 +116,11 @@ def check_accumulate_steps(config, num_devices: int | None = None) -> int:
     if per_device % k:
         devices = int(config.batch_size) // per_device
         divisors = [d for d in range(1, per_device + 1) if per_device % d == 0]
-        raise ValueError(f"accumulate_steps={k} does not divide the per-device batch "
-                         f"{per_device} (batch_size={config.batch_size} on {devices} devices); "
-                         f"choose one of {divisors}")
+        raise ValueError(
+            f"accumulate_steps={k} does not divide the per-device batch "
+            f"{per_device} (batch_size={config.batch_size} on {devices} devices); "
+            f"choose one of {divisors}"
+        )
     return per_device // k
 
 
@@ -185,8 +187,14 @@ def make_train_step(
     k = accumulate_steps(config)
 
     def loss_fn(params, model_state, extra, views, rng, batch, shared_rng):
-        ctx = LossContext(model=model, state=extra, batch=batch, axis_name=axis_name, run=run,
-                          shared_rng=shared_rng)
+        ctx = LossContext(
+            model=model,
+            state=extra,
+            batch=batch,
+            axis_name=axis_name,
+            run=run,
+            shared_rng=shared_rng,
+        )
         return objective.loss(params, model_state, views, rng, ctx)
 
     def views_and_grads(params, model_state, extra, rng, batch, shared_rng):
@@ -194,9 +202,7 @@ def make_train_step(
         view_rng, loss_rng = jax.random.split(rng)
         views = objective.make_views(view_rng, batch["image"], run)
         grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
-        (loss, aux), grads = grad_fn(
-            params, model_state, extra, views, loss_rng, batch, shared_rng
-        )
+        (loss, aux), grads = grad_fn(params, model_state, extra, views, loss_rng, batch, shared_rng)
         return loss, aux.metrics, aux.model_state, aux.outputs, grads
 
     def accumulated(state, rng, shared_rng, batch):
@@ -207,11 +213,16 @@ def make_train_step(
             model_state, grad_sum = carry
             index, micro = xs
             loss, metrics, new_model_state, outputs, grads = views_and_grads(
-                state.params, model_state, state.extra, jax.random.fold_in(rng, index), micro,
+                state.params,
+                model_state,
+                state.extra,
+                jax.random.fold_in(rng, index),
+                micro,
                 jax.random.fold_in(shared_rng, index),
             )
-            new_model_state = jax.tree.map(lambda new, old: new.astype(old.dtype),
-                                           new_model_state, model_state)
+            new_model_state = jax.tree.map(
+                lambda new, old: new.astype(old.dtype), new_model_state, model_state
+            )
             grad_sum = jax.tree.map(jnp.add, grad_sum, grads)
             return (new_model_state, grad_sum), (loss, metrics, outputs)
 
@@ -231,8 +242,7 @@ def make_train_step(
                 state.params, state.model_state, state.extra, rng, batch, shared_rng
             )
         else:
-            loss, metrics, model_state, outputs, grads = accumulated(state, rng, shared_rng,
-                                                                     batch)
+            loss, metrics, model_state, outputs, grads = accumulated(state, rng, shared_rng, batch)
         outputs = jax.lax.stop_gradient(outputs)
         if outputs.embedding is not None:
             metrics = dict(metrics, **collapse_monitors(outputs.embedding, axis_name))
@@ -247,8 +257,13 @@ def make_train_step(
         extra = objective.update_state(
             state.extra,
             outputs,
-            UpdateContext(params=params, model_state=model_state, step=state.step,
-                          axis_name=axis_name, run=run),
+            UpdateContext(
+                params=params,
+                model_state=model_state,
+                step=state.step,
+                axis_name=axis_name,
+                run=run,
+            ),
         )
         new_state = state.replace(
             step=state.step + 1,

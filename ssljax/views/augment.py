@@ -146,7 +146,9 @@ def to_float(images: jax.Array) -> jax.Array:
         return images.astype(jnp.float32) / 255.0
     if jnp.issubdtype(images.dtype, jnp.floating):
         return images.astype(jnp.float32)
-    raise ValueError(f"images dtype {images.dtype} is unsupported; valid: uint8 or a floating dtype")
+    raise ValueError(
+        f"images dtype {images.dtype} is unsupported; valid: uint8 or a floating dtype"
+    )
 
 
 def rgb_to_grayscale(images: jax.Array) -> jax.Array:
@@ -290,7 +292,9 @@ def sample_crop_boxes(
     scale = _check_range("scale", scale)
     ratio = _check_range("ratio", ratio)
     if int(batch) < 0 or int(height) < 1 or int(width) < 1:
-        raise ValueError(f"batch={batch}, height={height}, width={width} invalid; valid: batch >= 0, sizes >= 1")
+        raise ValueError(
+            f"batch={batch}, height={height}, width={width} invalid; valid: batch >= 0, sizes >= 1"
+        )
     keys = jax.random.split(rng, int(batch))
     boxes = jax.vmap(lambda k: _sample_one_box(k, int(height), int(width), scale, ratio))(keys)
     chex.assert_shape(boxes, (int(batch), 4))
@@ -347,7 +351,9 @@ def _resolve_output_size(output_size: Any, height: int, width: int) -> tuple[int
     try:
         out_h, out_w = (int(s) for s in output_size)
     except (TypeError, ValueError):
-        raise ValueError(f"output_size={output_size!r} is invalid; valid: None, an int or (height, width)") from None
+        raise ValueError(
+            f"output_size={output_size!r} is invalid; valid: None, an int or (height, width)"
+        ) from None
     if out_h < 1 or out_w < 1:
         raise ValueError(f"output_size={output_size!r} is invalid; valid: positive sizes")
     return out_h, out_w
@@ -555,7 +561,9 @@ def apply_color_ops(
         if name not in _COLOR_OPS:
             raise ValueError(f"colour op {name!r} is unknown; valid: {', '.join(_COLOR_OPS)}")
     if len(set(ops)) != len(ops):
-        raise ValueError(f"colour ops {ops!r} contain duplicates; valid: distinct names from {', '.join(_COLOR_OPS)}")
+        raise ValueError(
+            f"colour ops {ops!r} contain duplicates; valid: distinct names from {', '.join(_COLOR_OPS)}"
+        )
     images = to_float(images)
     _check_images(images)
     batch, n = images.shape[0], len(ops)
@@ -696,7 +704,9 @@ def _blur_matrix(weights: jax.Array, size: int) -> jax.Array:
     src = np.arange(size)[:, None] + np.arange(ksize)[None, :] - ksize // 2
     src = np.abs(src)
     src = np.where(src > size - 1, 2 * (size - 1) - src, src)  # [n, K]
-    one_hot = (jnp.asarray(src, jnp.int32)[:, :, None] == jnp.arange(size)[None, None, :]).astype(jnp.float32)
+    one_hot = (jnp.asarray(src, jnp.int32)[:, :, None] == jnp.arange(size)[None, None, :]).astype(
+        jnp.float32
+    )
     return jnp.einsum("bk,iks->bis", weights, one_hot, precision=_HIGHEST)
 
 
@@ -717,7 +727,9 @@ def gaussian_blur_fixed(images: jax.Array, sigma: jax.Array, kernel_size: int) -
     height, width = images.shape[1:3]
     if kernel_size < 1 or kernel_size % 2 == 0 or kernel_size // 2 >= min(height, width):
         side = min(height, width)
-        raise ValueError(f"kernel_size={kernel_size} is invalid; valid: odd, >= 1, kernel_size // 2 < min(H, W)={side}")
+        raise ValueError(
+            f"kernel_size={kernel_size} is invalid; valid: odd, >= 1, kernel_size // 2 < min(H, W)={side}"
+        )
     chex.assert_shape(sigma, (images.shape[0],))
     offsets = jnp.arange(kernel_size, dtype=jnp.float32) - kernel_size // 2
     sigma = jnp.maximum(jnp.asarray(sigma, jnp.float32), 1e-6)[:, None]
@@ -760,7 +772,9 @@ def gaussian_blur(
     batch, height, width, _ = images.shape
     k_apply, k_sigma = jax.random.split(rng)
     sigmas = sig_lo + (sig_hi - sig_lo) * _per_image_uniform(k_sigma, batch)
-    blurred = gaussian_blur_fixed(images, sigmas, blur_kernel_size(height, width, kernel_size_fraction))
+    blurred = gaussian_blur_fixed(
+        images, sigmas, blur_kernel_size(height, width, kernel_size_fraction)
+    )
     apply = _per_image_uniform(k_apply, batch) < prob
     return _select(apply, blurred, images)
 
@@ -801,7 +815,9 @@ def augment_config(image_size: int, **overrides: Any) -> ml_collections.ConfigDi
     }
     for key, value in overrides.items():
         if key not in defaults:
-            raise ValueError(f"unknown augment_config key {key!r}; valid keys: {', '.join(sorted(defaults))}")
+            raise ValueError(
+                f"unknown augment_config key {key!r}; valid keys: {', '.join(sorted(defaults))}"
+            )
         defaults[key] = tuple(value) if isinstance(value, list) else value
     return ml_collections.ConfigDict(defaults)
 
@@ -811,7 +827,9 @@ def _cfg(cfg: Mapping[str, Any] | ml_collections.ConfigDict, key: str) -> Any:
     try:
         return cfg[key]
     except KeyError:
-        raise ValueError(f"augmentation config lacks key {key!r}; build it with augment_config()") from None
+        raise ValueError(
+            f"augmentation config lacks key {key!r}; build it with augment_config()"
+        ) from None
 
 
 def simclr_augment(

@@ -133,8 +133,7 @@ def random_block_mask(
     rng: chex.PRNGKey, height: int, width: int, *, num_blocks: int, block_size: int
 ) -> jax.Array:
     """``num_blocks`` possibly overlapping ``block_size`` squares at random positions."""
-    corners = random_block_corners(rng, height, width, num_blocks=num_blocks,
-                                   block_size=block_size)
+    corners = random_block_corners(rng, height, width, num_blocks=num_blocks, block_size=block_size)
     return block_mask(corners, height, width, block_size=block_size)
 
 
@@ -192,11 +191,21 @@ def sample_masks(
     keys = jax.random.split(rng, batch)
     if kind == "random_block":
         size = int(block_size) if block_size is not None else min(height, width) // 4
-        one = functools.partial(random_block_mask, height=height, width=width,
-                                num_blocks=int(num_blocks), block_size=size)
+        one = functools.partial(
+            random_block_mask,
+            height=height,
+            width=width,
+            num_blocks=int(num_blocks),
+            block_size=size,
+        )
     elif kind == "random_region":
-        one = functools.partial(random_region_mask, height=height, width=width,
-                                fraction=float(fraction), scale=float(scale))
+        one = functools.partial(
+            random_region_mask,
+            height=height,
+            width=width,
+            fraction=float(fraction),
+            scale=float(scale),
+        )
     else:
         raise ValueError(f"unknown mask kind {kind!r}; choose one of {MASK_KINDS}")
     return jax.vmap(lambda k: one(k))(keys)[..., None]
@@ -250,9 +259,11 @@ def masking_noise(
 
 # Linear sRGB -> XYZ (IEC 61966-2-1 primaries, D65), the digits scikit-image uses.
 SRGB_TO_XYZ = np.array(
-    [[0.412453, 0.357580, 0.180423],
-     [0.212671, 0.715160, 0.072169],
-     [0.019334, 0.119193, 0.950227]],
+    [
+        [0.412453, 0.357580, 0.180423],
+        [0.212671, 0.715160, 0.072169],
+        [0.019334, 0.119193, 0.950227],
+    ],
     np.float64,
 )
 XYZ_TO_SRGB = np.linalg.inv(SRGB_TO_XYZ)
@@ -284,9 +295,7 @@ def _lab_f_inv(t: jax.Array) -> jax.Array:
 def _mix3(m: np.ndarray, x: jax.Array) -> jax.Array:
     """``x @ m.T`` over the last axis of size 3, written as explicit channel sums."""
     chans = [x[..., i] for i in range(3)]
-    return jnp.stack(
-        [sum(float(m[r, i]) * chans[i] for i in range(3)) for r in range(3)], axis=-1
-    )
+    return jnp.stack([sum(float(m[r, i]) * chans[i] for i in range(3)) for r in range(3)], axis=-1)
 
 
 def rgb_to_lab(rgb: jax.Array) -> jax.Array:

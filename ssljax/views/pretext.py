@@ -72,12 +72,18 @@ def check_rotation_degrees(degrees: Sequence[int]) -> tuple[int, ...]:
     try:
         degrees = tuple(int(d) for d in degrees)
     except (TypeError, ValueError):
-        raise ValueError(f"rotations={degrees!r} is invalid; choose a subset of "
-                         f"{ROTATION_DEGREES}") from None
-    if len(degrees) < 2 or len(set(degrees)) != len(degrees) or any(
-            d not in ROTATION_DEGREES for d in degrees):
-        raise ValueError(f"rotations={degrees!r} is invalid; choose at least two distinct "
-                         f"angles from {ROTATION_DEGREES}")
+        raise ValueError(
+            f"rotations={degrees!r} is invalid; choose a subset of {ROTATION_DEGREES}"
+        ) from None
+    if (
+        len(degrees) < 2
+        or len(set(degrees)) != len(degrees)
+        or any(d not in ROTATION_DEGREES for d in degrees)
+    ):
+        raise ValueError(
+            f"rotations={degrees!r} is invalid; choose at least two distinct "
+            f"angles from {ROTATION_DEGREES}"
+        )
     return degrees
 
 
@@ -89,8 +95,9 @@ def rotate(images: chex.Array, degrees: int) -> chex.Array:
     return jnp.rot90(images, k=degrees // 90, axes=(1, 2))
 
 
-def all_rotations(images: chex.Array, degrees: Sequence[int] = ROTATION_DEGREES
-                  ) -> tuple[chex.Array, chex.Array]:
+def all_rotations(
+    images: chex.Array, degrees: Sequence[int] = ROTATION_DEGREES
+) -> tuple[chex.Array, chex.Array]:
     """Every image in every rotation of ``degrees``, and the rotation labels.
 
     Args:
@@ -104,8 +111,10 @@ def all_rotations(images: chex.Array, degrees: Sequence[int] = ROTATION_DEGREES
     chex.assert_rank(images, 4)
     degrees = check_rotation_degrees(degrees)
     if images.shape[1] != images.shape[2] and any(d % 180 for d in degrees):
-        raise ValueError(f"rotations by 90/270 degrees need square images, got "
-                         f"{images.shape[1]}x{images.shape[2]}")
+        raise ValueError(
+            f"rotations by 90/270 degrees need square images, got "
+            f"{images.shape[1]}x{images.shape[2]}"
+        )
     rotated = jnp.concatenate([rotate(images, d) for d in degrees], axis=0)
     labels = jnp.repeat(jnp.arange(len(degrees), dtype=jnp.int32), images.shape[0])
     return rotated, labels
@@ -166,8 +175,9 @@ def check_color_mode(mode: str) -> str:
     return mode
 
 
-def drop_channels(crops: chex.Array, keep: chex.Array, apply: chex.Array,
-                  noise: chex.Array | None = None) -> chex.Array:
+def drop_channels(
+    crops: chex.Array, keep: chex.Array, apply: chex.Array, noise: chex.Array | None = None
+) -> chex.Array:
     """Keeps channel ``keep`` of the crops where ``apply``; the others become ``noise`` (or 0).
 
     Args:
@@ -189,8 +199,9 @@ def project_out_green_magenta(crops: chex.Array) -> chex.Array:
     return crops - jnp.einsum("...c,c->...", crops, axis)[..., None] * axis
 
 
-def color_countermeasure(rng: chex.PRNGKey, crops: chex.Array, *, mode: str, prob: float,
-                         noise_fraction: float = 0.0) -> chex.Array:
+def color_countermeasure(
+    rng: chex.PRNGKey, crops: chex.Array, *, mode: str, prob: float, noise_fraction: float = 0.0
+) -> chex.Array:
     """Applies ``mode`` to each crop of ``[B, K, h, w, C]`` independently with ``prob``.
 
     Single-channel crops and ``mode='none'`` are returned unchanged. See the module docstring
@@ -208,8 +219,9 @@ def color_countermeasure(rng: chex.PRNGKey, crops: chex.Array, *, mode: str, pro
     apply = jax.random.bernoulli(apply_rng, prob, lead)
     if mode == "gray":
         luma = jnp.einsum("...c,c->...", crops, jnp.asarray(LUMA_WEIGHTS, crops.dtype))
-        return jnp.where(apply[..., None, None, None],
-                         jnp.broadcast_to(luma[..., None], crops.shape), crops)
+        return jnp.where(
+            apply[..., None, None, None], jnp.broadcast_to(luma[..., None], crops.shape), crops
+        )
     if mode == "project":
         return jnp.where(apply[..., None, None, None], project_out_green_magenta(crops), crops)
     keep = jax.random.randint(keep_rng, lead, 0, 3)
@@ -235,8 +247,11 @@ def normalize_crops(crops: chex.Array, eps: float = 1e-5) -> chex.Array:
 @functools.lru_cache(maxsize=4)
 def _all_permutations(num_tiles: int) -> np.ndarray:
     """Every permutation of ``range(num_tiles)`` in lexicographic order, ``[n!, n] int8``."""
-    perms = np.fromiter(itertools.chain.from_iterable(itertools.permutations(range(num_tiles))),
-                        dtype=np.int8, count=math.factorial(num_tiles) * num_tiles)
+    perms = np.fromiter(
+        itertools.chain.from_iterable(itertools.permutations(range(num_tiles))),
+        dtype=np.int8,
+        count=math.factorial(num_tiles) * num_tiles,
+    )
     perms = perms.reshape(-1, num_tiles)
     perms.setflags(write=False)
     return perms
@@ -250,21 +265,22 @@ def hamming_distances(perms: np.ndarray) -> np.ndarray:
 
 def _pack(perms: np.ndarray) -> np.ndarray:
     """Each permutation as 4 bits per position in a uint64 (values < 16)."""
-    shifts = (4 * np.arange(perms.shape[1], dtype=np.uint64))
+    shifts = 4 * np.arange(perms.shape[1], dtype=np.uint64)
     return np.bitwise_or.reduce(perms.astype(np.uint64) << shifts, axis=1)
 
 
 def _packed_distances(packed: np.ndarray, one: np.uint64, num_tiles: int) -> np.ndarray:
     """Hamming distances of packed permutations to ``one``: nibbles that differ, counted."""
     x = packed ^ one
-    x = (x | (x >> np.uint64(1)) | (x >> np.uint64(2)) | (x >> np.uint64(3)))
+    x = x | (x >> np.uint64(1)) | (x >> np.uint64(2)) | (x >> np.uint64(3))
     mask = np.uint64(int("1" * num_tiles, 16))
     return np.bitwise_count(x & mask)
 
 
 @functools.lru_cache(maxsize=16)
-def _greedy_permutations(num_permutations: int, num_tiles: int, seed: int
-                         ) -> tuple[np.ndarray, np.ndarray]:
+def _greedy_permutations(
+    num_permutations: int, num_tiles: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
     candidates = _all_permutations(num_tiles)
     packed = _pack(candidates)
     total = candidates.shape[0]
@@ -291,8 +307,9 @@ def _greedy_permutations(num_permutations: int, num_tiles: int, seed: int
     return out, reached
 
 
-def hamming_permutation_set(num_permutations: int, num_tiles: int = 9, seed: int = 0,
-                            min_distance: int = 1) -> np.ndarray:
+def hamming_permutation_set(
+    num_permutations: int, num_tiles: int = 9, seed: int = 0, min_distance: int = 1
+) -> np.ndarray:
     """A set of permutations of ``num_tiles`` tiles chosen greedily for large Hamming distance.
 
     Greedy farthest-point selection over all ``num_tiles!`` permutations (host numpy, cached):
@@ -324,15 +341,21 @@ def greedy_reach(num_permutations: int, num_tiles: int = 9, seed: int = 0) -> np
 def _checked_permutations(num_permutations, num_tiles, seed, min_distance):
     num_tiles, num_permutations = int(num_tiles), int(num_permutations)
     if not 2 <= num_tiles <= MAX_PERMUTED_TILES:
-        raise ValueError(f"num_tiles={num_tiles} is invalid; permutation sets are enumerated "
-                         f"for 2..{MAX_PERMUTED_TILES} tiles (grids 2x2 and 3x3)")
+        raise ValueError(
+            f"num_tiles={num_tiles} is invalid; permutation sets are enumerated "
+            f"for 2..{MAX_PERMUTED_TILES} tiles (grids 2x2 and 3x3)"
+        )
     limit = math.factorial(num_tiles)
     if not 2 <= num_permutations <= limit:
-        raise ValueError(f"num_permutations={num_permutations} is invalid; {num_tiles} tiles "
-                         f"have {limit} permutations, choose 2..{limit}")
+        raise ValueError(
+            f"num_permutations={num_permutations} is invalid; {num_tiles} tiles "
+            f"have {limit} permutations, choose 2..{limit}"
+        )
     if not 1 <= int(min_distance) <= num_tiles:
-        raise ValueError(f"min_hamming_distance={min_distance} is invalid; choose 1.."
-                         f"{num_tiles} for {num_tiles} tiles")
+        raise ValueError(
+            f"min_hamming_distance={min_distance} is invalid; choose 1.."
+            f"{num_tiles} for {num_tiles} tiles"
+        )
     perms, reached = _greedy_permutations(num_permutations, num_tiles, int(seed))
     if reached[-1] < min_distance:
         largest = int(np.sum(reached >= min_distance))
@@ -340,7 +363,8 @@ def _checked_permutations(num_permutations, num_tiles, seed, min_distance):
             f"num_permutations={num_permutations} with min_hamming_distance={min_distance} is "
             f"not attainable: the greedy set of {num_tiles}-tile permutations reaches minimum "
             f"distance {int(reached[-1])}; at most {largest} permutations keep distance >= "
-            f"{min_distance}")
+            f"{min_distance}"
+        )
     return perms, reached
 
 
@@ -349,22 +373,33 @@ def grid_extent(grid: int, tile: int, gap: int) -> int:
     return grid * tile + (grid - 1) * gap
 
 
-def check_grid_fits(height: int, width: int, *, grid: int, tile: int, gap: int,
-                    jitter: int) -> None:
+def check_grid_fits(
+    height: int, width: int, *, grid: int, tile: int, gap: int, jitter: int
+) -> None:
     """One-line ValueError when the jittered tile grid does not fit the image."""
     if grid < 2 or tile < 1 or gap < 0 or jitter < 0:
-        raise ValueError(f"need grid >= 2, tile_size >= 1, gap >= 0, jitter >= 0; got grid="
-                         f"{grid}, tile_size={tile}, gap={gap}, jitter={jitter}")
+        raise ValueError(
+            f"need grid >= 2, tile_size >= 1, gap >= 0, jitter >= 0; got grid="
+            f"{grid}, tile_size={tile}, gap={gap}, jitter={jitter}"
+        )
     need = grid_extent(grid, tile, gap) + 2 * jitter
     if need > min(height, width):
         raise ValueError(
             f"a {grid}x{grid} grid of {tile}px tiles with gap {gap} and jitter {jitter} spans "
-            f"{need}px (grid*tile + (grid-1)*gap + 2*jitter) > the {height}x{width} images")
+            f"{need}px (grid*tile + (grid-1)*gap + 2*jitter) > the {height}x{width} images"
+        )
 
 
-def grid_positions(origin_tops: chex.Array, origin_lefts: chex.Array, jitter_rows: chex.Array,
-                   jitter_cols: chex.Array, *, grid: int, tile: int, gap: int
-                   ) -> tuple[chex.Array, chex.Array]:
+def grid_positions(
+    origin_tops: chex.Array,
+    origin_lefts: chex.Array,
+    jitter_rows: chex.Array,
+    jitter_cols: chex.Array,
+    *,
+    grid: int,
+    tile: int,
+    gap: int,
+) -> tuple[chex.Array, chex.Array]:
     """Top-left corners of the tiles of a grid: ``[B]`` origins, ``[B, T]`` jitters.
 
     Tile ``k = i * grid + j`` (row ``i``, column ``j``) of example ``b`` starts at row
@@ -379,8 +414,17 @@ def grid_positions(origin_tops: chex.Array, origin_lefts: chex.Array, jitter_row
     return tops, lefts
 
 
-def sample_grid_positions(rng: chex.PRNGKey, batch: int, *, height: int, width: int, grid: int,
-                          tile: int, gap: int, jitter: int) -> tuple[chex.Array, chex.Array]:
+def sample_grid_positions(
+    rng: chex.PRNGKey,
+    batch: int,
+    *,
+    height: int,
+    width: int,
+    grid: int,
+    tile: int,
+    gap: int,
+    jitter: int,
+) -> tuple[chex.Array, chex.Array]:
     """Random tile positions ``(tops, lefts)``, each ``[B, grid**2]``, all inside the image.
 
     The grid's origin is uniform over the positions that leave ``jitter`` pixels of room on
@@ -390,11 +434,11 @@ def sample_grid_positions(rng: chex.PRNGKey, batch: int, *, height: int, width: 
     check_grid_fits(height, width, grid=grid, tile=tile, gap=gap, jitter=jitter)
     extent = grid_extent(grid, tile, gap)
     origin_rng, jitter_rng = jax.random.split(rng)
-    origin = jax.random.randint(origin_rng, (2, batch), jitter,
-                                jnp.asarray([height, width])[:, None] - extent - jitter + 1)
+    origin = jax.random.randint(
+        origin_rng, (2, batch), jitter, jnp.asarray([height, width])[:, None] - extent - jitter + 1
+    )
     shifts = jax.random.randint(jitter_rng, (2, batch, grid * grid), -jitter, jitter + 1)
-    return grid_positions(origin[0], origin[1], shifts[0], shifts[1], grid=grid, tile=tile,
-                          gap=gap)
+    return grid_positions(origin[0], origin[1], shifts[0], shifts[1], grid=grid, tile=tile, gap=gap)
 
 
 def shuffle_tiles(tiles: chex.Array, permutations: chex.Array) -> chex.Array:
@@ -404,10 +448,20 @@ def shuffle_tiles(tiles: chex.Array, permutations: chex.Array) -> chex.Array:
     return jnp.take_along_axis(tiles, index, axis=1)
 
 
-def jigsaw_puzzles(rng: chex.PRNGKey, images: chex.Array, permutation_set: np.ndarray, *,
-                   grid: int, tile: int, gap: int, jitter: int, color_mode: str = "none",
-                   color_prob: float = 0.0, noise_fraction: float = 0.0,
-                   normalize: bool = False) -> tuple[chex.Array, chex.Array]:
+def jigsaw_puzzles(
+    rng: chex.PRNGKey,
+    images: chex.Array,
+    permutation_set: np.ndarray,
+    *,
+    grid: int,
+    tile: int,
+    gap: int,
+    jitter: int,
+    color_mode: str = "none",
+    color_prob: float = 0.0,
+    noise_fraction: float = 0.0,
+    normalize: bool = False,
+) -> tuple[chex.Array, chex.Array]:
     """Shuffled tiles and permutation labels: ``([B, grid**2, t, t, C] float32, [B] int32)``.
 
     Args:
@@ -422,15 +476,19 @@ def jigsaw_puzzles(rng: chex.PRNGKey, images: chex.Array, permutation_set: np.nd
     chex.assert_rank(x, 4)
     perms = np.asarray(permutation_set)
     if perms.ndim != 2 or perms.shape[1] != grid * grid:
-        raise ValueError(f"permutation_set of shape {perms.shape} does not match a {grid}x{grid}"
-                         f" grid ({grid * grid} tiles)")
+        raise ValueError(
+            f"permutation_set of shape {perms.shape} does not match a {grid}x{grid}"
+            f" grid ({grid * grid} tiles)"
+        )
     b, h, w, _ = x.shape
     pos_rng, label_rng, color_rng = jax.random.split(rng, 3)
-    tops, lefts = sample_grid_positions(pos_rng, b, height=h, width=w, grid=grid, tile=tile,
-                                        gap=gap, jitter=jitter)
+    tops, lefts = sample_grid_positions(
+        pos_rng, b, height=h, width=w, grid=grid, tile=tile, gap=gap, jitter=jitter
+    )
     tiles = crop_at(x, tops, lefts, tile)
-    tiles = color_countermeasure(color_rng, tiles, mode=color_mode, prob=color_prob,
-                                 noise_fraction=noise_fraction)
+    tiles = color_countermeasure(
+        color_rng, tiles, mode=color_mode, prob=color_prob, noise_fraction=noise_fraction
+    )
     if normalize:
         tiles = normalize_crops(tiles)
     labels = jax.random.randint(label_rng, (b,), 0, perms.shape[0])
@@ -445,18 +503,28 @@ def jigsaw_puzzles(rng: chex.PRNGKey, images: chex.Array, permutation_set: np.nd
 def check_pair_fits(height: int, width: int, *, size: int, gap: int, jitter: int) -> None:
     """One-line ValueError when a centre patch and a jittered neighbour cannot fit."""
     if size < 1 or gap < 0 or jitter < 0:
-        raise ValueError(f"need patch_size >= 1, gap >= 0, jitter >= 0; got patch_size={size}, "
-                         f"gap={gap}, jitter={jitter}")
+        raise ValueError(
+            f"need patch_size >= 1, gap >= 0, jitter >= 0; got patch_size={size}, "
+            f"gap={gap}, jitter={jitter}"
+        )
     need = 2 * size + gap + jitter
     if need > min(height, width):
         raise ValueError(
             f"patches of {size}px with gap {gap} and jitter {jitter} need {need}px "
-            f"(2*patch_size + gap + jitter) > the {height}x{width} images")
+            f"(2*patch_size + gap + jitter) > the {height}x{width} images"
+        )
 
 
-def pair_positions(centre_tops: chex.Array, centre_lefts: chex.Array, labels: chex.Array,
-                   jitter_rows: chex.Array, jitter_cols: chex.Array, *, size: int, gap: int
-                   ) -> tuple[chex.Array, chex.Array]:
+def pair_positions(
+    centre_tops: chex.Array,
+    centre_lefts: chex.Array,
+    labels: chex.Array,
+    jitter_rows: chex.Array,
+    jitter_cols: chex.Array,
+    *,
+    size: int,
+    gap: int,
+) -> tuple[chex.Array, chex.Array]:
     """``(tops, lefts)`` ``[B, 2]`` of the centre patch (column 0) and neighbour ``labels``.
 
     The neighbour starts at ``centre + offset * (size + gap) + jitter`` per axis, where
@@ -465,12 +533,15 @@ def pair_positions(centre_tops: chex.Array, centre_lefts: chex.Array, labels: ch
     offsets = jnp.asarray(NEIGHBOURS, jnp.int32)[labels] * (size + gap)
     n_top = centre_tops + offsets[:, 0] + jitter_rows
     n_left = centre_lefts + offsets[:, 1] + jitter_cols
-    return (jnp.stack([centre_tops, n_top], 1).astype(jnp.int32),
-            jnp.stack([centre_lefts, n_left], 1).astype(jnp.int32))
+    return (
+        jnp.stack([centre_tops, n_top], 1).astype(jnp.int32),
+        jnp.stack([centre_lefts, n_left], 1).astype(jnp.int32),
+    )
 
 
-def sample_patch_pairs(rng: chex.PRNGKey, batch: int, *, height: int, width: int, size: int,
-                       gap: int, jitter: int) -> tuple[chex.Array, chex.Array, chex.Array]:
+def sample_patch_pairs(
+    rng: chex.PRNGKey, batch: int, *, height: int, width: int, size: int, gap: int, jitter: int
+) -> tuple[chex.Array, chex.Array, chex.Array]:
     """Random neighbour labels and positions: ``(labels [B], tops [B, 2], lefts [B, 2])``.
 
     The label is uniform over the 8 neighbours, the jitter uniform in ``[-jitter, jitter]``
@@ -486,24 +557,36 @@ def sample_patch_pairs(rng: chex.PRNGKey, batch: int, *, height: int, width: int
     low = jnp.maximum(0, -delta)
     high = extent - size - jnp.maximum(0, delta)  # inclusive
     centre = jax.random.randint(centre_rng, (2, batch), low, high + 1)
-    tops, lefts = pair_positions(centre[0], centre[1], labels, shifts[0], shifts[1], size=size,
-                                 gap=gap)
+    tops, lefts = pair_positions(
+        centre[0], centre[1], labels, shifts[0], shifts[1], size=size, gap=gap
+    )
     return labels.astype(jnp.int32), tops, lefts
 
 
-def patch_pairs(rng: chex.PRNGKey, images: chex.Array, *, size: int, gap: int, jitter: int,
-                color_mode: str = "none", color_prob: float = 0.0, noise_fraction: float = 0.0,
-                normalize: bool = False) -> tuple[chex.Array, chex.Array]:
+def patch_pairs(
+    rng: chex.PRNGKey,
+    images: chex.Array,
+    *,
+    size: int,
+    gap: int,
+    jitter: int,
+    color_mode: str = "none",
+    color_prob: float = 0.0,
+    noise_fraction: float = 0.0,
+    normalize: bool = False,
+) -> tuple[chex.Array, chex.Array]:
     """Centre and neighbour patches and their labels: ``([B, 2, p, p, C], [B] int32)``."""
     x = to_float(images)
     chex.assert_rank(x, 4)
     b, h, w, _ = x.shape
     pos_rng, color_rng = jax.random.split(rng)
-    labels, tops, lefts = sample_patch_pairs(pos_rng, b, height=h, width=w, size=size, gap=gap,
-                                             jitter=jitter)
+    labels, tops, lefts = sample_patch_pairs(
+        pos_rng, b, height=h, width=w, size=size, gap=gap, jitter=jitter
+    )
     patches = crop_at(x, tops, lefts, size)
-    patches = color_countermeasure(color_rng, patches, mode=color_mode, prob=color_prob,
-                                   noise_fraction=noise_fraction)
+    patches = color_countermeasure(
+        color_rng, patches, mode=color_mode, prob=color_prob, noise_fraction=noise_fraction
+    )
     if normalize:
         patches = normalize_crops(patches)
     return patches, labels

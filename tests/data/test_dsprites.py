@@ -102,7 +102,10 @@ def centroid(images):
     area = masks.sum(axis=(1, 2))
     centres = np.arange(64) + 0.5
     return np.stack(
-        [(masks.sum(axis=1) * centres).sum(axis=1) / area, (masks.sum(axis=2) * centres).sum(axis=1) / area],
+        [
+            (masks.sum(axis=1) * centres).sum(axis=1) / area,
+            (masks.sum(axis=2) * centres).sum(axis=1) / area,
+        ],
         axis=1,
     )
 
@@ -123,13 +126,17 @@ def test_centroid_follows_position(renderer):
     # Point-symmetric sprites (square, ellipse) are centred at (16 + i_x, 16 + i_y): x to the
     # right, y downwards.
     f = np.array([[0, 3, 7, 0, 31], [1, 5, 13, 31, 0], [0, 0, 0, 12, 5]])
-    np.testing.assert_allclose(centroid(renderer.images_from_factors(f)), [[16, 47], [47, 16], [28, 21]])
+    np.testing.assert_allclose(
+        centroid(renderer.images_from_factors(f)), [[16, 47], [47, 16], [28, 21]]
+    )
 
 
 def test_quarter_turn(windows):
     # Orientation steps of 10 are quarter turns (counter-clockwise, as np.rot90).
     for k in range(30):
-        np.testing.assert_array_equal(np.rot90(windows[:, :, k], axes=(-2, -1)), windows[:, :, k + 10])
+        np.testing.assert_array_equal(
+            np.rot90(windows[:, :, k], axes=(-2, -1)), windows[:, :, k + 10]
+        )
     # A square rotated by 90 degrees is the same mask; by 45 degrees it is not.
     square = windows[0]
     np.testing.assert_array_equal(square, np.roll(square, 10, axis=1))
@@ -196,7 +203,11 @@ def test_builder_is_registered_as_dsprites(tmp_path):
     assert [features[f"label_{n}"].num_classes for n in dsprites.FACTOR_NAMES] == [3, 6, 40, 32, 32]
     spec = datasets.get_dataset_spec("dsprites")
     assert (spec.tfds_name, spec.image_shape, spec.num_classes, spec.label_key) == (
-        "dsprites", (64, 64, 1), 3, "label_shape")
+        "dsprites",
+        (64, 64, 1),
+        3,
+        "label_shape",
+    )
 
 
 def test_builder_examples_and_input_pipeline(tmp_path, monkeypatch):
@@ -223,7 +234,9 @@ def test_builder_examples_and_input_pipeline(tmp_path, monkeypatch):
     images, labels = input_pipeline.load_split_arrays("dsprites", "train", data_dir=data_dir)
     np.testing.assert_array_equal(images, expected_images)
     np.testing.assert_array_equal(labels, factors[:, 0])
-    batch = next(input_pipeline.train_iterator("dsprites", global_batch_size=16, seed=0, data_dir=data_dir))
+    batch = next(
+        input_pipeline.train_iterator("dsprites", global_batch_size=16, seed=0, data_dir=data_dir)
+    )
     assert batch["image"].shape == (8, 2, 64, 64, 1)
     position = batch["index"].reshape(-1)
     np.testing.assert_array_equal(batch["image"].reshape(16, 64, 64, 1), expected_images[position])

@@ -83,11 +83,13 @@ def test_train_iterator_fake_fashion_mnist(fake_fmnist):
 
 def test_index_from_tfds_id():
     offsets = np.array([0, 10, 25, 40])
-    ids = tf.constant([
-        "imagenet2012-train.tfrecord-00002-of-00004__7",
-        "imagenet2012-train.array_record-00000-of-00004__0",
-        "fashion_mnist-train.tfrecord-00003-of-00004__12",
-    ])
+    ids = tf.constant(
+        [
+            "imagenet2012-train.tfrecord-00002-of-00004__7",
+            "imagenet2012-train.array_record-00000-of-00004__0",
+            "fashion_mnist-train.tfrecord-00003-of-00004__12",
+        ]
+    )
     got = input_pipeline._index_from_tfds_id(ids, offsets).numpy().tolist()
     assert got == [32, 0, 52]
 
@@ -199,10 +201,10 @@ def test_streaming_resume_mocked():
     kwargs = dict(global_batch_size=8, seed=5)
     with tfds.testing.mock_data(num_examples=MOCK_EXAMPLES):  # 3 steps per epoch.
         fresh = take(input_pipeline.train_iterator("imagenet2012", **kwargs), 5)
-        resumed = take(
-            input_pipeline.train_iterator("imagenet2012", start_step=2, **kwargs), 3
+        resumed = take(input_pipeline.train_iterator("imagenet2012", start_step=2, **kwargs), 3)
+        other_seed = take(
+            input_pipeline.train_iterator("imagenet2012", global_batch_size=8, seed=6), 1
         )
-        other_seed = take(input_pipeline.train_iterator("imagenet2012", global_batch_size=8, seed=6), 1)
     assert_batches_equal(resumed, fresh[2:])
     assert not np.array_equal(other_seed[0]["image"], fresh[0]["image"])
     epoch = np.concatenate([b["image"].reshape(8, -1) for b in fresh[:3]])
@@ -359,7 +361,9 @@ def test_fashion_mnist_unavailable(monkeypatch, tmp_path):
     assert isinstance(info.value, ValueError)
 
 
-@pytest.mark.parametrize("name,hint", [("cifar10", "network access"), ("imagenet2012", "manual_dir")])
+@pytest.mark.parametrize(
+    "name,hint", [("cifar10", "network access"), ("imagenet2012", "manual_dir")]
+)
 def test_tfds_prepare_failure(monkeypatch, tmp_path, name, hint):
     def fail(self, *args, **kwargs):
         raise AssertionError("source files missing\nsecond line")

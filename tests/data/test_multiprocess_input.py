@@ -24,13 +24,35 @@ def test_in_memory_global_batch_independent_of_process_count(process_count):
     global_batch, devices = 16, 8
     per_device = global_batch // devices
     for start in (0, 3):
-        one = take(input_pipeline._in_memory_batches(
-            images, labels, seed=3, start_step=start, steps=40 // global_batch,
-            local_devices=devices, per_device=per_device), 5)
-        parts = [take(input_pipeline._in_memory_batches(
-            images, labels, seed=3, start_step=start, steps=40 // global_batch,
-            local_devices=devices // process_count, per_device=per_device,
-            process_index=p, process_count=process_count), 5) for p in range(process_count)]
+        one = take(
+            input_pipeline._in_memory_batches(
+                images,
+                labels,
+                seed=3,
+                start_step=start,
+                steps=40 // global_batch,
+                local_devices=devices,
+                per_device=per_device,
+            ),
+            5,
+        )
+        parts = [
+            take(
+                input_pipeline._in_memory_batches(
+                    images,
+                    labels,
+                    seed=3,
+                    start_step=start,
+                    steps=40 // global_batch,
+                    local_devices=devices // process_count,
+                    per_device=per_device,
+                    process_index=p,
+                    process_count=process_count,
+                ),
+                5,
+            )
+            for p in range(process_count)
+        ]
         for t in range(5):
             for key in ("image", "label", "index"):
                 joined = np.concatenate([parts[p][t][key] for p in range(process_count)])
@@ -51,15 +73,20 @@ def test_streamed_shards_are_disjoint(monkeypatch, tiny_fashion_mnist):
     monkeypatch.setattr(input_pipeline, "get_dataset_spec", lambda name: streamed)
     # This builder is ordered (one file); read it without the file shuffle.
     read = input_pipeline._read
-    monkeypatch.setattr(input_pipeline, "_read",
-                        lambda *a, shuffle_seed=None, **k: read(*a, shuffle_seed=None, **k))
+    monkeypatch.setattr(
+        input_pipeline, "_read", lambda *a, shuffle_seed=None, **k: read(*a, shuffle_seed=None, **k)
+    )
     seen = []
     for p in range(2):
         monkeypatch.setattr(jax, "process_index", lambda p=p: p)
         monkeypatch.setattr(jax, "process_count", lambda: 2)
         it = input_pipeline.train_iterator(
-            "fashion_mnist", global_batch_size=16, seed=1, num_devices=8,
-            data_dir=tiny_fashion_mnist)
+            "fashion_mnist",
+            global_batch_size=16,
+            seed=1,
+            num_devices=8,
+            data_dir=tiny_fashion_mnist,
+        )
         batches = take(it, 6)  # 48 examples per process: one epoch of 6 steps of 8
         assert batches[0]["image"].shape[:2] == (4, 2)
         seen.append(np.concatenate([b["index"].ravel() for b in batches]))

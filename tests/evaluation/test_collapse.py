@@ -56,9 +56,15 @@ def test_effective_rank_matches_the_entropy_formula():
 def test_monitors_see_the_global_batch_under_shard_map():
     z = jax.random.normal(jax.random.PRNGKey(2), (32, 6)) * jnp.arange(1.0, 7.0)
     mesh = Mesh(np.array(jax.devices()), ("batch",))
-    sharded = jax.jit(jax.shard_map(
-        lambda x: collapse_monitors(x, "batch"), mesh=mesh, in_specs=P("batch"),
-        out_specs=P(), check_vma=False))(z)
+    sharded = jax.jit(
+        jax.shard_map(
+            lambda x: collapse_monitors(x, "batch"),
+            mesh=mesh,
+            in_specs=P("batch"),
+            out_specs=P(),
+            check_vma=False,
+        )
+    )(z)
     single = collapse_monitors(z)
     # Reordered chain: means and the 6 x 6 covariance over the 32 rows, norms over d=6, then
     # the eigenvalues' entropy (6 terms): relative to the monitors' own size.

@@ -57,7 +57,9 @@ def test_histogram_discretize():
     out = dis.histogram_discretize(values, 20)
     np.testing.assert_array_equal(out[:, 0], np.arange(1, 21))  # one value per bin
     assert len(np.unique(out[:, 1])) == 1
-    np.testing.assert_array_equal(dis.histogram_discretize(np.array([[0.0], [0.5], [1.0]]), 2)[:, 0], [1, 2, 2])
+    np.testing.assert_array_equal(
+        dis.histogram_discretize(np.array([[0.0], [0.5], [1.0]]), 2)[:, 0], [1, 2, 2]
+    )
     assert out.min() >= 1 and out.max() <= 20
 
 
@@ -192,7 +194,9 @@ def test_mig_ceiling_with_20_bins_on_dsprites_grid():
         return float(-(p * np.log(p)).sum() / math.log(k))
 
     expected = np.mean([ceiling(k) for k in dsprites.FACTOR_SIZES])
-    score = dis.compute_mig(IdentityData(dsprites.FACTOR_SIZES), lambda x: x, 0, num_train=5000)["discrete_mig"]
+    score = dis.compute_mig(IdentityData(dsprites.FACTOR_SIZES), lambda x: x, 0, num_train=5000)[
+        "discrete_mig"
+    ]
     assert expected == pytest.approx(0.902, abs=1e-3)
     assert score == pytest.approx(expected, abs=0.03) and score < 0.9
 
@@ -224,12 +228,27 @@ def test_factor_vae_prunes_collapsed_dims():
         noise = 0.01 * np.sin(np.arange(len(x)) * 12.9898)[:, None]  # std < 0.05
         return np.hstack([x, np.zeros((len(x), 1)), noise])
 
-    out = dis.factor_vae_score(data, representation, 0, num_train=200, num_eval=100, batch_size=16,
-                               num_variance_estimate=500)
+    out = dis.factor_vae_score(
+        data,
+        representation,
+        0,
+        num_train=200,
+        num_eval=100,
+        batch_size=16,
+        num_variance_estimate=500,
+    )
     assert out["num_active_dims"] == 5
     assert out["eval_accuracy"] == 1.0
-    kept = dis.factor_vae_score(data, representation, 0, num_train=50, num_eval=50, batch_size=16,
-                                num_variance_estimate=500, prune_threshold=0.0)
+    kept = dis.factor_vae_score(
+        data,
+        representation,
+        0,
+        num_train=50,
+        num_eval=50,
+        batch_size=16,
+        num_variance_estimate=500,
+        prune_threshold=0.0,
+    )
     assert kept["num_active_dims"] == 7
 
 
@@ -238,9 +257,11 @@ def test_noise_representation_is_near_chance():
     noise = lambda x: np.random.RandomState(len(x) + int(x.sum())).randn(len(x), 5)  # noqa: E731
     out = dis.beta_vae_score(data, noise, 0, num_train=300, num_eval=200, batch_size=16)
     assert out["eval_accuracy"] < 0.4  # 5 classes: chance 0.2
-    train, test = dis.downstream_accuracy(*dis.generate_factor_code(data, noise, 300, 1),
-                                          *dis.generate_factor_code(data, noise, 300, 2),
-                                          predictor="gradient_boosting")
+    train, test = dis.downstream_accuracy(
+        *dis.generate_factor_code(data, noise, 300, 1),
+        *dis.generate_factor_code(data, noise, 300, 2),
+        predictor="gradient_boosting",
+    )
     assert (test < 0.7).all() and test.mean() < 1.2 * np.mean([1 / k for k in TOY_SIZES]) + 0.1
 
 
@@ -256,10 +277,13 @@ def test_codes_are_paired_with_their_factors(dsprites_data):
         calls.append(len(x))
         return x.reshape(len(x), -1).sum(axis=1, keepdims=True)
 
-    codes, factors = dis.generate_factor_code(dsprites_data, area, 100, 7, batch_size=16,
-                                              representation_batch_size=40)
+    codes, factors = dis.generate_factor_code(
+        dsprites_data, area, 100, 7, batch_size=16, representation_batch_size=40
+    )
     window_area = dsprites_data.renderer.windows.reshape(3, 6, 40, -1).sum(-1)
-    np.testing.assert_array_equal(codes[:, 0], window_area[factors[:, 0], factors[:, 1], factors[:, 2]])
+    np.testing.assert_array_equal(
+        codes[:, 0], window_area[factors[:, 0], factors[:, 1], factors[:, 2]]
+    )
     assert sum(calls) == 100 and max(calls) <= 40
     # The factors are disentanglement_lib's draws: data.sample(16, rs) repeatedly.
     rs = np.random.RandomState(7)
@@ -270,25 +294,35 @@ def test_codes_are_paired_with_their_factors(dsprites_data):
 def test_evaluate_all_uses_a_fresh_seeded_state_per_metric():
     data = IdentityData(TOY_SIZES)
     fn = lambda x: x + 0.3 * np.cos(x.sum(axis=1, keepdims=True))  # noqa: E731
-    both = dis.evaluate_all(data, fn, metrics=("mig", "irs"), random_seed=3,
-                            overrides={"mig": dict(num_train=300), "irs": dict(num_train=300)})
+    both = dis.evaluate_all(
+        data,
+        fn,
+        metrics=("mig", "irs"),
+        random_seed=3,
+        overrides={"mig": dict(num_train=300), "irs": dict(num_train=300)},
+    )
     assert both["mig"] == dis.compute_mig(data, fn, np.random.RandomState(3), num_train=300)
     assert both["irs"] == dis.irs(data, fn, np.random.RandomState(3), num_train=300)
 
 
 def test_downstream_task_and_statistical_efficiency():
     data = IdentityData(TOY_SIZES)
-    out = dis.downstream_task(data, lambda x: x, 0, num_train=(10, 100), num_test=200,
-                              predictor="gradient_boosting")
+    out = dis.downstream_task(
+        data, lambda x: x, 0, num_train=(10, 100), num_test=200, predictor="gradient_boosting"
+    )
     assert out["100:mean_test_accuracy"] >= 0.9
-    assert out["100:min_test_accuracy"] == min(out[f"100:test_accuracy_factor_{j}"] for j in range(5))
+    assert out["100:min_test_accuracy"] == min(
+        out[f"100:test_accuracy_factor_{j}"] for j in range(5)
+    )
     assert out["10:mean_test_accuracy"] <= out["100:mean_test_accuracy"]
     assert "statistical_efficiency" not in out  # needs sizes 100 and 10000
     scores = {"100:mean_test_accuracy": 0.5, "10000:mean_test_accuracy": 0.8}
     assert dis.statistical_efficiency(scores) == pytest.approx(0.625)
     lr_train, lr_test = dis.downstream_accuracy(
-        *dis.generate_factor_code(data, lambda x: x, 60, 0), *dis.generate_factor_code(data, lambda x: x, 60, 1),
-        predictor="logistic_regression")
+        *dis.generate_factor_code(data, lambda x: x, 60, 0),
+        *dis.generate_factor_code(data, lambda x: x, 60, 1),
+        predictor="logistic_regression",
+    )
     assert lr_train.shape == lr_test.shape == (5,)
     assert lr_test[0] == 1.0  # a binary factor equal to a code is linearly separable
 
@@ -310,8 +344,13 @@ def test_bad_inputs():
     with pytest.raises(ValueError, match="unknown setting 'num_trian'.*num_train"):
         dis.metric_settings("mig", {"num_trian": 10})
     with pytest.raises(ValueError, match="unknown predictor 'svm'.*gradient_boosting"):
-        dis.downstream_accuracy(np.zeros((4, 2)), np.zeros((4, 1), int), np.zeros((4, 2)),
-                                np.zeros((4, 1), int), predictor="svm")
+        dis.downstream_accuracy(
+            np.zeros((4, 2)),
+            np.zeros((4, 1), int),
+            np.zeros((4, 2)),
+            np.zeros((4, 1), int),
+            predictor="svm",
+        )
     with pytest.raises(ValueError, match=r"codes must be \[num_points, num_codes\]"):
         dis.mig(np.zeros(10), np.zeros((10, 1), int))
     with pytest.raises(ValueError, match="integer"):

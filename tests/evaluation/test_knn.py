@@ -56,7 +56,11 @@ def test_k3_weighted_vote_beats_majority():
     # By hand: cosine with (1, 0) is x / |x|; the class-2 point (sim -1) is not in the top 3.
     sim = train_x[:3, 0] / np.linalg.norm(train_x[:3], axis=1)
     expected = np.array(
-        [np.exp(sim[0] / temperature), np.exp(sim[1] / temperature) + np.exp(sim[2] / temperature), 0.0]
+        [
+            np.exp(sim[0] / temperature),
+            np.exp(sim[1] / temperature) + np.exp(sim[2] / temperature),
+            0.0,
+        ]
     )
     np.testing.assert_allclose(scores, expected, rtol=1e-5)
     assert scores.argmax() == 0
@@ -70,9 +74,7 @@ def test_k3_weighted_vote_beats_majority():
 def test_matches_brute_force():
     train_x, train_y, test_x, _ = random_problem()
     for k, temperature in [(5, 0.07), (20, 0.5)]:
-        scores = knn_scores(
-            train_x, train_y, test_x, num_classes=10, k=k, temperature=temperature
-        )
+        scores = knn_scores(train_x, train_y, test_x, num_classes=10, k=k, temperature=temperature)
         expected = brute_force_scores(train_x, train_y, test_x, 10, k, temperature)
         np.testing.assert_allclose(np.asarray(scores), expected, rtol=1e-4)
 
@@ -97,8 +99,9 @@ def test_chunked_equals_unchunked():
     assert chunked.shape == whole.shape == (37, 10)
     # Other matmul shapes may reorder the d=6 dot products; exp(s / 0.07) turns an error of
     # the cosine into 1 / 0.07 times that relative error, and the 9 positive votes add theirs.
-    np.testing.assert_allclose(np.asarray(chunked), np.asarray(whole),
-                               rtol=f32_sum_tol(2 * 6 + 9, magnitude=1 / 0.07))
+    np.testing.assert_allclose(
+        np.asarray(chunked), np.asarray(whole), rtol=f32_sum_tol(2 * 6 + 9, magnitude=1 / 0.07)
+    )
 
 
 def test_evaluate_report():

@@ -28,8 +28,14 @@ def test_resolve_layers_rejects_unknown_names_with_the_valid_ones(spec):
 
 
 def _report(val, test):
-    return dict(top1=test, top5=1.0, knn={"top1": 0.5}, feature_dim=4,
-                val_top1={"0.0": val - 0.1, "0.01": val}, train_top1=0.99)
+    return dict(
+        top1=test,
+        top5=1.0,
+        knn={"top1": 0.5},
+        feature_dim=4,
+        val_top1={"0.0": val - 0.1, "0.01": val},
+        train_top1=0.99,
+    )
 
 
 def test_select_layer_uses_validation_never_test():
@@ -44,17 +50,27 @@ def test_select_layer_ties_go_to_the_first_listed():
 
 
 def test_without_a_grid_the_training_accuracy_decides():
-    reports = {"a": dict(_report(0, 0), val_top1={}, train_top1=0.6),
-               "b": dict(_report(0, 0), val_top1={}, train_top1=0.7)}
+    reports = {
+        "a": dict(_report(0, 0), val_top1={}, train_top1=0.6),
+        "b": dict(_report(0, 0), val_top1={}, train_top1=0.7),
+    }
     assert select_layer(reports) == "b"
 
 
 def test_summary_and_table_list_every_layer():
     reports = {"block2": _report(val=0.80, test=0.95), "block3": _report(val=0.85, test=0.70)}
     summary = summarise_layers(reports)
-    assert summary["block2"] == dict(top1=0.95, top5=1.0, knn_top1=0.5, val_top1=0.80,
-                                     feature_dim=4)
-    report = dict(reports["block3"], layer="block3", layers=summary, objective="simclr",
-                  encoder="convnet", checkpoint_step=3, dataset="d")
+    assert summary["block2"] == dict(
+        top1=0.95, top5=1.0, knn_top1=0.5, val_top1=0.80, feature_dim=4
+    )
+    report = dict(
+        reports["block3"],
+        layer="block3",
+        layers=summary,
+        objective="simclr",
+        encoder="convnet",
+        checkpoint_step=3,
+        dataset="d",
+    )
     table = format_report(report)
     assert "block3" in table and "block2 (val top-1 0.8000)" in table

@@ -38,34 +38,55 @@ def float32_tolerance(reference: np.ndarray) -> float:
 
 def test_tolerance_is_small_against_the_features(encoder_and_variables):
     encoder, variables = encoder_and_variables
-    ref = np.asarray(feature_fn(encoder, layer="pooled", grid=1)(
-        variables, np.full((4, 28, 28, 1), 200, np.uint8)))
+    ref = np.asarray(
+        feature_fn(encoder, layer="pooled", grid=1)(
+            variables, np.full((4, 28, 28, 1), 200, np.uint8)
+        )
+    )
     assert float32_tolerance(ref) < 1e-4 * np.abs(ref).max()
 
 
-def streamed(encoder, variables, data_dir, *, mesh, split="test", batch_size=32,
-             dtype=np.float32, layers=("pooled",)):
+def streamed(
+    encoder,
+    variables,
+    data_dir,
+    *,
+    mesh,
+    split="test",
+    batch_size=32,
+    dtype=np.float32,
+    layers=("pooled",),
+):
     extractors, dims = {}, {}
     for layer in layers:
         fn = encoder_feature_fn(encoder, layer=layer, grid=2)
         extractors[layer] = feats.device_extractor(feats.shard_rows(fn, mesh), variables, mesh)
         dims[layer] = feats.output_dim(fn, variables, (28, 28, 1))
-    return split_features("fashion_mnist", split, extractors, dims, batch_size=batch_size,
-                          data_dir=data_dir, dtype=dtype)
+    return split_features(
+        "fashion_mnist",
+        split,
+        extractors,
+        dims,
+        batch_size=batch_size,
+        data_dir=data_dir,
+        dtype=dtype,
+    )
 
 
-def test_streamed_equals_in_memory_and_keeps_the_order(tiny_fashion_mnist,
-                                                       encoder_and_variables):
+def test_streamed_equals_in_memory_and_keeps_the_order(tiny_fashion_mnist, encoder_and_variables):
     encoder, variables = encoder_and_variables
-    images, labels = input_pipeline.load_split_arrays("fashion_mnist", "test",
-                                                      data_dir=tiny_fashion_mnist)
+    images, labels = input_pipeline.load_split_arrays(
+        "fashion_mnist", "test", data_dir=tiny_fashion_mnist
+    )
     one = feats.local_mesh(jax.local_devices()[:1])
-    got, got_labels = streamed(encoder, variables, tiny_fashion_mnist, mesh=one,
-                               layers=("block1", "pooled"))
+    got, got_labels = streamed(
+        encoder, variables, tiny_fashion_mnist, mesh=one, layers=("block1", "pooled")
+    )
     np.testing.assert_array_equal(got_labels, labels)
     for layer in ("block1", "pooled"):
-        want = compute_features(feature_fn(encoder, layer=layer, grid=2), variables, images,
-                                batch_size=32)
+        want = compute_features(
+            feature_fn(encoder, layer=layer, grid=2), variables, images, batch_size=32
+        )
         assert got[layer].shape == want.shape and got[layer].dtype == np.float32
         np.testing.assert_allclose(got[layer], want, rtol=0, atol=float32_tolerance(want))
 
@@ -73,11 +94,13 @@ def test_streamed_equals_in_memory_and_keeps_the_order(tiny_fashion_mnist,
 def test_eight_devices_equal_one(tiny_fashion_mnist, encoder_and_variables):
     assert jax.local_device_count() == 8
     encoder, variables = encoder_and_variables
-    one, _ = streamed(encoder, variables, tiny_fashion_mnist,
-                      mesh=feats.local_mesh(jax.local_devices()[:1]))
+    one, _ = streamed(
+        encoder, variables, tiny_fashion_mnist, mesh=feats.local_mesh(jax.local_devices()[:1])
+    )
     eight, _ = streamed(encoder, variables, tiny_fashion_mnist, mesh=feats.local_mesh())
-    np.testing.assert_allclose(eight["pooled"], one["pooled"], rtol=0,
-                               atol=float32_tolerance(one["pooled"]))
+    np.testing.assert_allclose(
+        eight["pooled"], one["pooled"], rtol=0, atol=float32_tolerance(one["pooled"])
+    )
 
 
 def test_float16_storage_is_the_rounded_float32(tiny_fashion_mnist, encoder_and_variables):
@@ -93,21 +116,27 @@ def test_float16_storage_is_the_rounded_float32(tiny_fashion_mnist, encoder_and_
 def test_ragged_last_batch_keeps_only_real_rows():
     """Padding rows (here 255s, label 7) never reach the features or labels."""
     images = np.arange(5 * 2, dtype=np.uint8).reshape(5, 2, 1, 1)
-    batches = [input_pipeline.pad_batch({"image": images[i:i + 3],
-                                         "label": np.arange(i, min(i + 3, 5), dtype=np.int32)}, 3)
-               for i in (0, 3)]
+    batches = [
+        input_pipeline.pad_batch(
+            {"image": images[i : i + 3], "label": np.arange(i, min(i + 3, 5), dtype=np.int32)}, 3
+        )
+        for i in (0, 3)
+    ]
     batches[-1]["image"][2:] = 255
     batches[-1]["label"][2:] = 7
-    out, labels = feats.extract_split(batches, {"raw": feats.pixel_features}, num_rows=5,
-                                      dims={"raw": 2})
+    out, labels = feats.extract_split(
+        batches, {"raw": feats.pixel_features}, num_rows=5, dims={"raw": 2}
+    )
     np.testing.assert_array_equal(labels, np.arange(5))
     np.testing.assert_allclose(out["raw"], images.reshape(5, 2) / 255.0, rtol=1e-7)
     with pytest.raises(ValueError, match="hold 5 rows, expected 6"):
-        feats.extract_split(iter(batches), {"raw": feats.pixel_features}, num_rows=6,
-                            dims={"raw": 2})
+        feats.extract_split(
+            iter(batches), {"raw": feats.pixel_features}, num_rows=6, dims={"raw": 2}
+        )
     with pytest.raises(ValueError, match="more than the expected 4 rows"):
-        feats.extract_split(iter(batches), {"raw": feats.pixel_features}, num_rows=4,
-                            dims={"raw": 2})
+        feats.extract_split(
+            iter(batches), {"raw": feats.pixel_features}, num_rows=4, dims={"raw": 2}
+        )
 
 
 def test_device_batch_must_divide_over_the_devices(encoder_and_variables):
@@ -122,16 +151,25 @@ def test_device_batch_must_divide_over_the_devices(encoder_and_variables):
 
 
 def test_process_shares_cover_the_split_in_order(tiny_fashion_mnist):
-    images, labels = input_pipeline.load_split_arrays("fashion_mnist", "test",
-                                                      data_dir=tiny_fashion_mnist)
-    counts = input_pipeline.eval_shard_sizes("fashion_mnist", "test", process_count=3,
-                                             data_dir=tiny_fashion_mnist)
+    images, labels = input_pipeline.load_split_arrays(
+        "fashion_mnist", "test", data_dir=tiny_fashion_mnist
+    )
+    counts = input_pipeline.eval_shard_sizes(
+        "fashion_mnist", "test", process_count=3, data_dir=tiny_fashion_mnist
+    )
     assert counts == [14, 13, 13]
     parts = []
     for p in range(3):
-        batches = list(input_pipeline.eval_batches(
-            "fashion_mnist", "test", batch_size=8, data_dir=tiny_fashion_mnist,
-            process_index=p, process_count=3))
+        batches = list(
+            input_pipeline.eval_batches(
+                "fashion_mnist",
+                "test",
+                batch_size=8,
+                data_dir=tiny_fashion_mnist,
+                process_index=p,
+                process_count=3,
+            )
+        )
         assert sum(int(b["mask"].sum()) for b in batches) == counts[p]
         parts.append(np.concatenate([b["label"][b["mask"]] for b in batches]))
         if p == 1:
@@ -166,8 +204,9 @@ def test_gather_rows_concatenates_in_process_order(counts):
     locals_ = [rng.standard_normal((c, 3)).astype(np.float16) for c in counts]
     for p in range(len(counts)):
         gather, calls = fake_allgather(locals_, block=2)
-        out = feats.gather_rows(locals_[p], counts, process_index=p, block_bytes=2 * 3 * 2,
-                                allgather=gather)
+        out = feats.gather_rows(
+            locals_[p], counts, process_index=p, block_bytes=2 * 3 * 2, allgather=gather
+        )
         np.testing.assert_array_equal(out, np.concatenate(locals_))
         assert out.dtype == np.float16
         assert all(shape[0] <= 2 for shape in calls)  # one block at a time

@@ -60,12 +60,22 @@ def overlapping():
 
 def test_streamed_probe_matches_lbfgs_accuracy_reading_only_chunks(overlapping):
     train_x, train_y, test_x, test_y = overlapping
-    lbfgs = fit_linear_probe(train_x, train_y, test_x, test_y, num_classes=NUM_CLASSES,
-                             l2_grid=(1e-4, 1e-2))
+    lbfgs = fit_linear_probe(
+        train_x, train_y, test_x, test_y, num_classes=NUM_CLASSES, l2_grid=(1e-4, 1e-2)
+    )
     store_train, store_test = ChunkedStore(train_x), ChunkedStore(test_x)
     streamed = fit_linear_probe_streamed(
-        store_train, train_y, store_test, test_y, num_classes=NUM_CLASSES,
-        l2_grid=(1e-4, 1e-2), chunk_rows=500, epochs=5, batch_size=128, learning_rate=1e-2)
+        store_train,
+        train_y,
+        store_test,
+        test_y,
+        num_classes=NUM_CLASSES,
+        l2_grid=(1e-4, 1e-2),
+        chunk_rows=500,
+        epochs=5,
+        batch_size=128,
+        learning_rate=1e-2,
+    )
     assert 0.6 < lbfgs["top1"] < 0.95  # a problem where the fit matters
     assert abs(streamed["top1"] - lbfgs["top1"]) <= 0.02
     assert abs(streamed["train_top1"] - lbfgs["train_top1"]) <= 0.02
@@ -85,32 +95,51 @@ def test_streamed_probe_holds_out_the_rows_lbfgs_holds_out():
     train_y = train_y.copy()
     train_y[held_out] = (train_y[held_out] + 1) % NUM_CLASSES
     grid = (1e-4, 1e-2)
-    a = fit_linear_probe(train_x, train_y, test_x, test_y, num_classes=NUM_CLASSES,
-                         l2_grid=grid)
-    b = fit_linear_probe_streamed(train_x, train_y, test_x, test_y, num_classes=NUM_CLASSES,
-                                  l2_grid=grid, chunk_rows=500, epochs=2, batch_size=128,
-                                  learning_rate=1e-2)
+    a = fit_linear_probe(train_x, train_y, test_x, test_y, num_classes=NUM_CLASSES, l2_grid=grid)
+    b = fit_linear_probe_streamed(
+        train_x,
+        train_y,
+        test_x,
+        test_y,
+        num_classes=NUM_CLASSES,
+        l2_grid=grid,
+        chunk_rows=500,
+        epochs=2,
+        batch_size=128,
+        learning_rate=1e-2,
+    )
     for report in (a, b):
         assert max(report["val_top1"].values()) < 0.05
         assert report["top1"] > 0.9  # the test labels are clean
 
 
 def test_streamed_probe_reads_float16_and_rejects_nan():
-    train_x, train_y, test_x, test_y = clusters(seed=3, center_scale=3.0, num_train=300,
-                                                num_test=100)
-    report = fit_linear_probe_streamed(train_x.astype(np.float16), train_y,
-                                       test_x.astype(np.float16), test_y,
-                                       num_classes=NUM_CLASSES, l2_grid=(1e-3,), chunk_rows=64,
-                                       epochs=5, batch_size=32, learning_rate=1e-2)
+    train_x, train_y, test_x, test_y = clusters(
+        seed=3, center_scale=3.0, num_train=300, num_test=100
+    )
+    report = fit_linear_probe_streamed(
+        train_x.astype(np.float16),
+        train_y,
+        test_x.astype(np.float16),
+        test_y,
+        num_classes=NUM_CLASSES,
+        l2_grid=(1e-3,),
+        chunk_rows=64,
+        epochs=5,
+        batch_size=32,
+        learning_rate=1e-2,
+    )
     assert report["top1"] > 0.9 and report["val_top1"] == {}
     bad = train_x.copy()
     bad[250, 3] = np.nan
     with pytest.raises(ValueError, match="train_x contains NaN or inf values"):
-        fit_linear_probe_streamed(bad, train_y, test_x, test_y, num_classes=NUM_CLASSES,
-                                  chunk_rows=64)
+        fit_linear_probe_streamed(
+            bad, train_y, test_x, test_y, num_classes=NUM_CLASSES, chunk_rows=64
+        )
     with pytest.raises(ValueError, match="chunk_rows must be >= 1, got 0"):
-        fit_linear_probe_streamed(train_x, train_y, test_x, test_y, num_classes=NUM_CLASSES,
-                                  chunk_rows=0)
+        fit_linear_probe_streamed(
+            train_x, train_y, test_x, test_y, num_classes=NUM_CLASSES, chunk_rows=0
+        )
 
 
 def test_streamed_moments_equal_numpy():
@@ -139,8 +168,11 @@ def test_streamed_knn_equals_in_memory(chunk):
     test_x = rng.standard_normal((130, 16)).astype(np.float32)
     want = np.asarray(knn_scores(train_x, train_y, test_x, num_classes=5, k=50, batch_size=64))
     store = ChunkedStore(train_x)
-    got = np.asarray(knn_scores_streamed(store, train_y, test_x, num_classes=5, k=50,
-                                         batch_size=64, train_chunk_rows=chunk))
+    got = np.asarray(
+        knn_scores_streamed(
+            store, train_y, test_x, num_classes=5, k=50, batch_size=64, train_chunk_rows=chunk
+        )
+    )
     # Similarities agree to float32 rounding (~1e-7); a weight exp(s / 0.07) moves by
     # about 1e-7 / 0.07 relative.
     np.testing.assert_allclose(got, want, rtol=2e-5, atol=0)
@@ -151,8 +183,11 @@ def test_streamed_knn_ties_go_to_the_lower_train_index():
     """Identical train rows with different labels: only the first k may vote."""
     train_x = np.ones((6, 2), np.float32)
     train_y = np.array([0, 1, 2, 3, 4, 4])
-    got = np.asarray(knn_scores_streamed(train_x, train_y, np.ones((1, 2), np.float32),
-                                         num_classes=5, k=2, train_chunk_rows=1))
+    got = np.asarray(
+        knn_scores_streamed(
+            train_x, train_y, np.ones((1, 2), np.float32), num_classes=5, k=2, train_chunk_rows=1
+        )
+    )
     assert np.count_nonzero(got[0]) == 2 and got[0, 0] > 0 and got[0, 1] > 0
 
 
@@ -164,8 +199,9 @@ def test_probe_is_streamed_above_max_probe_bytes():
 
 
 def eval_config(**overrides):
-    cfg = ml_collections.ConfigDict(dict(l2_grid=(1e-4, 1e-2), val_fraction=0.1, knn_k=20,
-                                         knn_temperature=0.07))
+    cfg = ml_collections.ConfigDict(
+        dict(l2_grid=(1e-4, 1e-2), val_fraction=0.1, knn_k=20, knn_temperature=0.07)
+    )
     for key, value in overrides.items():
         cfg[key] = value
     return cfg
@@ -173,13 +209,24 @@ def eval_config(**overrides):
 
 def test_evaluate_features_switches_solver_on_max_probe_bytes():
     train_x, train_y, test_x, test_y = clusters(seed=6, center_scale=3.0)
-    small = evaluate_features(train_x, train_y, test_x, test_y, num_classes=NUM_CLASSES,
-                              eval_cfg=eval_config())
+    small = evaluate_features(
+        train_x, train_y, test_x, test_y, num_classes=NUM_CLASSES, eval_cfg=eval_config()
+    )
     assert small["solver"] == "lbfgs" and "epochs" not in small
-    big = evaluate_features(train_x, train_y, test_x, test_y, num_classes=NUM_CLASSES,
-                            eval_cfg=eval_config(max_probe_bytes=1000, probe_chunk_bytes=2**16,
-                                                 probe_epochs=2, probe_batch_size=128,
-                                                 probe_learning_rate=1e-2))
+    big = evaluate_features(
+        train_x,
+        train_y,
+        test_x,
+        test_y,
+        num_classes=NUM_CLASSES,
+        eval_cfg=eval_config(
+            max_probe_bytes=1000,
+            probe_chunk_bytes=2**16,
+            probe_epochs=2,
+            probe_batch_size=128,
+            probe_learning_rate=1e-2,
+        ),
+    )
     assert big["solver"] == "streamed_adam" and big["chunk_rows"] == 2**16 // (4 * DIM)
     assert big["top1"] > 0.9 and small["top1"] > 0.9
     assert big["knn"]["top1"] == pytest.approx(small["knn"]["top1"], abs=1e-2)

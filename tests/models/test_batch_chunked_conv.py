@@ -45,16 +45,24 @@ def test_values_and_gradients_equal_one_call(chunk, stride):
     # dx: 3*3*5, dw: 7 images x out_size^2 positions).
     sizes = _conv_and_grads(lax.conv_general_dilated, jnp.abs(x), jnp.abs(w), jnp.abs(r), stride)
     for ref, got, size, n in zip(reference, chunked, sizes, (27, 45, 7 * out_size**2)):
-        np.testing.assert_allclose(np.asarray(got), np.asarray(ref), rtol=0,
-                                   atol=f32_sum_tol(n, magnitude=float(jnp.max(size))))
+        np.testing.assert_allclose(
+            np.asarray(got),
+            np.asarray(ref),
+            rtol=0,
+            atol=f32_sum_tol(n, magnitude=float(jnp.max(size))),
+        )
 
 
 def test_slices_are_separate_convolutions():
     x = jnp.ones((8, 4, 4, 2))
     w = jnp.ones((3, 3, 2, 2))
-    hlo = jax.jit(
-        lambda x, w: batch_chunked_conv(x, w, (1, 1), "SAME", chunk=2, dimension_numbers=DN)
-    ).lower(x, w).as_text()
+    hlo = (
+        jax.jit(
+            lambda x, w: batch_chunked_conv(x, w, (1, 1), "SAME", chunk=2, dimension_numbers=DN)
+        )
+        .lower(x, w)
+        .as_text()
+    )
     assert hlo.count("stablehlo.convolution") == 4
 
 
@@ -62,10 +70,15 @@ def test_small_batch_or_zero_chunk_is_one_call():
     x = jnp.ones((4, 4, 4, 2))
     w = jnp.ones((3, 3, 2, 2))
     for chunk in (0, 4, 16):
-        hlo = jax.jit(
-            lambda x, w, c=chunk: batch_chunked_conv(x, w, (1, 1), "SAME", chunk=c,
-                                                     dimension_numbers=DN)
-        ).lower(x, w).as_text()
+        hlo = (
+            jax.jit(
+                lambda x, w, c=chunk: batch_chunked_conv(
+                    x, w, (1, 1), "SAME", chunk=c, dimension_numbers=DN
+                )
+            )
+            .lower(x, w)
+            .as_text()
+        )
         assert hlo.count("stablehlo.convolution") == 1
     assert conv_fn(0) is lax.conv_general_dilated
 
@@ -74,7 +87,9 @@ def test_batch_not_on_axis_0_is_refused():
     x = jnp.ones((2, 4, 4, 3))
     w = jnp.ones((3, 3, 2, 2))
     with pytest.raises(ValueError, match="batch on axis 0"):
-        batch_chunked_conv(x, w, (1, 1), "SAME", chunk=1, dimension_numbers=("CHWN", "HWIO", "NHWC"))
+        batch_chunked_conv(
+            x, w, (1, 1), "SAME", chunk=1, dimension_numbers=("CHWN", "HWIO", "NHWC")
+        )
 
 
 def test_resolve_auto_and_explicit_values():

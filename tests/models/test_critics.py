@@ -27,8 +27,10 @@ def np_mlp(params, x, layers):
 @pytest.fixture(scope="module")
 def xy():
     rng = np.random.default_rng(0)
-    return (jnp.asarray(rng.normal(size=(5, 3)), jnp.float32),
-            jnp.asarray(rng.normal(size=(4, 2)), jnp.float32))
+    return (
+        jnp.asarray(rng.normal(size=(5, 3)), jnp.float32),
+        jnp.asarray(rng.normal(size=(4, 2)), jnp.float32),
+    )
 
 
 def test_separable_critic_is_a_dot_product_of_two_mlps(xy):
@@ -54,10 +56,17 @@ def test_concat_critic_equals_an_mlp_on_every_concatenated_pair(xy):
     critic = ConcatCritic(hidden_dim=8, layers=2)
     params = critic.init(jax.random.PRNGKey(1), x, y)["params"]
     assert params["hidden1_kernel"].shape == (3 + 2, 8)
-    mlp = {"hidden1": {"kernel": params["hidden1_kernel"], "bias": params["hidden1_bias"]},
-           "hidden2": params["hidden2"], "output": params["output"]}
-    want = np.array([[np_mlp(mlp, np.concatenate([x[i], y[j]])[None], 2)[0, 0]
-                      for j in range(4)] for i in range(5)])
+    mlp = {
+        "hidden1": {"kernel": params["hidden1_kernel"], "bias": params["hidden1_bias"]},
+        "hidden2": params["hidden2"],
+        "output": params["output"],
+    }
+    want = np.array(
+        [
+            [np_mlp(mlp, np.concatenate([x[i], y[j]])[None], 2)[0, 0] for j in range(4)]
+            for i in range(5)
+        ]
+    )
     got = critic.apply({"params": params}, x, y)
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
 
@@ -73,11 +82,13 @@ def test_build_critic_and_bad_inputs(xy):
 
 def test_torch_init_scheme_is_uniform_within_one_over_sqrt_fan_in():
     x = jnp.zeros((2, 20), jnp.float32)
-    for critic in (SeparableCritic(hidden_dim=256, embed_dim=32, init_scheme="torch"),
-                   ConcatCritic(hidden_dim=256, init_scheme="torch")):
+    for critic in (
+        SeparableCritic(hidden_dim=256, embed_dim=32, init_scheme="torch"),
+        ConcatCritic(hidden_dim=256, init_scheme="torch"),
+    ):
         params = critic.init(jax.random.PRNGKey(0), x, x)["params"]
         leaves = jax.tree_util.tree_flatten_with_path(params)[0]
-        layer = lambda path, kind: jax.tree_util.keystr(path[:-1]) + path[-1].key[:-len(kind)]  # noqa: E731
+        layer = lambda path, kind: jax.tree_util.keystr(path[:-1]) + path[-1].key[: -len(kind)]  # noqa: E731
         kernels = {layer(k, "kernel"): v for k, v in leaves if k[-1].key.endswith("kernel")}
         biases = {layer(k, "bias"): v for k, v in leaves if k[-1].key.endswith("bias")}
         assert kernels.keys() == biases.keys() and len(kernels) >= 3
@@ -99,9 +110,17 @@ def test_torch_init_scheme_is_uniform_within_one_over_sqrt_fan_in():
 @pytest.fixture(scope="module")
 def dim_network():
     encoder = ConvNet(widths=(4, 8), strides=(1, 2))
-    net = DIMNetwork(encoder=encoder, projector=MLPHead(hidden_dims=(6,), output_dim=5),
-                     local_layer="block1", critic_hidden=7, critic_embed=3, use_global=True,
-                     use_local=True, use_prior=True, prior_hidden=(4,))
+    net = DIMNetwork(
+        encoder=encoder,
+        projector=MLPHead(hidden_dims=(6,), output_dim=5),
+        local_layer="block1",
+        critic_hidden=7,
+        critic_embed=3,
+        use_global=True,
+        use_local=True,
+        use_prior=True,
+        prior_hidden=(4,),
+    )
     images = jnp.asarray(np.random.default_rng(1).uniform(size=(3, 8, 8, 1)), jnp.float32)
     variables = jax.jit(lambda r, x: net.init(r, x, train=False))(jax.random.PRNGKey(0), images)
     return net, variables, images
@@ -122,9 +141,11 @@ def test_dim_network_outputs_and_local_map(dim_network):
     # Training mode reads the map the encoder sows in the same (train-mode BatchNorm) call.
     out_t, _ = net.apply(variables, images, train=True, mutable=["batch_stats", "intermediates"])
     _, enc_state = ConvNet(widths=(4, 8), strides=(1, 2)).apply(
-        enc_vars, images, train=True, mutable=["batch_stats", "intermediates"])
-    np.testing.assert_allclose(out_t["local_map"], enc_state["intermediates"]["block1"][0],
-                               rtol=1e-6)
+        enc_vars, images, train=True, mutable=["batch_stats", "intermediates"]
+    )
+    np.testing.assert_allclose(
+        out_t["local_map"], enc_state["intermediates"]["block1"][0], rtol=1e-6
+    )
     logits = net.apply(variables, out["projection"], method="discriminate")
     assert logits.shape == (3,)
     with pytest.raises(ValueError, match=r"needs mutable=\['intermediates'"):

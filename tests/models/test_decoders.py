@@ -21,27 +21,41 @@ KEY = jax.random.PRNGKey(0)
 
 def shape_of(module, x, **kwargs):
     """Output shape of ``module`` on ``x`` (init + apply traced, nothing computed)."""
+
     def run(x):
         variables = module.init(KEY, x, **kwargs)
         return module.apply(variables, x, **kwargs)
+
     return jax.eval_shape(run, jax.ShapeDtypeStruct(x.shape, jnp.float32)).shape
 
 
-@pytest.mark.parametrize("decoder, z_shape, out_shape", [
-    # 7x7 map, two x2 stages: 28x28 (Fashion-MNIST block4 of the demo ConvNet).
-    (ConvDecoder(widths=(8, 4), out_channels=1), (2, 7, 7, 16), (2, 28, 28, 1)),
-    # 4x4 map, three stages to 32x32 RGB; the channel-wise fc layer keeps the map's shape.
-    (ConvDecoder(widths=(8, 8, 4), out_channels=3, channel_fc=True), (2, 4, 4, 16),
-     (2, 32, 32, 3)),
-    # Stages give 16x16, resized to the requested 28x28 (and per-stage factors).
-    (ConvDecoder(widths=(8, 4), upsample=(4, 1), out_channels=2, output_size=(28, 28)),
-     (2, 4, 4, 8), (2, 28, 28, 2)),
-    # A vector (VAE latent) through start_shape.
-    (ConvDecoder(widths=(8, 4), out_channels=1, start_shape=(7, 7, 8)), (2, 10),
-     (2, 28, 28, 1)),
-    # Bin logits for colorization.
-    (ConvDecoder(widths=(4,), out_channels=261, norm="layer"), (2, 8, 8, 4), (2, 16, 16, 261)),
-])
+@pytest.mark.parametrize(
+    "decoder, z_shape, out_shape",
+    [
+        # 7x7 map, two x2 stages: 28x28 (Fashion-MNIST block4 of the demo ConvNet).
+        (ConvDecoder(widths=(8, 4), out_channels=1), (2, 7, 7, 16), (2, 28, 28, 1)),
+        # 4x4 map, three stages to 32x32 RGB; the channel-wise fc layer keeps the map's shape.
+        (
+            ConvDecoder(widths=(8, 8, 4), out_channels=3, channel_fc=True),
+            (2, 4, 4, 16),
+            (2, 32, 32, 3),
+        ),
+        # Stages give 16x16, resized to the requested 28x28 (and per-stage factors).
+        (
+            ConvDecoder(widths=(8, 4), upsample=(4, 1), out_channels=2, output_size=(28, 28)),
+            (2, 4, 4, 8),
+            (2, 28, 28, 2),
+        ),
+        # A vector (VAE latent) through start_shape.
+        (
+            ConvDecoder(widths=(8, 4), out_channels=1, start_shape=(7, 7, 8)),
+            (2, 10),
+            (2, 28, 28, 1),
+        ),
+        # Bin logits for colorization.
+        (ConvDecoder(widths=(4,), out_channels=261, norm="layer"), (2, 8, 8, 4), (2, 16, 16, 261)),
+    ],
+)
 def test_decoder_output_shapes(decoder, z_shape, out_shape):
     assert shape_of(decoder, jnp.zeros(z_shape), train=False) == out_shape
 
@@ -64,8 +78,9 @@ def test_channel_wise_dense_matches_numpy_and_keeps_channels_apart():
     want = np.zeros((2, 12, 5))
     for c in range(5):
         want[:, :, c] = xs[:, :, c] @ k[c] + bias[c]
-    np.testing.assert_allclose(np.asarray(apply(variables, x)).reshape(2, 12, 5), want,
-                               rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        np.asarray(apply(variables, x)).reshape(2, 12, 5), want, rtol=1e-4, atol=1e-5
+    )
     bumped = apply(variables, x.at[:, :, :, 0].add(1.0))
     diff = np.abs(np.asarray(bumped - apply(variables, x))).max(axis=(0, 1, 2))
     assert diff[0] > 0 and np.all(diff[1:] == 0)
@@ -104,19 +119,28 @@ def test_encoder_variables_have_the_plain_encoder_layout(network):
 def test_train_mode_updates_the_encoder_batch_statistics(network):
     net, variables, x = network
     _, state = jax.jit(lambda v, x: net.apply(v, x, train=True, mutable=["batch_stats"]))(
-        variables, x)
+        variables, x
+    )
     np.testing.assert_array_equal(variables["batch_stats"]["encoder"]["bn1"]["mean"], 0.0)
     # Momentum 0.9 from zeros: 0.1 * the batch mean of conv1's output.
     conv1 = nn.Conv(4, (3, 3), padding=((1, 1), (1, 1)), use_bias=False).apply(
-        {"params": variables["params"]["encoder"]["conv1"]}, x)
-    np.testing.assert_allclose(state["batch_stats"]["encoder"]["bn1"]["mean"],
-                               0.1 * np.asarray(conv1).mean(axis=(0, 1, 2)), rtol=1e-4, atol=1e-7)
+        {"params": variables["params"]["encoder"]["conv1"]}, x
+    )
+    np.testing.assert_allclose(
+        state["batch_stats"]["encoder"]["bn1"]["mean"],
+        0.1 * np.asarray(conv1).mean(axis=(0, 1, 2)),
+        rtol=1e-4,
+        atol=1e-7,
+    )
     assert set(state["batch_stats"]) == {"encoder", "decoder"}
 
 
 def test_unknown_feature_layer_fails_with_the_choices(network):
     net, variables, x = network
     bad = net.clone(feature_layer="block9")
-    with pytest.raises(ValueError, match=r"unknown decoder feature_layer 'block9'; the encoder "
-                                         r"sows \['block1', 'block2', 'pooled'\]"):
+    with pytest.raises(
+        ValueError,
+        match=r"unknown decoder feature_layer 'block9'; the encoder "
+        r"sows \['block1', 'block2', 'pooled'\]",
+    ):
         bad.apply(variables, x, train=False)

@@ -258,7 +258,12 @@ def test_build_encoder_registry():
     assert set(ENCODERS) == {"convnet", "resnet18", "resnet50", "vae_conv"}
     enc = build_encoder("resnet18", axis_name="batch", dtype=jnp.bfloat16, stem="cifar")
     assert isinstance(enc, ResNet)
-    assert (enc.axis_name, enc.dtype, enc.stem, enc.block) == ("batch", jnp.bfloat16, "cifar", "basic")
+    assert (enc.axis_name, enc.dtype, enc.stem, enc.block) == (
+        "batch",
+        jnp.bfloat16,
+        "cifar",
+        "basic",
+    )
     assert isinstance(build_encoder("convnet"), ConvNet)
 
 
@@ -272,11 +277,22 @@ def test_build_encoder_unknown_name_lists_known():
 
 def test_encoder_layer_names_in_forward_order():
     module, variables, x, _ = _convnet_init_and_output()
-    assert encoder_layer_names(module, variables, x) == ["block1", "block2", "block3", "block4", "pooled"]
+    assert encoder_layer_names(module, variables, x) == [
+        "block1",
+        "block2",
+        "block3",
+        "block4",
+        "pooled",
+    ]
     resnet = ResNet(stage_sizes=(1, 1), stem="cifar")
     resnet_vars = _abstract_init(resnet, (1, 8, 8, 3))
     sample = jax.ShapeDtypeStruct((1, 8, 8, 3), jnp.float32)
-    assert encoder_layer_names(resnet, resnet_vars, sample) == ["stem", "block1", "block2", "pooled"]
+    assert encoder_layer_names(resnet, resnet_vars, sample) == [
+        "stem",
+        "block1",
+        "block2",
+        "pooled",
+    ]
 
 
 def test_extract_features_pooled_equals_call():

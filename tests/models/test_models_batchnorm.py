@@ -104,7 +104,10 @@ def test_per_device_statistics_differ_without_axis_name(reference):
     y, state = _shard_mapped(factory(None), variables, x)
     assert not np.allclose(y, y_ref, rtol=1e-3, atol=1e-3)
     stats_ref = jax.tree.leaves(state_ref)
-    assert any(not np.allclose(a, b, rtol=1e-3, atol=1e-3) for a, b in zip(jax.tree.leaves(state), stats_ref))
+    assert any(
+        not np.allclose(a, b, rtol=1e-3, atol=1e-3)
+        for a, b in zip(jax.tree.leaves(state), stats_ref)
+    )
 
 
 def test_eval_uses_running_averages_not_batch_statistics():
@@ -116,8 +119,9 @@ def test_eval_uses_running_averages_not_batch_statistics():
     assert not np.allclose(y_train, y_eval, rtol=1e-3, atol=1e-3)
     # Eval outputs are per-example: they do not depend on the rest of the batch.
     # Batch 2 against 16 may reorder conv1 (9 terms), conv2 (9 x 4) and the pool over 4 x 4.
-    assert_close(module.apply(variables, x[:2], train=False), y_eval[:2],
-                 rtol=f32_sum_tol(9 + 9 * 4 + 4 * 4))
+    assert_close(
+        module.apply(variables, x[:2], train=False), y_eval[:2], rtol=f32_sum_tol(9 + 9 * 4 + 4 * 4)
+    )
     y_train_sub, _ = module.apply(variables, x[:2], train=True, mutable=["batch_stats"])
     assert not np.allclose(y_train_sub, y_train[:2], rtol=1e-3, atol=1e-3)
 
@@ -138,4 +142,6 @@ def test_running_average_update_and_eval_formula():
     params = variables["params"]
     hidden = jax.nn.relu(pre / np.sqrt(1.0 + 1e-5))
     expected = hidden @ params["output"]["kernel"] + params["output"]["bias"]
-    np.testing.assert_allclose(head.apply(variables, x, train=False), expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        head.apply(variables, x, train=False), expected, rtol=1e-5, atol=1e-5
+    )

@@ -62,8 +62,9 @@ def test_patch_grid_encoder_pools_per_patch_features_and_sows_grid():
         assert_close(grid[:, r, c], inner.apply(inner_vars, patch, train=False), rtol=rtol)
     assert_close(pooled, grid.mean(axis=(1, 2)), rtol=rtol)
     # Pre-cut patches (CPC's training views) give the same result as images.
-    assert_close(module.apply(variables, extract_patches(images, 8, 4), train=True), pooled,
-                 rtol=rtol)
+    assert_close(
+        module.apply(variables, extract_patches(images, 8, 4), train=True), pooled, rtol=rtol
+    )
     # Linear evaluation sees exactly 'grid' and 'pooled' (not the per-patch intermediates).
     assert encoder_layer_names(module, variables, images) == ["grid", "pooled"]
     assert_close(extract_features(module, variables, images), pooled, rtol=rtol)
@@ -71,8 +72,9 @@ def test_patch_grid_encoder_pools_per_patch_features_and_sows_grid():
 
 
 def test_patch_grid_encoder_keeps_batch_statistics_of_a_batchnorm_encoder():
-    module = PatchGridEncoder(encoder=ConvNet(widths=(4,), strides=(1,)), patch_size=4,
-                              patch_stride=4)
+    module = PatchGridEncoder(
+        encoder=ConvNet(widths=(4,), strides=(1,)), patch_size=4, patch_stride=4
+    )
     images = jnp.asarray(np.random.default_rng(2).normal(size=(2, 8, 8, 1)) + 3.0, jnp.float32)
     variables = module.init(jax.random.PRNGKey(0), images, train=False)
     _, state = module.apply(variables, images, train=True, mutable=["batch_stats"])
@@ -81,9 +83,15 @@ def test_patch_grid_encoder_keeps_batch_statistics_of_a_batchnorm_encoder():
 
 
 def test_build_encoder_from_config_wraps_only_with_patches():
-    config = ml_collections.ConfigDict(dict(model=dict(
-        encoder="convnet", encoder_kwargs=dict(widths=(4,), strides=(1,), norm="layer"),
-        conv_batch_chunk=0)))
+    config = ml_collections.ConfigDict(
+        dict(
+            model=dict(
+                encoder="convnet",
+                encoder_kwargs=dict(widths=(4,), strides=(1,), norm="layer"),
+                conv_batch_chunk=0,
+            )
+        )
+    )
     plain = build_encoder_from_config(config, None)
     assert isinstance(plain, ConvNet) and plain.norm == "layer"
     config.model.patches = ml_collections.ConfigDict(dict(size=8, stride=4))
@@ -96,7 +104,8 @@ def test_build_encoder_from_config_wraps_only_with_patches():
 def test_convnet_norm_choice():
     x = jnp.ones((2, 8, 8, 1))
     layer = ConvNet(widths=(4, 8), strides=(1, 2), norm="layer").init(
-        jax.random.PRNGKey(0), x, train=False)
+        jax.random.PRNGKey(0), x, train=False
+    )
     assert set(layer) == {"params"}
     assert set(layer["params"]) == {"conv1", "conv2", "ln1", "ln2"}
     # Train mode needs no mutable collection and does not mix examples.
@@ -104,8 +113,11 @@ def test_convnet_norm_choice():
     both = net.apply(layer, jnp.concatenate([x, 3 * x + 1]), train=True)
     # Batch 4 against batch 2 may reorder conv1 (9), LayerNorm (4), conv2 (9 x 4), LayerNorm
     # (8) and the pool over 4 x 4.
-    assert_close(both[:2], net.apply(layer, x, train=True),
-                 rtol=f32_sum_tol(9 + 2 * 4 + 9 * 4 + 2 * 8 + 4 * 4))
+    assert_close(
+        both[:2],
+        net.apply(layer, x, train=True),
+        rtol=f32_sum_tol(9 + 2 * 4 + 9 * 4 + 2 * 8 + 4 * 4),
+    )
     batch = ConvNet(widths=(4, 8), strides=(1, 2)).init(jax.random.PRNGKey(0), x, train=False)
     assert set(batch) == {"params", "batch_stats"}
     assert set(batch["params"]) == {"conv1", "conv2", "bn1", "bn2"}

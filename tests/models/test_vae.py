@@ -34,13 +34,21 @@ def test_locatello_architecture_shapes_and_parameter_count(network):
     p = variables["params"]
     enc, dec = p["encoder"], p["decoder"]
     assert [enc[f"conv{i}"]["kernel"].shape for i in range(1, 5)] == [
-        (4, 4, 1, 32), (4, 4, 32, 32), (4, 4, 32, 64), (4, 4, 64, 64)]
+        (4, 4, 1, 32),
+        (4, 4, 32, 32),
+        (4, 4, 32, 64),
+        (4, 4, 64, 64),
+    ]
     assert enc["dense"]["kernel"].shape == (4 * 4 * 64, 256)
     assert enc["mean_head"]["kernel"].shape == enc["log_var_head"]["kernel"].shape == (256, 10)
     assert dec["fc1"]["kernel"].shape == (10, 256)
     assert dec["fc2"]["kernel"].shape == (256, 4 * 4 * 64)
     assert [dec[n]["kernel"].shape for n in ("upconv1", "upconv2", "upconv3", "output")] == [
-        (4, 4, 64, 64), (4, 4, 64, 32), (4, 4, 32, 32), (4, 4, 32, 1)]
+        (4, 4, 64, 64),
+        (4, 4, 64, 32),
+        (4, 4, 32, 32),
+        (4, 4, 32, 1),
+    ]
     assert set(variables) == {"params"}  # no normalisation layers, no batch statistics
     x = jax.random.uniform(jax.random.PRNGKey(1), (2, 64, 64, 1))
     out = jax.jit(lambda v, x: net.apply(v, x, train=False))(variables, x)
@@ -55,15 +63,22 @@ def test_encoder_sows_layers_for_feature_extraction(network):
     enc_vars = {"params": variables["params"]["encoder"]}
     sample = jax.ShapeDtypeStruct((1, 64, 64, 1), jnp.float32)
     assert encoder_layer_names(encoder, enc_vars, sample) == [
-        "block1", "block2", "block3", "block4", "fc", "mean"]
+        "block1",
+        "block2",
+        "block3",
+        "block4",
+        "fc",
+        "mean",
+    ]
     x = jax.random.uniform(jax.random.PRNGKey(2), (3, 64, 64, 1))
     block2 = extract_features(encoder, enc_vars, x, layer="block2", grid=2)
     assert block2.shape == (3, 2 * 2 * 32)
     mean = extract_features(encoder, enc_vars, x, layer="mean")
     # The encoder's output is the posterior mean, the network's 'features'.
     np.testing.assert_allclose(mean, encoder.apply(enc_vars, x, train=False), rtol=1e-6)
-    np.testing.assert_allclose(mean, net.apply(variables, x, train=False)["features"],
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        mean, net.apply(variables, x, train=False)["features"], rtol=1e-5, atol=1e-6
+    )
 
 
 def test_registered_as_an_encoder_and_cut_out_like_checkpoint_eval(network):
@@ -80,8 +95,7 @@ def test_registered_as_an_encoder_and_cut_out_like_checkpoint_eval(network):
     encoder, enc_vars = encoder_of(Setup, variables["params"], {})
     x = jax.random.uniform(jax.random.PRNGKey(3), (2, 64, 64, 1))
     mean, log_var = net.apply(variables, x, train=False, method="encode")
-    np.testing.assert_allclose(encoder.apply(enc_vars, x, train=False), mean, rtol=1e-5,
-                               atol=1e-6)
+    np.testing.assert_allclose(encoder.apply(enc_vars, x, train=False), mean, rtol=1e-5, atol=1e-6)
     assert log_var.shape == (2, 10)
 
 
@@ -120,8 +134,7 @@ def test_phase_transposed_convolution_equals_flax_conv_transpose():
             init_diff = jnp.max(jnp.abs(mine["params"]["kernel"] - params["params"]["kernel"]))
             params = jax.tree.map(lambda a: a + 0.1 * jax.random.normal(key, a.shape), params)
             want = ref.apply(params, x)
-            out.append((init_diff, want.shape[1:3],
-                        jnp.max(jnp.abs(ours.apply(params, x) - want))))
+            out.append((init_diff, want.shape[1:3], jnp.max(jnp.abs(ours.apply(params, x) - want))))
         return out
 
     results = jax.jit(compare)(jax.random.PRNGKey(1))

@@ -19,8 +19,10 @@ def numpy_byol(p, z):
 
 
 def numpy_simsiam(p, z):
-    cos = [float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
-           for a, b in zip(np.asarray(p, np.float64), np.asarray(z, np.float64))]
+    cos = [
+        float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+        for a, b in zip(np.asarray(p, np.float64), np.asarray(z, np.float64))
+    ]
     return -sum(cos) / len(cos)
 
 
@@ -36,7 +38,9 @@ def test_byol_matches_numpy_and_bounds():
     assert float(byol_loss(p, 3.0 * p)) == pytest.approx(0.0, abs=1e-6)
     assert float(byol_loss(p, -0.5 * p)) == pytest.approx(4.0, rel=1e-6)
     # Orthogonal directions: 2.
-    assert float(byol_loss(jnp.eye(3), jnp.roll(jnp.eye(3), 1, axis=1))) == pytest.approx(2.0, abs=1e-6)
+    assert float(byol_loss(jnp.eye(3), jnp.roll(jnp.eye(3), 1, axis=1))) == pytest.approx(
+        2.0, abs=1e-6
+    )
     value = float(byol_loss(p, z))
     assert 0.0 <= value <= 4.0
 
@@ -76,14 +80,18 @@ def test_byol_gradient_matches_finite_differences():
 def test_cosine_ema_momentum_schedule():
     base, total = 0.996, 1000
     assert float(cosine_ema_momentum(0, total, base)) == pytest.approx(base, abs=1e-7)
-    assert float(cosine_ema_momentum(total // 2, total, base)) == pytest.approx((1 + base) / 2, abs=1e-7)
+    assert float(cosine_ema_momentum(total // 2, total, base)) == pytest.approx(
+        (1 + base) / 2, abs=1e-7
+    )
     assert float(cosine_ema_momentum(total, total, base)) == pytest.approx(1.0, abs=1e-7)
     # Clipped after the last step (deepmind-research byol schedules.cosine_decay).
     assert float(cosine_ema_momentum(3 * total, total, base)) == pytest.approx(1.0, abs=1e-7)
     # Works on a traced step and matches the closed form; monotone non-decreasing.
     steps = jnp.arange(0, total + 1, 50)
     values = np.asarray(jax.jit(jax.vmap(lambda s: cosine_ema_momentum(s, total, base)))(steps))
-    expected = [1 - (1 - base) * (math.cos(math.pi * s / total) + 1) / 2 for s in range(0, total + 1, 50)]
+    expected = [
+        1 - (1 - base) * (math.cos(math.pi * s / total) + 1) / 2 for s in range(0, total + 1, 50)
+    ]
     np.testing.assert_allclose(values, expected, atol=1e-7)
     assert np.all(np.diff(values) >= 0)
 

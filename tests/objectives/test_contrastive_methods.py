@@ -54,7 +54,9 @@ def test_moco_matches_numpy_and_logit_layout():
     qn, kn = _unit(q), _unit(k)
     # Column 0 is the positive, columns 1.. the queue in order.
     np.testing.assert_allclose(logits[:, 0], np.sum(qn * kn, axis=1) / 0.2, rtol=1e-5)
-    np.testing.assert_allclose(logits[:, 1:], qn @ queue.T.astype(np.float64) / 0.2, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        logits[:, 1:], qn @ queue.T.astype(np.float64) / 0.2, rtol=1e-5, atol=1e-6
+    )
     # Hand value: positive at cosine 1, K orthogonal negatives, tau = 1: log(1 + K / e).
     eye = jnp.eye(4)
     loss, _ = moco_loss(eye[:1], 2.0 * eye[:1], eye[1:], temperature=1.0)
@@ -65,8 +67,9 @@ def test_moco_gradients_only_reach_queries():
     rng = np.random.default_rng(1)
     q, k = jnp.asarray(rng.normal(size=(3, 4))), jnp.asarray(rng.normal(size=(3, 4)))
     queue = jnp.asarray(_unit(rng.normal(size=(5, 4))))
-    gq, gk, gqueue = jax.grad(lambda a, b, c: moco_loss(a, b, c, temperature=0.1)[0],
-                              argnums=(0, 1, 2))(q, k, queue)
+    gq, gk, gqueue = jax.grad(
+        lambda a, b, c: moco_loss(a, b, c, temperature=0.1)[0], argnums=(0, 1, 2)
+    )(q, k, queue)
     assert np.all(np.asarray(gk) == 0) and np.all(np.asarray(gqueue) == 0)
     assert np.abs(np.asarray(gq)).max() > 1e-3
 
@@ -152,12 +155,20 @@ def test_binary_contrastive_multi_device_equals_single_device():
 
     def per_device(a, b):
         (loss, acc), grads = jax.value_and_grad(
-            lambda x, y: fn(x, y, "batch"), argnums=(0, 1), has_aux=True)(a, b)
+            lambda x, y: fn(x, y, "batch"), argnums=(0, 1), has_aux=True
+        )(a, b)
         return jax.lax.pmean((loss, acc), "batch"), jax.tree.map(lambda g: g / n_dev, grads)
 
     mesh = Mesh(np.array(jax.devices()), ("batch",))
-    sharded = jax.jit(jax.shard_map(per_device, mesh=mesh, in_specs=(P("batch"), P("batch")),
-                                    out_specs=(P(), P("batch")), check_vma=False))
+    sharded = jax.jit(
+        jax.shard_map(
+            per_device,
+            mesh=mesh,
+            in_specs=(P("batch"), P("batch")),
+            out_specs=(P(), P("batch")),
+            check_vma=False,
+        )
+    )
     (loss, acc), grads = sharded(z1, z2)
     # Reordered chain: norms and dot products over d=5, means over the 32 x 32 pairs; logits
     # of unit vectors scale as 1 / tau = 5.
@@ -189,20 +200,27 @@ def test_instance_discrimination_matches_numpy():
     memory = _unit(rng.normal(size=(10, 4))).astype(np.float32)
     indices = np.array([3, 7, 0, 9])
     features = (memory[indices] + 0.6 * rng.normal(size=(4, 4))).astype(np.float32)
-    loss, acc = instance_discrimination_loss(features, memory, jnp.asarray(indices), temperature=0.07)
+    loss, acc = instance_discrimination_loss(
+        features, memory, jnp.asarray(indices), temperature=0.07
+    )
     ref_loss, ref_acc = numpy_instance(features, memory, indices, 0.07)
     assert float(loss) == pytest.approx(ref_loss, rel=1e-5)
     assert float(acc) == pytest.approx(ref_acc)
     # Features equal to their own memory rows are always classified correctly.
-    _, acc = instance_discrimination_loss(3.0 * memory[indices], memory, jnp.asarray(indices), temperature=0.07)
+    _, acc = instance_discrimination_loss(
+        3.0 * memory[indices], memory, jnp.asarray(indices), temperature=0.07
+    )
     assert float(acc) == 1.0
     # A collapsed bank gives no information: loss log N.
     flat = np.tile(_unit(np.ones((1, 4))), (10, 1)).astype(np.float32)
     loss, _ = instance_discrimination_loss(features, flat, jnp.asarray(indices), temperature=0.07)
     assert float(loss) == pytest.approx(math.log(10), rel=1e-5)
     # The bank is a buffer: no gradient flows into it.
-    g_mem = jax.grad(lambda m: instance_discrimination_loss(features, m, jnp.asarray(indices),
-                                                            temperature=0.07)[0])(jnp.asarray(memory))
+    g_mem = jax.grad(
+        lambda m: instance_discrimination_loss(features, m, jnp.asarray(indices), temperature=0.07)[
+            0
+        ]
+    )(jnp.asarray(memory))
     assert np.all(np.asarray(g_mem) == 0)
 
 
@@ -221,7 +239,9 @@ def test_update_memory_bank():
     # momentum 0 stores the normalised features; momentum 1 keeps the bank.
     new0 = np.asarray(update_memory_bank(memory, jnp.asarray(indices), features, momentum=0.0))
     np.testing.assert_allclose(new0[indices], _unit(features), rtol=1e-5, atol=1e-6)
-    new1 = np.asarray(jax.jit(update_memory_bank)(memory, jnp.asarray(indices), features, momentum=1.0))
+    new1 = np.asarray(
+        jax.jit(update_memory_bank)(memory, jnp.asarray(indices), features, momentum=1.0)
+    )
     np.testing.assert_allclose(new1, memory, rtol=1e-6, atol=1e-7)
 
 
@@ -247,8 +267,9 @@ def test_unwritten_rows_leave_the_softmax_and_the_own_feature_is_the_positive():
     written = np.array([1, 1, 0, 1, 0, 1, 1, 0, 1, 1], bool)
     indices = np.array([3, 7, 0, 2])  # rows 7 and 2 not written yet
     features = rng.normal(size=(4, 4)).astype(np.float32)
-    loss, acc = instance_discrimination_loss(features, memory, jnp.asarray(indices),
-                                             temperature=0.1, written=jnp.asarray(written))
+    loss, acc = instance_discrimination_loss(
+        features, memory, jnp.asarray(indices), temperature=0.1, written=jnp.asarray(written)
+    )
     # Independent reference: softmax over the written rows plus the image's own class,
     # whose row is the feature itself when unwritten (score 1 / tau).
     f, total, correct = _unit(features), 0.0, 0
@@ -260,13 +281,16 @@ def test_unwritten_rows_leave_the_softmax_and_the_own_feature_is_the_positive():
         correct += int(max(logits, key=logits.get) == idx)
     assert float(loss) == pytest.approx(total / 4, rel=1e-5)
     assert float(acc) == pytest.approx(correct / 4)
-    g = jax.grad(lambda x: instance_discrimination_loss(
-        x, memory, jnp.asarray(indices), temperature=0.1, written=jnp.asarray(written))[0])(
-            jnp.asarray(features))
+    g = jax.grad(
+        lambda x: instance_discrimination_loss(
+            x, memory, jnp.asarray(indices), temperature=0.1, written=jnp.asarray(written)
+        )[0]
+    )(jnp.asarray(features))
     assert np.all(np.isfinite(np.asarray(g)))
     # An empty bank: each image only has itself, loss 0.
-    loss, acc = instance_discrimination_loss(features, memory, jnp.asarray(indices),
-                                             temperature=0.1, written=jnp.zeros(10, bool))
+    loss, acc = instance_discrimination_loss(
+        features, memory, jnp.asarray(indices), temperature=0.1, written=jnp.zeros(10, bool)
+    )
     assert float(loss) == pytest.approx(0.0, abs=1e-6) and float(acc) == 1.0
 
 
@@ -294,9 +318,9 @@ def test_first_write_stores_the_feature_later_writes_mix():
     rows = np.asarray(first_visit_rows(memory, indices, features, written))
     np.testing.assert_allclose(rows[[0, 2]], _unit(features[[0, 2]]), rtol=1e-5)
     np.testing.assert_array_equal(rows[1], memory[1])
-    new = np.asarray(update_memory_bank(memory, indices, features, momentum=0.5,
-                                        written=written))
+    new = np.asarray(update_memory_bank(memory, indices, features, momentum=0.5, written=written))
     np.testing.assert_allclose(new[[0, 4]], _unit(features[[0, 2]]), rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(new[1], _unit(0.5 * memory[1] + 0.5 * _unit(features[1])),
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        new[1], _unit(0.5 * memory[1] + 0.5 * _unit(features[1])), rtol=1e-5, atol=1e-6
+    )
     np.testing.assert_array_equal(new[[2, 3, 5]], memory[[2, 3, 5]])

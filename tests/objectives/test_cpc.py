@@ -28,8 +28,12 @@ def numpy_cpc(pred, tgt):
         for b in range(n):
             for i in range(rows - k):
                 for j in range(cols):
-                    scores = [pred[k - 1, b, i, j] @ tgt[bb, ii, jj]
-                              for bb in range(n) for ii in range(rows) for jj in range(cols)]
+                    scores = [
+                        pred[k - 1, b, i, j] @ tgt[bb, ii, jj]
+                        for bb in range(n)
+                        for ii in range(rows)
+                        for jj in range(cols)
+                    ]
                     pos = (b * rows + i + k) * cols + j
                     log_norm = math.log(sum(math.exp(s) for s in scores))
                     total += log_norm - scores[pos]
@@ -78,21 +82,32 @@ def test_multi_device_loss_and_grads_equal_single_device(driver):
     pred = jnp.asarray(rng.normal(size=(2, 16, 3, 2, 4)), jnp.float32)
     tgt = jnp.asarray(rng.normal(size=(16, 3, 2, 4)), jnp.float32)
     ref_loss, ref_grads = jax.value_and_grad(lambda p, t: cpc_loss(p, t)[0], argnums=(0, 1))(
-        pred, tgt)
+        pred, tgt
+    )
     _, ref_acc = cpc_loss(pred, tgt)
 
     def per_device(p, t):
         (loss, acc), grads = jax.value_and_grad(
-            lambda a, b: cpc_loss(a, b, axis_name="batch"), argnums=(0, 1), has_aux=True)(p, t)
+            lambda a, b: cpc_loss(a, b, axis_name="batch"), argnums=(0, 1), has_aux=True
+        )(p, t)
         # Per-device means over equal counts: the global loss is the device mean.
-        return (jax.lax.pmean(loss, "batch"), jax.lax.pmean(acc, "batch"),
-                jax.tree.map(lambda g: g / n_dev, grads))
+        return (
+            jax.lax.pmean(loss, "batch"),
+            jax.lax.pmean(acc, "batch"),
+            jax.tree.map(lambda g: g / n_dev, grads),
+        )
 
     if driver == "shard_map":
         mesh = parallel.make_mesh()
-        fn = jax.jit(jax.shard_map(
-            per_device, mesh=mesh, in_specs=(P(None, "batch"), P("batch")),
-            out_specs=(P(), P(), (P(None, "batch"), P("batch"))), check_vma=False))
+        fn = jax.jit(
+            jax.shard_map(
+                per_device,
+                mesh=mesh,
+                in_specs=(P(None, "batch"), P("batch")),
+                out_specs=(P(), P(), (P(None, "batch"), P("batch"))),
+                check_vma=False,
+            )
+        )
         loss, acc, grads = fn(pred, tgt)
     else:
         fn = jax.pmap(per_device, axis_name="batch", in_axes=(1, 0))
@@ -119,15 +134,20 @@ def test_context_network_is_causal_over_rows():
     jac = jax.jacrev(lambda z: net.apply(variables, z))(grid)[0, :, :, :, 0]  # [5,4,8, 5,4,3]
     reach = np.abs(np.asarray(jac)).sum(axis=(1, 2, 4, 5))  # [row of c, row of z]
     for i in range(5):
-        assert np.all(reach[i, i + 1:] == 0.0), i
-        assert np.all(reach[i, max(0, i - 2): i + 1] > 0.0), i
+        assert np.all(reach[i, i + 1 :] == 0.0), i
+        assert np.all(reach[i, max(0, i - 2) : i + 1] > 0.0), i
 
 
 def _tiny_cpc_network(directions=4):
-    encoder = PatchGridEncoder(encoder=ConvNet(widths=(4, 6), strides=(1, 2), norm="layer"),
-                               patch_size=4, patch_stride=2)
-    return CPCNetwork(encoder=encoder, context=ContextNetwork(width=8, num_blocks=1),
-                      prediction_steps=2, directions=directions)
+    encoder = PatchGridEncoder(
+        encoder=ConvNet(widths=(4, 6), strides=(1, 2), norm="layer"), patch_size=4, patch_stride=2
+    )
+    return CPCNetwork(
+        encoder=encoder,
+        context=ContextNetwork(width=8, num_blocks=1),
+        prediction_steps=2,
+        directions=directions,
+    )
 
 
 def test_cpc_network_predictions_only_see_rows_above():
@@ -159,7 +179,8 @@ def _cpc_config(data_dir=None):
     from ssljax import config_base
 
     c = config_base.load_config(
-        str(Path(__file__).parents[2] / "configs" / "cpc.py") + ":fashion_mnist")
+        str(Path(__file__).parents[2] / "configs" / "cpc.py") + ":fashion_mnist"
+    )
     c.batch_size = 16
     c.total_steps = 3
     c.dataset.data_dir = data_dir
@@ -179,8 +200,9 @@ def _cpc_config(data_dir=None):
     return c
 
 
-FASHION_MNIST = DatasetFacts(name="fashion_mnist", image_shape=(28, 28, 1), num_examples=60000,
-                             num_classes=10)
+FASHION_MNIST = DatasetFacts(
+    name="fashion_mnist", image_shape=(28, 28, 1), num_examples=60000, num_classes=10
+)
 
 
 def check(config):
@@ -205,8 +227,9 @@ def test_registry_and_bad_configs_fail_in_one_line():
         check(config)
     assert "\n" not in str(err.value)
     config.objective.directions = 3
-    with pytest.raises(ValueError,
-                       match=r"unknown objective.directions 3; choose one of \[1, 2, 4\]"):
+    with pytest.raises(
+        ValueError, match=r"unknown objective.directions 3; choose one of \[1, 2, 4\]"
+    ):
         check(config)
     config = _cpc_config()
     del config.model["patches"]
@@ -214,13 +237,22 @@ def test_registry_and_bad_configs_fail_in_one_line():
         check(config)
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(prediction_steps=0), r"objective.prediction_steps=0 is invalid; valid: an integer >= 1"),
-    (dict(prediction_steps=2.5), r"objective.prediction_steps=2.5 is invalid"),
-    (dict(patch_flip_prob=1.5), r"objective.patch_flip_prob=1.5 is invalid; valid: 0.0 <= "
-                                r"patch_flip_prob <= 1.0"),
-    (dict(patch_color_drop_prob=-0.1), r"objective.patch_color_drop_prob=-0.1 is invalid"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (
+            dict(prediction_steps=0),
+            r"objective.prediction_steps=0 is invalid; valid: an integer >= 1",
+        ),
+        (dict(prediction_steps=2.5), r"objective.prediction_steps=2.5 is invalid"),
+        (
+            dict(patch_flip_prob=1.5),
+            r"objective.patch_flip_prob=1.5 is invalid; valid: 0.0 <= "
+            r"patch_flip_prob <= 1.0",
+        ),
+        (dict(patch_color_drop_prob=-0.1), r"objective.patch_color_drop_prob=-0.1 is invalid"),
+    ],
+)
 def test_bad_hyperparameters_fail_in_one_line(kwargs, message):
     with pytest.raises(ValueError, match=message) as err:
         CPC(**kwargs)
@@ -232,14 +264,16 @@ def test_unknown_key_names_the_valid_keys():
         CPC.from_config({"name": "cpc", "prediction_step": 3})
     assert str(err.value) == (
         "unknown key objective.prediction_step for objective 'cpc'; valid keys: "
-        "prediction_steps, directions, patch_flip_prob, patch_color_drop_prob")
+        "prediction_steps, directions, patch_flip_prob, patch_color_drop_prob"
+    )
 
 
 def test_defaults_and_old_configs_load_with_the_same_values():
     """Every CPC objective stored before the typed objectives loads, with the same values, so
     stored runs resume; a missing key takes its default."""
-    assert CPC() == CPC(prediction_steps=3, directions=4, patch_flip_prob=0.0,
-                        patch_color_drop_prob=0.0)
+    assert CPC() == CPC(
+        prediction_steps=3, directions=4, patch_flip_prob=0.0, patch_color_drop_prob=0.0
+    )
     old = json.load(open(Path(__file__).parents[1] / "data" / "configs_before_redesign.json"))
     stored = {k: c["objective"] for k, c in old.items() if c["objective"]["name"] == "cpc"}
     assert set(stored) == {"cpc_cifar10", "cpc_fashion_mnist", "cpc_imagenet2012"}
@@ -281,12 +315,13 @@ def test_objective_loss_is_the_mean_over_directions():
     variables = model.init(jax.random.PRNGKey(1), views[0], train=False)
     params = variables.pop("params")
     ctx = LossContext(model=model, state=None, batch={"image": images}, axis_name=None, run=run)
-    loss, aux = jax.jit(lambda p: objective.loss(p, variables, views, jax.random.PRNGKey(2),
-                                                 ctx))(params)
-    out = model.apply({"params": params, **variables}, views[0], train=True,
-                      mutable=list(variables))[0]
-    losses, accuracies = zip(*(cpc_loss(p, t) for p, t in zip(out["predictions"],
-                                                              out["targets"])))
+    loss, aux = jax.jit(lambda p: objective.loss(p, variables, views, jax.random.PRNGKey(2), ctx))(
+        params
+    )
+    out = model.apply(
+        {"params": params, **variables}, views[0], train=True, mutable=list(variables)
+    )[0]
+    losses, accuracies = zip(*(cpc_loss(p, t) for p, t in zip(out["predictions"], out["targets"])))
     assert_close(loss, np.mean(losses), rtol=1e-5)
     assert_close(aux.metrics["cpc_accuracy"], np.mean(accuracies), rtol=1e-6)
     for rotation, want in zip(ROTATIONS[4], losses):

@@ -25,8 +25,9 @@ from tests.tolerances import assert_close, assert_updates_close, f32_steps_rtol
 N_TERMS = 2 * 16 * 28 * 28
 
 
-FASHION_MNIST = DatasetFacts(name="fashion_mnist", image_shape=(28, 28, 1), num_examples=60000,
-                             num_classes=10)
+FASHION_MNIST = DatasetFacts(
+    name="fashion_mnist", image_shape=(28, 28, 1), num_examples=60000, num_classes=10
+)
 # Settings of config.model.dim; the other keyword arguments of tiny_dim_config are objective
 # hyperparameters.
 MODEL_KEYS = ("local_layer", "critic_hidden", "critic_embed", "critic_layers", "prior_hidden")
@@ -34,9 +35,17 @@ MODEL_KEYS = ("local_layer", "critic_hidden", "critic_embed", "critic_layers", "
 
 def tiny_dim_config(make_identity_config, **overrides):
     c = make_identity_config()  # ConvNet (8, 16) at strides (1, 2): block2 is 14x14x16
-    settings = dict(estimator="jsd", global_weight=0.0, local_weight=1.0, prior_weight=0.0,
-                    local_layer="block2", critic_hidden=8, critic_embed=4, critic_layers=1,
-                    prior_hidden=(6,))
+    settings = dict(
+        estimator="jsd",
+        global_weight=0.0,
+        local_weight=1.0,
+        prior_weight=0.0,
+        local_layer="block2",
+        critic_hidden=8,
+        critic_embed=4,
+        critic_layers=1,
+        prior_hidden=(6,),
+    )
     settings.update(overrides)
     c.model.dim = ml_collections.ConfigDict({k: settings.pop(k) for k in MODEL_KEYS})
     c.model.projector = config_base.mlp((8,), 4)  # Y: 8-unit layer -> 4-d
@@ -46,9 +55,11 @@ def tiny_dim_config(make_identity_config, **overrides):
 
 def global_batch(n=16, seed=0):
     rng = np.random.default_rng(seed)
-    return {"image": rng.integers(0, 256, (n, 28, 28, 1), dtype=np.uint8),
-            "label": rng.integers(0, 10, (n,)).astype(np.int32),
-            "index": np.arange(n, dtype=np.int32)}
+    return {
+        "image": rng.integers(0, 256, (n, 28, 28, 1), dtype=np.uint8),
+        "label": rng.integers(0, 10, (n,)).astype(np.int32),
+        "index": np.arange(n, dtype=np.int32),
+    }
 
 
 def run(config, devices, batch, steps=2):
@@ -56,8 +67,15 @@ def run(config, devices, batch, steps=2):
     mesh = parallel.make_mesh(devices)
     state = parallel.replicate_on_mesh(initial_state(config, setup), mesh)
     step = shard_map_driver(
-        make_train_step(objective=setup.objective, run=setup.run, model=setup.train_model, tx=setup.tx,
-                        config=config), mesh)
+        make_train_step(
+            objective=setup.objective,
+            run=setup.run,
+            model=setup.train_model,
+            tx=setup.tx,
+            config=config,
+        ),
+        mesh,
+    )
     local = {k: v.reshape((len(devices), -1) + v.shape[1:]) for k, v in batch.items()}
     history = []
     for _ in range(steps):
@@ -75,8 +93,9 @@ def assert_trees_close(a, b, rtol, atol):
 def test_eight_devices_equal_one_device(make_identity_config):
     """Global and local terms across two views, MINE's moving averages in
     ``TrainState.extra``; two steps."""
-    config = tiny_dim_config(make_identity_config, estimator="mine", global_weight=0.5,
-                             cross_view=True)
+    config = tiny_dim_config(
+        make_identity_config, estimator="mine", global_weight=0.5, cross_view=True
+    )
     validate_config(config)
     batch = global_batch()
     s8, m8 = run(config, jax.devices(), batch)
@@ -104,10 +123,15 @@ def test_mine_averages_keep_the_checkpoint_names_of_the_old_dict():
     ``{'global': ..., 'local': ...}`` dict, and a term that is off has no entry."""
     both = dim_lib.MineAverages(global_=mi.mine_init_state((2,)), local=mi.mine_init_state((3,)))
     old = {"global": mi.mine_init_state((2,)), "local": mi.mine_init_state((3,))}
-    names = lambda tree: [jax.tree_util.keystr(p, simple=True, separator="/")  # noqa: E731
-                          for p, _ in jax.tree_util.tree_leaves_with_path(tree)]
-    assert names(both) == names(old) == ["global/log_mean", "global/weight", "local/log_mean",
-                                         "local/weight"]
+    names = lambda tree: [
+        jax.tree_util.keystr(p, simple=True, separator="/")  # noqa: E731
+        for p, _ in jax.tree_util.tree_leaves_with_path(tree)
+    ]
+    assert (
+        names(both)
+        == names(old)
+        == ["global/log_mean", "global/weight", "local/log_mean", "local/weight"]
+    )
     local_only = dim_lib.MineAverages(local=mi.mine_init_state((3,)))
     assert names(local_only) == ["local/log_mean", "local/weight"]
     doubled = jax.tree.map(lambda x: x + 2.0, local_only)
@@ -123,7 +147,8 @@ def test_mine_averages_restore_from_a_checkpoint_of_the_old_dict(tmp_path):
     checkpointer.save(tmp_path / "state", {"extra": old})
     checkpointer.wait_until_finished()
     restored = checkpointer.restore(
-        tmp_path / "state", jax.tree.map(ocp.utils.to_shape_dtype_struct, {"extra": template}))
+        tmp_path / "state", jax.tree.map(ocp.utils.to_shape_dtype_struct, {"extra": template})
+    )
     assert isinstance(restored["extra"], dim_lib.MineAverages)
     np.testing.assert_array_equal(restored["extra"].local.log_mean, [0.0, 1.0, 2.0])
     np.testing.assert_array_equal(restored["extra"].local.weight, old["local"].weight)
@@ -162,8 +187,9 @@ def np_infonce(s):
     return math.log(k) + np.mean(np.diag(s) - lse)
 
 
-@pytest.mark.parametrize("estimator, reference, cross_view",
-                         [("jsd", np_js_fgan, False), ("infonce", np_infonce, True)])
+@pytest.mark.parametrize(
+    "estimator, reference, cross_view", [("jsd", np_js_fgan, False), ("infonce", np_infonce, True)]
+)
 def test_loss_equals_numpy_on_the_network_outputs(dim_setup, estimator, reference, cross_view):
     """Global + local terms recomputed in float64 from the queries and keys the model outputs:
     pins the pairing (image b's Y with image b's map, of the other view with ``cross_view``)
@@ -171,21 +197,30 @@ def test_loss_equals_numpy_on_the_network_outputs(dim_setup, estimator, referenc
     _, setup, state, x = dim_setup
     objective = dataclasses.replace(setup.objective, estimator=estimator, cross_view=cross_view)
     views = (x, x[:, ::-1]) if cross_view else (x,)
-    ctx = LossContext(model=setup.eval_model, state=state.extra, batch={}, axis_name=None,
-                      run=setup.run)
-    loss, aux = objective.loss(state.params, state.model_state, views, jax.random.PRNGKey(0),
-                               ctx)
+    ctx = LossContext(
+        model=setup.eval_model, state=state.extra, batch={}, axis_name=None, run=setup.run
+    )
+    loss, aux = objective.loss(state.params, state.model_state, views, jax.random.PRNGKey(0), ctx)
     metrics, outputs = aux.metrics, aux.outputs
-    out, _ = setup.eval_model.apply({"params": state.params, **state.model_state},
-                                    jnp.concatenate(views), train=True,
-                                    mutable=["batch_stats", "intermediates"])
+    out, _ = setup.eval_model.apply(
+        {"params": state.params, **state.model_state},
+        jnp.concatenate(views),
+        train=True,
+        mutable=["batch_stats", "intermediates"],
+    )
     n = x.shape[0]
-    f64 = lambda a, d: np.asarray(a[d * n:(d + 1) * n], np.float64)  # noqa: E731
+    f64 = lambda a, d: np.asarray(a[d * n : (d + 1) * n], np.float64)  # noqa: E731
     pairs = [(0, 1), (1, 0)] if cross_view else [(0, 0)]
-    global_term = np.mean([reference(f64(out["global_query"], q) @ f64(out["global_key"], k).T)
-                           for q, k in pairs])
-    local_term = np.mean([reference(f64(out["local_query"], q) @ f64(out["local_key"], k)[:, l].T)
-                          for q, k in pairs for l in range(out["local_key"].shape[1])])
+    global_term = np.mean(
+        [reference(f64(out["global_query"], q) @ f64(out["global_key"], k).T) for q, k in pairs]
+    )
+    local_term = np.mean(
+        [
+            reference(f64(out["local_query"], q) @ f64(out["local_key"], k)[:, l].T)
+            for q, k in pairs
+            for l in range(out["local_key"].shape[1])
+        ]
+    )
     prior = metrics["prior_discriminator_loss"] + metrics["prior_encoder_loss"]
     want = -(0.3 * global_term + 1.0 * local_term) + 0.1 * float(prior)
     assert float(loss) == pytest.approx(want, rel=1e-4, abs=1e-5)
@@ -220,16 +255,28 @@ def test_prior_matching_gradients_split_between_discriminator_and_encoder(dim_se
     "overrides, message",
     [
         (dict(estimator="mi"), r"unknown objective.estimator 'mi'; choose one of \['jsd'"),
-        (dict(local_weight=0.0), r"objective.global_weight=0 and objective.local_weight=0 "
-                                 r"leave DIM no MI term; valid: global_weight > 0 or "
-                                 r"local_weight > 0"),
-        (dict(prior_weight=-1.0), r"objective.prior_weight=-1 is invalid; valid: 0.0 <= "
-                                  r"prior_weight"),
-        (dict(mine_momentum=1.0), r"objective.mine_momentum=1 is invalid; valid: 0.0 <= "
-                                  r"mine_momentum < 1.0"),
+        (
+            dict(local_weight=0.0),
+            r"objective.global_weight=0 and objective.local_weight=0 "
+            r"leave DIM no MI term; valid: global_weight > 0 or "
+            r"local_weight > 0",
+        ),
+        (
+            dict(prior_weight=-1.0),
+            r"objective.prior_weight=-1 is invalid; valid: 0.0 <= "
+            r"prior_weight",
+        ),
+        (
+            dict(mine_momentum=1.0),
+            r"objective.mine_momentum=1 is invalid; valid: 0.0 <= "
+            r"mine_momentum < 1.0",
+        ),
         (dict(smile_clip=0.0), r"objective.smile_clip=0 is invalid; valid: 0.0 < smile_clip"),
-        (dict(cross_view="yes"), r"unknown objective.cross_view 'yes'; choose one of "
-                                 r"\[False, True\]"),
+        (
+            dict(cross_view="yes"),
+            r"unknown objective.cross_view 'yes'; choose one of "
+            r"\[False, True\]",
+        ),
         (dict(local_layer="block7"), r"model.dim.local_layer='block7' is not a feature map"),
         (dict(local_layer="pooled"), r"model.dim.local_layer='pooled' is not a feature map"),
     ],
@@ -258,14 +305,22 @@ def test_unknown_key_names_the_valid_keys():
         DIM.from_config({"name": "dim", "estimater": "jsd"})
     assert str(err.value) == (
         "unknown key objective.estimater for objective 'dim'; valid keys: estimator, "
-        "global_weight, local_weight, prior_weight, mine_momentum, smile_clip, cross_view")
+        "global_weight, local_weight, prior_weight, mine_momentum, smile_clip, cross_view"
+    )
 
 
 def test_defaults_and_old_configs_load_with_the_same_values():
     """Every DIM objective stored before the typed objectives loads, with the same values, so
     stored runs resume; the defaults are DIM(L)'s (the prior weight gamma 0.1 of the paper)."""
-    assert DIM() == DIM(estimator="jsd", global_weight=0.0, local_weight=1.0, prior_weight=0.1,
-                        mine_momentum=0.9, smile_clip=5.0, cross_view=False)
+    assert DIM() == DIM(
+        estimator="jsd",
+        global_weight=0.0,
+        local_weight=1.0,
+        prior_weight=0.1,
+        mine_momentum=0.9,
+        smile_clip=5.0,
+        cross_view=False,
+    )
     old = json.load(open(Path(__file__).parents[1] / "data" / "configs_before_redesign.json"))
     stored = {k: c["objective"] for k, c in old.items() if c["objective"]["name"] == "dim"}
     assert set(stored) == {"dim_cifar10", "dim_fashion_mnist"}

@@ -22,7 +22,9 @@ def numpy_kl_entropy(x):
     n, d = x.shape
     sum_log_rho = 0.0
     for i in range(n):
-        rho = min(math.sqrt(sum((x[i, k] - x[j, k]) ** 2 for k in range(d))) for j in range(n) if j != i)
+        rho = min(
+            math.sqrt(sum((x[i, k] - x[j, k]) ** 2 for k in range(d))) for j in range(n) if j != i
+        )
         sum_log_rho += math.log(rho)
     harmonic = sum(1.0 / k for k in range(1, n))
     log_vd = 0.5 * d * math.log(math.pi) - math.lgamma(0.5 * d + 1)
@@ -66,7 +68,9 @@ def test_knn_entropy_close_to_true_entropy():
     # Isotropic Gaussian N(0, s^2 I): H = d/2 log(2 pi e s^2).
     s = 0.3
     gauss = (s * rng.normal(size=(n, d))).astype(np.float32)
-    assert float(estimate(gauss)) == pytest.approx(0.5 * d * math.log(2 * math.pi * math.e * s * s), abs=0.06)
+    assert float(estimate(gauss)) == pytest.approx(
+        0.5 * d * math.log(2 * math.pi * math.e * s * s), abs=0.06
+    )
 
 
 def test_knn_entropy_gradient_finite_with_duplicates():
@@ -116,8 +120,11 @@ def test_align_maxent_matches_numpy():
 
 def _sharded(fn, out_specs):
     mesh = Mesh(np.array(jax.devices()), ("batch",))
-    return jax.jit(jax.shard_map(fn, mesh=mesh, in_specs=(P("batch"), P("batch")),
-                                 out_specs=out_specs, check_vma=False))
+    return jax.jit(
+        jax.shard_map(
+            fn, mesh=mesh, in_specs=(P("batch"), P("batch")), out_specs=out_specs, check_vma=False
+        )
+    )
 
 
 def test_knn_entropy_and_align_maxent_multi_device_equal_single_device():
@@ -125,7 +132,9 @@ def test_knn_entropy_and_align_maxent_multi_device_equal_single_device():
     assert n_dev == 8
     rng = np.random.default_rng(5)
     g1 = jnp.asarray(rng.uniform(size=(16, 3)), jnp.float32)
-    g2 = jnp.asarray(np.clip(np.asarray(g1) + 0.1 * rng.normal(size=(16, 3)), 0.01, 0.99), jnp.float32)
+    g2 = jnp.asarray(
+        np.clip(np.asarray(g1) + 0.1 * rng.normal(size=(16, 3)), 0.01, 0.99), jnp.float32
+    )
 
     def fn(a, b, axis_name=None):
         loss, metrics = align_maxent_loss(a, b, entropy_weight=0.7, axis_name=axis_name)
@@ -135,7 +144,8 @@ def test_knn_entropy_and_align_maxent_multi_device_equal_single_device():
 
     def per_device(a, b):
         (loss, aux), grads = jax.value_and_grad(
-            lambda x, y: fn(x, y, "batch"), argnums=(0, 1), has_aux=True)(a, b)
+            lambda x, y: fn(x, y, "batch"), argnums=(0, 1), has_aux=True
+        )(a, b)
         return jax.lax.pmean((loss, aux), "batch"), jax.tree.map(lambda g: g / n_dev, grads)
 
     (loss, (metrics, h)), grads = _sharded(per_device, (P(), P("batch")))(g1, g2)

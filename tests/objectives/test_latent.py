@@ -67,8 +67,9 @@ def test_bernoulli_log_likelihood_matches_numpy():
     x[0] = rng.random((8, 8, 1))  # fractional targets: minus the cross entropy
     p = 1.0 / (1.0 + np.exp(-logits))
     want = np.sum(x * np.log(p) + (1 - x) * np.log(1 - p), axis=(1, 2, 3))
-    got = latent.bernoulli_log_likelihood(jnp.asarray(x, jnp.float32),
-                                          jnp.asarray(logits, jnp.float32))
+    got = latent.bernoulli_log_likelihood(
+        jnp.asarray(x, jnp.float32), jnp.asarray(logits, jnp.float32)
+    )
     np.testing.assert_allclose(got, want, rtol=1e-5)
     # Saturated logits stay finite (no log(0)).
     big = latent.bernoulli_log_likelihood(jnp.zeros((1, 2)), jnp.array([[200.0, -200.0]]))
@@ -80,14 +81,15 @@ def test_gaussian_log_likelihood_matches_scipy():
     x, mean = rng.random((2, 5, 5, 1)), rng.random((2, 5, 5, 1))
     std = 0.7
     want = scipy.stats.norm.logpdf(x, mean, std).sum(axis=(1, 2, 3))
-    got = latent.gaussian_log_likelihood(jnp.asarray(x, jnp.float32),
-                                         jnp.asarray(mean, jnp.float32), 2 * math.log(std))
+    got = latent.gaussian_log_likelihood(
+        jnp.asarray(x, jnp.float32), jnp.asarray(mean, jnp.float32), 2 * math.log(std)
+    )
     np.testing.assert_allclose(got, want, rtol=1e-5)
     # The 'gaussian' likelihood with variance 1/2 is minus the summed squared error + const.
     logits = rng.normal(size=x.shape)
-    ll = latent.reconstruction_log_likelihood(jnp.asarray(x, jnp.float32),
-                                              jnp.asarray(logits, jnp.float32),
-                                              likelihood="gaussian")
+    ll = latent.reconstruction_log_likelihood(
+        jnp.asarray(x, jnp.float32), jnp.asarray(logits, jnp.float32), likelihood="gaussian"
+    )
     sq = np.sum((x - 1 / (1 + np.exp(-logits))) ** 2, axis=(1, 2, 3))
     np.testing.assert_allclose(ll, -sq - 0.5 * x[0].size * math.log(math.pi), rtol=1e-5)
     with pytest.raises(ValueError, match="likelihood='poisson' is invalid"):
@@ -106,12 +108,16 @@ def test_weighted_log_likelihood_with_unit_weights_is_the_log_likelihood(likelih
     decoded = jnp.asarray(rng.normal(size=(3, 4, 5, 2)), jnp.float32)
     kwargs = dict(likelihood=likelihood, gaussian_std=0.3)
     want = latent.reconstruction_log_likelihood(x, decoded, **kwargs)
-    np.testing.assert_allclose(latent.weighted_log_likelihood(x, decoded, 1.0, **kwargs), want,
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        latent.weighted_log_likelihood(x, decoded, 1.0, **kwargs), want, rtol=1e-6
+    )
     w = jnp.asarray(rng.uniform(size=(3, 4, 5, 1)), jnp.float32)
     terms = np.asarray(latent.log_likelihood_terms(x, decoded, **kwargs))
-    np.testing.assert_allclose(latent.weighted_log_likelihood(x, decoded, w, **kwargs),
-                               (np.asarray(w) * terms).sum(axis=(1, 2, 3)), rtol=1e-5)
+    np.testing.assert_allclose(
+        latent.weighted_log_likelihood(x, decoded, w, **kwargs),
+        (np.asarray(w) * terms).sum(axis=(1, 2, 3)),
+        rtol=1e-5,
+    )
 
 
 def test_monte_carlo_kl_agrees_with_closed_form():
@@ -121,8 +127,9 @@ def test_monte_carlo_kl_agrees_with_closed_form():
     mp = jnp.array([[0.0, 0.5, 1.0]])
     lp = jnp.array([[0.2, -0.5, 0.4]])
     n = 200_000
-    z = latent.reparameterize(jax.random.PRNGKey(0), jnp.broadcast_to(mq, (n, 3)),
-                              jnp.broadcast_to(lq, (n, 3)))
+    z = latent.reparameterize(
+        jax.random.PRNGKey(0), jnp.broadcast_to(mq, (n, 3)), jnp.broadcast_to(lq, (n, 3))
+    )
     np.testing.assert_allclose(z.mean(0), mq[0], atol=0.01)
     np.testing.assert_allclose(z.std(0), jnp.exp(0.5 * lq[0]), rtol=0.01)
     log_q = latent.gaussian_log_density(z, mq, lq).sum(-1)
@@ -136,8 +143,9 @@ def test_reparameterize_is_differentiable_in_mean_and_log_var():
     mean, log_var = jnp.array([[1.0, -2.0]]), jnp.array([[0.0, math.log(4.0)]])
     rng = jax.random.PRNGKey(1)
     eps = jax.random.normal(rng, (1, 2))
-    g_mean, g_lv = jax.grad(lambda m, v: jnp.sum(latent.reparameterize(rng, m, v)),
-                            argnums=(0, 1))(mean, log_var)
+    g_mean, g_lv = jax.grad(lambda m, v: jnp.sum(latent.reparameterize(rng, m, v)), argnums=(0, 1))(
+        mean, log_var
+    )
     np.testing.assert_allclose(g_mean, 1.0)
     np.testing.assert_allclose(g_lv, 0.5 * jnp.exp(0.5 * log_var) * eps, rtol=1e-6)
 
@@ -165,8 +173,11 @@ def test_minibatch_log_densities_match_brute_force():
     mean, log_var = rng.normal(size=(5, 3)), rng.normal(scale=0.3, size=(5, 3))
     z = rng.normal(size=(4, 3))
     log_qz, log_qzd = latent.minibatch_log_densities(
-        jnp.asarray(z, jnp.float32), jnp.asarray(mean, jnp.float32),
-        jnp.asarray(log_var, jnp.float32), dataset_size=100)
+        jnp.asarray(z, jnp.float32),
+        jnp.asarray(mean, jnp.float32),
+        jnp.asarray(log_var, jnp.float32),
+        dataset_size=100,
+    )
     std = np.exp(0.5 * log_var)
     dens = scipy.stats.norm.pdf(z[:, None, :], mean[None], std[None])  # [4, 5, 3]
     want_qz = np.log(dens.prod(-1).sum(1) / (5 * 100))
@@ -228,8 +239,11 @@ N_TERMS = 16 * 64 * 64
 FACTS = facts_from_spec(get_dataset_spec("dsprites"))
 LATENT = ("autoencoder", "vae", "beta_vae", "factor_vae", "beta_tcvae")
 # Per objective: the keys that differ from its defaults in the tiny runs.
-TINY = {"vae": dict(beta=2.0), "factor_vae": dict(gamma=5.0, disc_hidden=(16, 16)),
-        "beta_tcvae": {}}
+TINY = {
+    "vae": dict(beta=2.0),
+    "factor_vae": dict(gamma=5.0, disc_hidden=(16, 16)),
+    "beta_tcvae": {},
+}
 
 
 def tiny_latent_config(name, **objective):
@@ -237,8 +251,9 @@ def tiny_latent_config(name, **objective):
     each way, 3 latents."""
     c = config_base.dsprites_locatello(config_base.base_config())
     c.batch_size = 16
-    c.model.encoder_kwargs.update(dict(widths=(4, 4), kernel_sizes=(4, 4), strides=(4, 4),
-                                       hidden=16, latent_dim=3))
+    c.model.encoder_kwargs.update(
+        dict(widths=(4, 4), kernel_sizes=(4, 4), strides=(4, 4), hidden=16, latent_dim=3)
+    )
     c.model.vae_decoder.update(dict(hidden=16, start_shape=(4, 4, 4), widths=(4,), stride=4))
     c.model.conv_batch_chunk = 0
     c.optimizer.base_learning_rate = 1e-3
@@ -250,17 +265,27 @@ def dsprites_like_batch(n=16, seed=0):
     from ssljax.data import dsprites
 
     idx = np.random.default_rng(seed).integers(0, dsprites.NUM_IMAGES, n)
-    return {"image": dsprites.render_images(idx) * np.uint8(255),
-            "label": np.zeros((n,), np.int32), "index": np.arange(n, dtype=np.int32)}
+    return {
+        "image": dsprites.render_images(idx) * np.uint8(255),
+        "label": np.zeros((n,), np.int32),
+        "index": np.arange(n, dtype=np.int32),
+    }
 
 
 def run_step(config, devices, batch, init, steps=1):
     setup = build_setup(config, FACTS)
     mesh = parallel.make_mesh(devices)
     state = parallel.replicate_on_mesh(init, mesh)
-    step = shard_map_driver(make_train_step(objective=setup.objective, run=setup.run,
-                                            model=setup.train_model, tx=setup.tx,
-                                            config=config), mesh)
+    step = shard_map_driver(
+        make_train_step(
+            objective=setup.objective,
+            run=setup.run,
+            model=setup.train_model,
+            tx=setup.tx,
+            config=config,
+        ),
+        mesh,
+    )
     local = {k: v.reshape((len(devices), -1) + v.shape[1:]) for k, v in batch.items()}
     history = []
     for _ in range(steps):
@@ -297,11 +322,14 @@ def test_eight_devices_equal_one_device(runs, name):
             assert_close(a[key], b[key], rtol=first_pass)
         if name != "vae":
             # A difference of log-densities of O(1) terms: its rounding scales with 1.
-            assert_close(a["total_correlation"], b["total_correlation"], rtol=first_pass,
-                         atol=first_pass)
+            assert_close(
+                a["total_correlation"], b["total_correlation"], rtol=first_pass, atol=first_pass
+            )
     assert_updates_close(s8.params, s1.params, init.params, rtol=f32_steps_rtol(N_TERMS, 1))
-    changed = [not np.allclose(a, b) for a, b in zip(jax.tree.leaves(init.params),
-                                                     jax.tree.leaves(s8.params))]
+    changed = [
+        not np.allclose(a, b)
+        for a, b in zip(jax.tree.leaves(init.params), jax.tree.leaves(s8.params))
+    ]
     # Every parameter (encoder, decoder and FactorVAE's discriminator) receives a gradient.
     assert all(changed)
     # The keys come from the step (LossContext.shared_rng): no objective state at all.
@@ -318,8 +346,14 @@ def test_vae_loss_is_reconstruction_plus_beta_kl(runs):
 
 
 def loss_context(setup, shared_rng):
-    return LossContext(model=setup.eval_model, state=None, batch={}, axis_name=None,
-                       run=setup.run, shared_rng=shared_rng)
+    return LossContext(
+        model=setup.eval_model,
+        state=None,
+        batch={},
+        axis_name=None,
+        run=setup.run,
+        shared_rng=shared_rng,
+    )
 
 
 def factor_vae_by_hand(setup, params, x, shared_rng):
@@ -348,8 +382,9 @@ def factor_vae_by_hand(setup, params, x, shared_rng):
     z_perm = latent.permute_dims(permutation_key, z)
 
     def disc_loss(p):
-        return latent.tc_discriminator_loss(disc.apply({"params": p}, z),
-                                            disc.apply({"params": p}, z_perm))
+        return latent.tc_discriminator_loss(
+            disc.apply({"params": p}, z), disc.apply({"params": p}, z_perm)
+        )
 
     return main, disc_loss, vae_params
 
@@ -361,24 +396,27 @@ def test_factor_vae_gradient_splits_by_parameter_group():
     config = tiny_latent_config("factor_vae", **TINY["factor_vae"])
     setup = build_setup(config, FACTS)
     params = initial_state(config, setup).params
-    (x,) = setup.objective.make_views(None, jnp.asarray(dsprites_like_batch(8)["image"]),
-                                      setup.run)
+    (x,) = setup.objective.make_views(None, jnp.asarray(dsprites_like_batch(8)["image"]), setup.run)
     shared_rng = jax.random.PRNGKey(7)
     ctx = loss_context(setup, shared_rng)
     (total, aux), grads = jax.value_and_grad(
-        lambda p: setup.objective.loss(p, {}, (x,), jax.random.PRNGKey(0), ctx),
-        has_aux=True)(params)
+        lambda p: setup.objective.loss(p, {}, (x,), jax.random.PRNGKey(0), ctx), has_aux=True
+    )(params)
     main, disc_loss, vae_params = factor_vae_by_hand(setup, params, x, shared_rng)
     rtol = f32_reorder_rtol(8 * 64 * 64)
     assert_close(aux.metrics["loss"], main(vae_params), rtol=rtol)
     assert_close(aux.metrics["disc_loss"], disc_loss(params["discriminator"]), rtol=rtol)
     assert_close(total, aux.metrics["loss"] + aux.metrics["disc_loss"], rtol=1e-6)
-    assert_trees_close({k: v for k, v in grads.items() if k != "discriminator"},
-                       jax.grad(main)(vae_params), rtol=rtol)
+    assert_trees_close(
+        {k: v for k, v in grads.items() if k != "discriminator"},
+        jax.grad(main)(vae_params),
+        rtol=rtol,
+    )
     # The logits' bias gradient is a difference of mean softmax probabilities of O(1): its
     # rounding scales with 1, not with the (small) difference.
-    assert_trees_close(grads["discriminator"], jax.grad(disc_loss)(params["discriminator"]),
-                       rtol=rtol, atol=rtol)
+    assert_trees_close(
+        grads["discriminator"], jax.grad(disc_loss)(params["discriminator"]), rtol=rtol, atol=rtol
+    )
 
 
 def test_factor_vae_step_moves_the_discriminator_by_one_adam_step(runs):
@@ -386,10 +424,10 @@ def test_factor_vae_step_moves_the_discriminator_by_one_adam_step(runs):
     Adam(1e-4, 0.5, 0.9) on its loss's gradient, computed here independently."""
     s8, _, s1, (m1,), config, init = runs("factor_vae")
     setup = build_setup(config, FACTS)
-    (x,) = setup.objective.make_views(None, jnp.asarray(dsprites_like_batch()["image"]),
-                                      setup.run)
-    _, disc_loss, _ = factor_vae_by_hand(setup, init.params, x,
-                                         shared_step_rng(init.rng, jnp.asarray(0)))
+    (x,) = setup.objective.make_views(None, jnp.asarray(dsprites_like_batch()["image"]), setup.run)
+    _, disc_loss, _ = factor_vae_by_hand(
+        setup, init.params, x, shared_step_rng(init.rng, jnp.asarray(0))
+    )
     start = init.params["discriminator"]
     value, grads = jax.value_and_grad(disc_loss)(start)
     one_step = f32_steps_rtol(N_TERMS, 1)
@@ -406,8 +444,9 @@ def test_latent_noise_comes_from_the_shared_key():
     config = tiny_latent_config("vae")
     setup = build_setup(config, FACTS)
     params = initial_state(config, setup).params
-    views = setup.objective.make_views(None, jnp.asarray(dsprites_like_batch(4)["image"]),
-                                       setup.run)
+    views = setup.objective.make_views(
+        None, jnp.asarray(dsprites_like_batch(4)["image"]), setup.run
+    )
 
     def loss(rng, shared_rng):
         return setup.objective.loss(params, {}, views, rng, loss_context(setup, shared_rng))[0]
@@ -427,8 +466,11 @@ def test_latent_noise_comes_from_the_shared_key():
 def test_every_latent_objective_is_registered():
     for name in LATENT:
         assert objectives.get(name).name == name
-    assert objectives.get("beta_vae").hyperparameter_names() == ["likelihood", "gaussian_std",
-                                                                 "beta"]
+    assert objectives.get("beta_vae").hyperparameter_names() == [
+        "likelihood",
+        "gaussian_std",
+        "beta",
+    ]
     with pytest.raises(ValueError, match="unknown objective 'denoising_ae'"):
         objectives.get("denoising_ae")  # merged into denoising_autoencoder
 
@@ -446,8 +488,9 @@ def test_unknown_key_names_the_valid_ones(name):
     valid = ", ".join(objectives.get(name).hyperparameter_names())
     with pytest.raises(ValueError) as err:
         objectives.build({"name": name, "bta": 4.0})
-    assert str(err.value) == (f"unknown key objective.bta for objective {name!r}; valid keys: "
-                              f"{valid}")
+    assert str(err.value) == (
+        f"unknown key objective.bta for objective {name!r}; valid keys: {valid}"
+    )
 
 
 @pytest.mark.parametrize("name", LATENT)
@@ -465,25 +508,52 @@ def test_old_configs_objectives_load_with_the_same_values(name):
             assert values[key] == (tuple(value) if isinstance(value, list) else value), key
 
 
-@pytest.mark.parametrize("name, edit, message", [
-    ("vae", lambda c: c.objective.__setitem__("likelihood", "poisson"),
-     r"unknown objective.likelihood 'poisson'; choose one of \['bernoulli', 'gaussian'\]"),
-    ("vae", lambda c: c.objective.__setitem__("beta", -1.0),
-     r"objective.beta=-1 is invalid; valid: 0.0 <= beta"),
-    ("beta_tcvae", lambda c: c.objective.__setitem__("gaussian_std", 0.0),
-     r"objective.gaussian_std=0 is invalid; valid: 0.0 < gaussian_std"),
-    ("factor_vae", lambda c: c.objective.__setitem__("disc_beta1", 1.0),
-     r"objective.disc_beta1=1 is invalid; valid: 0.0 <= disc_beta1 < 1.0"),
-    ("factor_vae", lambda c: c.objective.__setitem__("disc_hidden", (16, 0)),
-     r"objective.disc_hidden=0 is invalid; valid: an integer >= 1"),
-    ("factor_vae", lambda c: c.__setitem__("batch_size", 1),
-     r"batch_size=1 is invalid for factor_vae; valid: >= 2"),
-    ("vae", lambda c: c.model.__setitem__("encoder", "convnet"),
-     r"objective 'vae' needs a Gaussian encoder; model.encoder='convnet' is invalid; choose "
-     r"one of \['vae_conv'\]"),
-    ("autoencoder", lambda c: c.model.vae_decoder.__setitem__("start_shape", (2, 2, 4)),
-     r"decodes \(32, 32\) images, but the 'dsprites' views are \(64, 64\)"),
-])
+@pytest.mark.parametrize(
+    "name, edit, message",
+    [
+        (
+            "vae",
+            lambda c: c.objective.__setitem__("likelihood", "poisson"),
+            r"unknown objective.likelihood 'poisson'; choose one of \['bernoulli', 'gaussian'\]",
+        ),
+        (
+            "vae",
+            lambda c: c.objective.__setitem__("beta", -1.0),
+            r"objective.beta=-1 is invalid; valid: 0.0 <= beta",
+        ),
+        (
+            "beta_tcvae",
+            lambda c: c.objective.__setitem__("gaussian_std", 0.0),
+            r"objective.gaussian_std=0 is invalid; valid: 0.0 < gaussian_std",
+        ),
+        (
+            "factor_vae",
+            lambda c: c.objective.__setitem__("disc_beta1", 1.0),
+            r"objective.disc_beta1=1 is invalid; valid: 0.0 <= disc_beta1 < 1.0",
+        ),
+        (
+            "factor_vae",
+            lambda c: c.objective.__setitem__("disc_hidden", (16, 0)),
+            r"objective.disc_hidden=0 is invalid; valid: an integer >= 1",
+        ),
+        (
+            "factor_vae",
+            lambda c: c.__setitem__("batch_size", 1),
+            r"batch_size=1 is invalid for factor_vae; valid: >= 2",
+        ),
+        (
+            "vae",
+            lambda c: c.model.__setitem__("encoder", "convnet"),
+            r"objective 'vae' needs a Gaussian encoder; model.encoder='convnet' is invalid; choose "
+            r"one of \['vae_conv'\]",
+        ),
+        (
+            "autoencoder",
+            lambda c: c.model.vae_decoder.__setitem__("start_shape", (2, 2, 4)),
+            r"decodes \(32, 32\) images, but the 'dsprites' views are \(64, 64\)",
+        ),
+    ],
+)
 def test_bad_settings_fail_with_one_line(name, edit, message):
     config = tiny_latent_config(name)
     with config.ignore_type():
@@ -556,8 +626,9 @@ def test_latent_denoising_weights_corrupted_and_clean_pixels():
     got, aux = setup.objective.loss(params, {}, views, None, loss_context(setup, None))
     _, clean, corrupted = (np.asarray(v, np.float64) for v in views)
     mean, _ = model.apply({"params": params}, views[0], train=False, method="encode")
-    decoded = np.asarray(model.apply({"params": params}, mean, train=False, method="decode"),
-                         np.float64)
+    decoded = np.asarray(
+        model.apply({"params": params}, mean, train=False, method="decode"), np.float64
+    )
     mu = 1 / (1 + np.exp(-decoded))
     nll = -scipy.stats.norm.logpdf(clean, mu, math.sqrt(0.5))
     w = np.where(corrupted > 0, 2.0, 0.5)

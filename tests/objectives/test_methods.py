@@ -29,16 +29,20 @@ N_TERMS = 2 * 16 * 28 * 28
 
 
 def mlp(hidden, output_dim, **kwargs):
-    return ml_collections.ConfigDict(dict(hidden_dims=tuple(hidden), output_dim=output_dim,
-                                          use_bn=True, **kwargs))
+    return ml_collections.ConfigDict(
+        dict(hidden_dims=tuple(hidden), output_dim=output_dim, use_bn=True, **kwargs)
+    )
 
 
 # Per method: the objective's keys that differ from its defaults, and the tiny heads.
 TINY = {
     "moco": (dict(queue_size=32, ema_momentum=0.9), {}),
-    "byol": (dict(ema_momentum=0.9),
-             dict(projector=mlp((16,), 8, output_bias=False),
-                  predictor=mlp((16,), 8, output_bias=False))),
+    "byol": (
+        dict(ema_momentum=0.9),
+        dict(
+            projector=mlp((16,), 8, output_bias=False), predictor=mlp((16,), 8, output_bias=False)
+        ),
+    ),
     "simsiam": ({}, dict(projector=mlp((8, 8), 8, bn_on_output=True), predictor=mlp((4,), 8))),
     "instance_discrimination": (dict(memory_size=MEMORY, num_negatives=0), {}),
     "binary_contrastive": ({}, {}),
@@ -60,8 +64,14 @@ def tiny_method_config(make_identity_config, method):
 
 
 METHODS = [
-    "moco", "byol", "simsiam", "instance_discrimination", "binary_contrastive",
-    "align_maxent", "barlow_twins", "vicreg",
+    "moco",
+    "byol",
+    "simsiam",
+    "instance_discrimination",
+    "binary_contrastive",
+    "align_maxent",
+    "barlow_twins",
+    "vicreg",
 ]
 
 
@@ -69,11 +79,13 @@ def global_batches(count, n=16, seed=0):
     rng = np.random.default_rng(seed)
     out = []
     for _ in range(count):
-        out.append({
-            "image": rng.integers(0, 256, (n, 28, 28, 1), dtype=np.uint8),
-            "label": rng.integers(0, 10, (n,)).astype(np.int32),
-            "index": rng.permutation(MEMORY)[:n].astype(np.int32),
-        })
+        out.append(
+            {
+                "image": rng.integers(0, 256, (n, 28, 28, 1), dtype=np.uint8),
+                "label": rng.integers(0, 10, (n,)).astype(np.int32),
+                "index": rng.permutation(MEMORY)[:n].astype(np.int32),
+            }
+        )
     return out
 
 
@@ -82,8 +94,13 @@ def run(config, devices, batches):
     mesh = parallel.make_mesh(devices)
     state = parallel.replicate_on_mesh(initial_state(config, setup), mesh)
     step = shard_map_driver(
-        make_train_step(objective=setup.objective, run=setup.run, model=setup.train_model, tx=setup.tx,
-                        config=config),
+        make_train_step(
+            objective=setup.objective,
+            run=setup.run,
+            model=setup.train_model,
+            tx=setup.tx,
+            config=config,
+        ),
         mesh,
     )
     history = []
@@ -140,8 +157,9 @@ def test_per_view_batch_norm_normalises_each_view_on_its_own(make_identity_confi
     out, new_state = apply_per_view(state.params, state.model_state, (v1, v2), model=model)
     out_b, _ = apply_per_view(state.params, state.model_state, (v1, v2b), model=model)
     alone, after_v1 = model.apply(variables, v1, train=True, mutable=list(state.model_state))
-    alone2, after_v2 = model.apply({"params": state.params, **after_v1}, v2, train=True,
-                                   mutable=list(state.model_state))
+    alone2, after_v2 = model.apply(
+        {"params": state.params, **after_v1}, v2, train=True, mutable=list(state.model_state)
+    )
     for key in ("projection", "prediction"):
         np.testing.assert_allclose(out[key][0], alone[key], rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(out_b[key][0], alone[key], rtol=1e-5, atol=1e-6)
@@ -151,8 +169,11 @@ def test_per_view_batch_norm_normalises_each_view_on_its_own(make_identity_confi
     joint, _ = apply_to_views(state.params, state.model_state, (v1, v2), model=model)
     assert np.max(np.abs(joint["prediction"][0] - alone["prediction"])) > 1e-2
     config.objective.view_batch_norm = "sideways"
-    with pytest.raises(ValueError, match=r"unknown objective.view_batch_norm 'sideways'; "
-                                         r"choose one of \['joint', 'per_view'\]"):
+    with pytest.raises(
+        ValueError,
+        match=r"unknown objective.view_batch_norm 'sideways'; "
+        r"choose one of \['joint', 'per_view'\]",
+    ):
         validate_config(config)
 
 
@@ -203,8 +224,9 @@ def test_memory_bank_writes_only_the_batch_rows(runs):
 
 
 @pytest.mark.parametrize("num_negatives", [0, 8])
-def test_first_visit_bank_starts_empty_and_fills_with_features(make_identity_config, runs,
-                                                               num_negatives):
+def test_first_visit_bank_starts_empty_and_fills_with_features(
+    make_identity_config, runs, num_negatives
+):
     """With an empty bank every image only meets itself: the first step's loss is exactly 0
     (full softmax or sampled negatives). A step writes its batch's rows, with the features
     themselves, and marks them written; the second batch then has negatives and a positive
@@ -236,12 +258,14 @@ def test_first_visit_bank_starts_empty_and_fills_with_features(make_identity_con
     r = memory0[only_first].astype(np.float64)
     mixed = (r + f) / np.linalg.norm(r + f, axis=1, keepdims=True)
     # The features come from another compiled step (BatchNorm over 16 x 28 x 28 positions).
-    assert_close(np.asarray(s1_random.extra.memory)[only_first], mixed,
-                 rtol=f32_reorder_rtol(16 * 28 * 28))
+    assert_close(
+        np.asarray(s1_random.extra.memory)[only_first], mixed, rtol=f32_reorder_rtol(16 * 28 * 28)
+    )
 
 
-def test_prefilled_bank_holds_each_images_initial_feature(make_identity_config, monkeypatch,
-                                                          capsys):
+def test_prefilled_bank_holds_each_images_initial_feature(
+    make_identity_config, monkeypatch, capsys
+):
     """``memory_init='prefill'``: row i is image i's projection by the initial network, in
     index order, computed per batch with BatchNorm on the batch's own statistics (the last,
     short batch padded by repeating its images); other inits never load the images."""
@@ -255,15 +279,20 @@ def test_prefilled_bank_holds_each_images_initial_feature(make_identity_config, 
     setup = build_setup(config, DatasetFacts("fashion_mnist", (28, 28, 1), MEMORY, 10))
     state = jax.device_get(initial_state(config, setup))
     images = np.random.default_rng(3).integers(0, 256, (MEMORY, 28, 28, 1), dtype=np.uint8)
-    monkeypatch.setattr("ssljax.data.input_pipeline.load_split_arrays",
-                        lambda *a, **k: (images, np.zeros(MEMORY, np.int32)))
+    monkeypatch.setattr(
+        "ssljax.data.input_pipeline.load_split_arrays",
+        lambda *a, **k: (images, np.zeros(MEMORY, np.int32)),
+    )
     memory = np.asarray(loop.prefill(config, setup, state).extra.memory)
     assert "prefilled the objective's state from the train split in" in capsys.readouterr().out
 
     def projections(x):  # the eval model in train mode on one batch, rows normalised
-        out, _ = setup.eval_model.apply({"params": state.params, **state.model_state},
-                                        jnp.asarray(x, jnp.float32) / 255.0, train=True,
-                                        mutable=["batch_stats"])
+        out, _ = setup.eval_model.apply(
+            {"params": state.params, **state.model_state},
+            jnp.asarray(x, jnp.float32) / 255.0,
+            train=True,
+            mutable=["batch_stats"],
+        )
         p = np.asarray(out["projection"], np.float64)
         return p / np.linalg.norm(p, axis=1, keepdims=True)
 
@@ -281,18 +310,36 @@ def test_prefilled_bank_holds_each_images_initial_feature(make_identity_config, 
 
     for init in ("random", "first_visit"):
         objective = InstanceDiscrimination(memory_size=MEMORY, memory_init=init)
-        assert objective.prefill_state(state.extra, state.params, state.model_state, never,
-                                       model=setup.eval_model, run=setup.run) is state.extra
+        assert (
+            objective.prefill_state(
+                state.extra,
+                state.params,
+                state.model_state,
+                never,
+                model=setup.eval_model,
+                run=setup.run,
+            )
+            is state.extra
+        )
     with pytest.raises(ValueError, match=r"objective.memory_size=64, split has 10"):
-        setup.objective.prefill_state(state.extra, state.params, state.model_state,
-                                      lambda: images[:10], model=setup.eval_model, run=setup.run)
+        setup.objective.prefill_state(
+            state.extra,
+            state.params,
+            state.model_state,
+            lambda: images[:10],
+            model=setup.eval_model,
+            run=setup.run,
+        )
     # Both caught before anything is written (``build_setup`` runs the objective's checks
     # against the data's facts): a bank of the wrong size, a split too big.
     with pytest.raises(ValueError, match=r"objective.memory_size=64, the train split has 60000"):
         build_setup(config, dataclasses.replace(setup.run.facts, num_examples=60_000))
     config.dataset.name = "imagenet2012"
-    with pytest.raises(ValueError, match=r"'prefill' needs a pretraining split held in memory "
-                                         r"at the training size; imagenet2012 is not"):
+    with pytest.raises(
+        ValueError,
+        match=r"'prefill' needs a pretraining split held in memory "
+        r"at the training size; imagenet2012 is not",
+    ):
         build_setup(config)
 
 
@@ -306,14 +353,54 @@ def test_every_method_is_registered():
 @pytest.mark.parametrize(
     "method, key, value, message",
     [
-        ("moco", "queue_size", 40, r"queue_size=40 must be a positive multiple of the global batch_size=16"),
-        ("moco", "ema_momentum", 1.5, r"objective.ema_momentum=1.5 is invalid; valid: 0.0 <= ema_momentum <= 1.0"),
-        ("byol", "ema_momentum", -0.1, r"objective.ema_momentum=-0.1 is invalid; valid: 0.0 <= ema_momentum <= 1.0"),
-        ("byol", "ema_schedule", "linear", r"unknown objective.ema_schedule 'linear'; choose one of \['cosine', 'constant'\]"),
-        ("instance_discrimination", "memory_momentum", 2.0, r"memory_momentum=2 is invalid; valid: 0.0 <= memory_momentum <= 1.0"),
-        ("instance_discrimination", "proximal_weight", -1.0, r"objective.proximal_weight=-1 is invalid; valid: 0.0 <= proximal_weight"),
-        ("moco", "tempreature", 0.1, r"unknown key objective.tempreature for objective 'moco'; valid keys: temperature, queue_size, ema_momentum, ema_schedule"),
-        ("instance_discrimination", "memory_init", "zeros", r"unknown objective.memory_init 'zeros'; choose one of \['random', 'first_visit', 'prefill'\]"),
+        (
+            "moco",
+            "queue_size",
+            40,
+            r"queue_size=40 must be a positive multiple of the global batch_size=16",
+        ),
+        (
+            "moco",
+            "ema_momentum",
+            1.5,
+            r"objective.ema_momentum=1.5 is invalid; valid: 0.0 <= ema_momentum <= 1.0",
+        ),
+        (
+            "byol",
+            "ema_momentum",
+            -0.1,
+            r"objective.ema_momentum=-0.1 is invalid; valid: 0.0 <= ema_momentum <= 1.0",
+        ),
+        (
+            "byol",
+            "ema_schedule",
+            "linear",
+            r"unknown objective.ema_schedule 'linear'; choose one of \['cosine', 'constant'\]",
+        ),
+        (
+            "instance_discrimination",
+            "memory_momentum",
+            2.0,
+            r"memory_momentum=2 is invalid; valid: 0.0 <= memory_momentum <= 1.0",
+        ),
+        (
+            "instance_discrimination",
+            "proximal_weight",
+            -1.0,
+            r"objective.proximal_weight=-1 is invalid; valid: 0.0 <= proximal_weight",
+        ),
+        (
+            "moco",
+            "tempreature",
+            0.1,
+            r"unknown key objective.tempreature for objective 'moco'; valid keys: temperature, queue_size, ema_momentum, ema_schedule",
+        ),
+        (
+            "instance_discrimination",
+            "memory_init",
+            "zeros",
+            r"unknown objective.memory_init 'zeros'; choose one of \['random', 'first_visit', 'prefill'\]",
+        ),
     ],
 )
 def test_bad_settings_fail_with_one_line(make_identity_config, method, key, value, message):
@@ -349,4 +436,5 @@ def test_config_dicts_become_frozen_typed_objectives():
     with pytest.raises(dataclasses.FrozenInstanceError):
         moco.temperature = 0.5
     assert objectives.resolved({"name": "byol"}) == dict(
-        name="byol", ema_momentum=0.996, ema_schedule="cosine", view_batch_norm="per_view")
+        name="byol", ema_momentum=0.996, ema_schedule="cosine", view_batch_norm="per_view"
+    )

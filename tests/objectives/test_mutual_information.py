@@ -30,13 +30,15 @@ def ref_bounds(s, log_baseline, alpha, clip):
     off = [(i, j) for i in range(k) for j in range(k) if i != j]
     out = {}
     out["infonce"] = math.log(k) + np.mean(
-        [s[i, i] - np_logmeanexp(s[i]) - math.log(k) for i in range(k)])
+        [s[i, i] - np_logmeanexp(s[i]) - math.log(k) for i in range(k)]
+    )
     out["tuba"] = 1 + np.mean(diag - b) - np.mean([math.exp(s[i, j] - b[i]) for i, j in off])
     out["nwj"] = np.mean(diag) - math.exp(-1) * np.mean([math.exp(s[i, j]) for i, j in off])
     out["dv"] = np.mean(diag) - np_logmeanexp([s[i, j] for i, j in off])
     out["js_value"] = 1 + np.mean(diag) - np.mean([math.exp(s[i, j]) for i, j in off])
-    out["js_fgan"] = (np.mean([-np.logaddexp(0, -s[i, i]) for i in range(k)])
-                      - np.mean([np.logaddexp(0, s[i, j]) for i, j in off]))
+    out["js_fgan"] = np.mean([-np.logaddexp(0, -s[i, i]) for i in range(k)]) - np.mean(
+        [np.logaddexp(0, s[i, j]) for i, j in off]
+    )
     clipped = np.clip(s, -clip, clip)
     out["smile"] = np.mean(diag) - np_logmeanexp([clipped[i, j] for i, j in off])
 
@@ -58,7 +60,8 @@ def test_bounds_match_float64_references():
     for alpha in (0.0, 0.3, 1.0):
         ref = ref_bounds(s, b, alpha, clip=1.5)
         assert float(mi.interpolated_bound(s32, jnp.asarray(b), alpha)) == pytest.approx(
-            ref["interpolated"], abs=2e-5)
+            ref["interpolated"], abs=2e-5
+        )
     ref = ref_bounds(s, b, 0.5, clip=1.5)
     ref0 = ref_bounds(s, 0.0, 0.5, clip=1.5)
     got = {
@@ -83,15 +86,24 @@ def test_interpolated_limits_and_exports():
     b = jnp.asarray(rng.normal(size=9), jnp.float32)
     # alpha = 0 is TUBA with the same baseline.
     np.testing.assert_allclose(mi.interpolated_bound(s, b, 0.0), mi.tuba_bound(s, b), atol=1e-5)
-    for name in ("infonce_bound", "nwj_bound", "tuba_bound", "dv_bound", "js_bound",
-                 "interpolated_bound", "smile_bound", "mine_bound"):
+    for name in (
+        "infonce_bound",
+        "nwj_bound",
+        "tuba_bound",
+        "dv_bound",
+        "js_bound",
+        "interpolated_bound",
+        "smile_bound",
+        "mine_bound",
+    ):
         assert getattr(objectives, name) is getattr(mi, name)
 
 
 def test_infonce_never_exceeds_log_k():
     rng = np.random.default_rng(2)
-    capped = jax.jit(jax.vmap(lambda s: jnp.stack(
-        [mi.infonce_bound(s), mi.interpolated_bound(s, 0.0, 1.0)])))
+    capped = jax.jit(
+        jax.vmap(lambda s: jnp.stack([mi.infonce_bound(s), mi.interpolated_bound(s, 0.0, 1.0)]))
+    )
     for k in (3, 64):
         s = rng.normal(size=(4, k, k)) * np.array([1.0, 30.0, 1e4, 1e4])[:, None, None]
         s[:2, np.arange(k), np.arange(k)] += 300.0  # joint pairs far above every negative
@@ -126,8 +138,18 @@ def test_true_log_ratio_matches_densities():
     def log_normal(v, mean, variance):
         return -0.5 * math.log(2 * math.pi * variance) - 0.5 * (v - mean) ** 2 / variance
 
-    want = np.array([[sum(log_normal(y[j, c], rho * x[i, c], var) - log_normal(y[j, c], 0, 1)
-                          for c in range(2)) for j in range(4)] for i in range(3)])
+    want = np.array(
+        [
+            [
+                sum(
+                    log_normal(y[j, c], rho * x[i, c], var) - log_normal(y[j, c], 0, 1)
+                    for c in range(2)
+                )
+                for j in range(4)
+            ]
+            for i in range(3)
+        ]
+    )
     got = mi.gaussian_log_ratio(jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.float32), rho)
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
 
@@ -138,11 +160,18 @@ def true_critic_estimates(mi_nats, *, cubic, batches=16, k=256, dim=20):
     def one(key):
         x, y = mi.sample_correlated_gaussian(key, k, dim, rho, cubic=cubic)
         s = mi.gaussian_log_ratio(x, y, rho, cubic=cubic)
-        return jnp.stack([
-            mi.infonce_bound(s), mi.nwj_bound(s + 1.0), mi.tuba_bound(s), mi.dv_bound(s),
-            mi.js_bound(s), mi.interpolated_bound(s, 0.0, 0.5), mi.smile_bound(s, 5.0),
-            mi.mine_bound(s, mi.mine_init_state())[0],
-        ])
+        return jnp.stack(
+            [
+                mi.infonce_bound(s),
+                mi.nwj_bound(s + 1.0),
+                mi.tuba_bound(s),
+                mi.dv_bound(s),
+                mi.js_bound(s),
+                mi.interpolated_bound(s, 0.0, 0.5),
+                mi.smile_bound(s, 5.0),
+                mi.mine_bound(s, mi.mine_init_state())[0],
+            ]
+        )
 
     keys = jax.random.split(jax.random.PRNGKey(7), batches)
     return np.asarray(jax.jit(jax.vmap(one))(keys))  # [batches, bounds]
@@ -174,8 +203,9 @@ def test_js_and_smile_gradients_are_the_js_fgan_gradient():
     want[np.diag_indices(k)] = sigmoid(-np.diag(s)) / k
     s32 = jnp.asarray(s, jnp.float32)
     np.testing.assert_allclose(jax.grad(mi.js_bound)(s32), want, rtol=1e-5, atol=1e-7)
-    np.testing.assert_allclose(jax.grad(lambda v: mi.smile_bound(v, 1.0))(s32), want,
-                               rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(
+        jax.grad(lambda v: mi.smile_bound(v, 1.0))(s32), want, rtol=1e-5, atol=1e-7
+    )
 
 
 def test_mine_moving_average_and_gradient():
@@ -201,7 +231,9 @@ def test_mine_moving_average_and_gradient():
     np.testing.assert_allclose(grad, want, rtol=1e-4, atol=1e-7)
     # Momentum 0 is the plain DV gradient.
     dv_grad = jax.grad(mi.dv_bound)(jnp.asarray(s2, jnp.float32))
-    grad0 = jax.grad(lambda v: mi.mine_bound(v, state, momentum=0.0)[0])(jnp.asarray(s2, jnp.float32))
+    grad0 = jax.grad(lambda v: mi.mine_bound(v, state, momentum=0.0)[0])(
+        jnp.asarray(s2, jnp.float32)
+    )
     np.testing.assert_allclose(grad0, dv_grad, rtol=1e-5, atol=1e-7)
 
 
@@ -215,29 +247,36 @@ def test_rows_split_over_devices_give_the_global_bound():
 
     def all_bounds(scores, log_b, axis_name):
         mine, state = mi.mine_bound(scores, mi.mine_init_state(), axis_name=axis_name)
-        return jnp.stack([
-            mi.infonce_bound(scores, axis_name=axis_name),
-            mi.tuba_bound(scores, log_b, axis_name=axis_name),
-            mi.nwj_bound(scores, axis_name=axis_name),
-            mi.dv_bound(scores, axis_name=axis_name),
-            mi.js_bound(scores, axis_name=axis_name),
-            mi.js_fgan_objective(scores, axis_name=axis_name),
-            mi.interpolated_bound(scores, log_b, 0.4, axis_name=axis_name),
-            mi.smile_bound(scores, 2.0, axis_name=axis_name),
-            mine, state.log_mean,
-        ])
+        return jnp.stack(
+            [
+                mi.infonce_bound(scores, axis_name=axis_name),
+                mi.tuba_bound(scores, log_b, axis_name=axis_name),
+                mi.nwj_bound(scores, axis_name=axis_name),
+                mi.dv_bound(scores, axis_name=axis_name),
+                mi.js_bound(scores, axis_name=axis_name),
+                mi.js_fgan_objective(scores, axis_name=axis_name),
+                mi.interpolated_bound(scores, log_b, 0.4, axis_name=axis_name),
+                mi.smile_bound(scores, 2.0, axis_name=axis_name),
+                mine,
+                state.log_mean,
+            ]
+        )
 
     def per_device(scores, log_b):
         return jax.lax.pmean(all_bounds(scores, log_b, "batch"), "batch")
 
-    split = jax.jit(jax.shard_map(per_device, mesh=mesh, in_specs=(P("batch"), P("batch")),
-                                  out_specs=P(), check_vma=False))
+    split = jax.jit(
+        jax.shard_map(
+            per_device, mesh=mesh, in_specs=(P("batch"), P("batch")), out_specs=P(), check_vma=False
+        )
+    )
     # Reordered chain: log-sum-exp or mean over the 64 scores of a row, then over the 64 rows
     # (a device mean of 8 rows each); scores are up to ~8 (2 x normal), and the bounds are
     # differences of such terms, so all ten values are compared at that scale.
     scale = float(jnp.max(jnp.abs(s)))
-    assert_close(split(s, b), all_bounds(s, b, None), rtol=0,
-                 atol=f32_sum_tol(2 * 64, magnitude=scale))
+    assert_close(
+        split(s, b), all_bounds(s, b, None), rtol=0, atol=f32_sum_tol(2 * 64, magnitude=scale)
+    )
 
 
 @pytest.mark.parametrize(
@@ -247,8 +286,10 @@ def test_rows_split_over_devices_give_the_global_bound():
         (lambda: mi.infonce_bound(jnp.zeros((1, 1))), r"need at least 2 samples"),
         (lambda: mi.tuba_bound(jnp.zeros((4, 4)), jnp.zeros(3)), r"log_baseline must be"),
         (lambda: mi.interpolated_bound(jnp.zeros((4, 4)), 0.0, 1.5), r"alpha=1.5 must lie"),
-        (lambda: mi.mine_bound(jnp.zeros((4, 4)), mi.mine_init_state(), momentum=1.0),
-         r"momentum=1.0 must lie in \[0, 1\)"),
+        (
+            lambda: mi.mine_bound(jnp.zeros((4, 4)), mi.mine_init_state(), momentum=1.0),
+            r"momentum=1.0 must lie in \[0, 1\)",
+        ),
     ],
 )
 def test_bad_input_fails_with_one_line(call, message):

@@ -43,15 +43,17 @@ def test_loss_matches_numpy_cross_entropy():
     rng = np.random.default_rng(0)
     logits = rng.normal(size=(12, 5)) * 3
     labels = rng.integers(0, 5, 12)
-    loss, accuracy = pretext_classification_loss(jnp.asarray(logits, jnp.float32),
-                                                 jnp.asarray(labels))
+    loss, accuracy = pretext_classification_loss(
+        jnp.asarray(logits, jnp.float32), jnp.asarray(labels)
+    )
     assert float(loss) == pytest.approx(numpy_cross_entropy(logits, labels), rel=1e-6)
     assert float(accuracy) == pytest.approx(np.mean(logits.argmax(1) == labels))
     # Uniform logits: log K exactly; huge correct logits: 0 and accuracy 1.
     loss, _ = pretext_classification_loss(jnp.zeros((3, 1000)), jnp.array([0, 5, 999]))
     assert float(loss) == pytest.approx(np.log(1000), rel=1e-6)
-    loss, accuracy = pretext_classification_loss(100.0 * jax.nn.one_hot(labels, 5),
-                                                 jnp.asarray(labels))
+    loss, accuracy = pretext_classification_loss(
+        100.0 * jax.nn.one_hot(labels, 5), jnp.asarray(labels)
+    )
     assert float(loss) < 1e-6 and float(accuracy) == 1.0
     per_class = per_class_accuracy(jnp.asarray(logits), jnp.asarray(labels), 6)
     for k in range(6):
@@ -62,10 +64,12 @@ def test_loss_matches_numpy_cross_entropy():
 
 def test_crop_network_shares_the_encoder_and_keeps_it_under_encoder():
     encoder = ConvNet(widths=(4, 8), strides=(1, 2))
-    net = PretextClassifier(encoder=encoder, num_classes=7, num_inputs=3, crop_dim=5,
-                            hidden_dims=(6,))
+    net = PretextClassifier(
+        encoder=encoder, num_classes=7, num_inputs=3, crop_dim=5, hidden_dims=(6,)
+    )
     variables = jax.jit(lambda k, x: net.init(k, x, train=False))(
-        jax.random.PRNGKey(0), jnp.zeros((1, 28, 28, 1)))
+        jax.random.PRNGKey(0), jnp.zeros((1, 28, 28, 1))
+    )
     assert set(variables["params"]) == {"encoder", "crop_layer", "classifier"}
     apply = jax.jit(lambda v, x: net.apply(v, x, train=False))
     encode = jax.jit(lambda v, x: encoder.apply(v, x, train=False))
@@ -94,17 +98,21 @@ def test_crop_network_shares_the_encoder_and_keeps_it_under_encoder():
 # Through the generic step.
 
 
-FASHION_MNIST = DatasetFacts(name="fashion_mnist", image_shape=(28, 28, 1), num_examples=60000,
-                             num_classes=10)
-CLASSES = {"rotation": Rotation, "jigsaw": Jigsaw,
-           "relative_patch_location": RelativePatchLocation}
+FASHION_MNIST = DatasetFacts(
+    name="fashion_mnist", image_shape=(28, 28, 1), num_examples=60000, num_classes=10
+)
+CLASSES = {"rotation": Rotation, "jigsaw": Jigsaw, "relative_patch_location": RelativePatchLocation}
 # Per task: the objective's keys that differ from its defaults, and the classifier head.
 TINY = {
     "rotation": ({}, dict(hidden_dims=(8,), use_bn=True, crop_dim=0)),
-    "jigsaw": (dict(tile_size=7, gap=2, jitter=1, num_permutations=10, min_hamming_distance=8),
-               dict(hidden_dims=(8,), use_bn=True, crop_dim=8)),
-    "relative_patch_location": (dict(patch_size=10, gap=4, jitter=2),
-                                dict(hidden_dims=(8,), use_bn=True, crop_dim=8)),
+    "jigsaw": (
+        dict(tile_size=7, gap=2, jitter=1, num_permutations=10, min_hamming_distance=8),
+        dict(hidden_dims=(8,), use_bn=True, crop_dim=8),
+    ),
+    "relative_patch_location": (
+        dict(patch_size=10, gap=4, jitter=2),
+        dict(hidden_dims=(8,), use_bn=True, crop_dim=8),
+    ),
 }
 
 
@@ -123,8 +131,13 @@ def run(config, devices, batch):
     mesh = parallel.make_mesh(devices)
     state = parallel.replicate_on_mesh(initial_state(config, setup), mesh)
     step = shard_map_driver(
-        make_train_step(objective=setup.objective, run=setup.run, model=setup.train_model, tx=setup.tx,
-                        config=config),
+        make_train_step(
+            objective=setup.objective,
+            run=setup.run,
+            model=setup.train_model,
+            tx=setup.tx,
+            config=config,
+        ),
         mesh,
     )
     local = {k: v.reshape((len(devices), -1) + v.shape[1:]) for k, v in batch.items()}
@@ -136,8 +149,11 @@ def test_rotation_step_on_eight_devices_equals_one_device(make_identity_config):
     config = tiny_pretext_config(make_identity_config, "rotation")
     validate_config(config)
     rng = np.random.default_rng(0)
-    batch = {"image": rng.integers(0, 256, (16, 28, 28, 1), dtype=np.uint8),
-             "label": np.zeros(16, np.int32), "index": np.arange(16, dtype=np.int32)}
+    batch = {
+        "image": rng.integers(0, 256, (16, 28, 28, 1), dtype=np.uint8),
+        "label": np.zeros(16, np.int32),
+        "index": np.arange(16, dtype=np.int32),
+    }
     s8, m8 = run(config, jax.devices(), batch)
     s1, m1 = run(config, jax.devices()[:1], batch)
     s0 = jax.device_get(initial_state(config, build_setup(config)))
@@ -149,8 +165,9 @@ def test_rotation_step_on_eight_devices_equals_one_device(make_identity_config):
     # At initialisation the 4-way loss is near log 4.
     assert abs(float(m1["loss"]) - np.log(4)) < 0.5
     assert_updates_close(s8.params, s1.params, s0.params, rtol=f32_steps_rtol(n_terms, 1))
-    assert_updates_close(s8.model_state, s1.model_state, s0.model_state,
-                         rtol=f32_steps_rtol(n_terms, 1))
+    assert_updates_close(
+        s8.model_state, s1.model_state, s0.model_state, rtol=f32_steps_rtol(n_terms, 1)
+    )
 
 
 @pytest.mark.parametrize("method", ["jigsaw", "relative_patch_location"])
@@ -167,20 +184,26 @@ def test_crop_tasks_build_views_and_loss(make_identity_config, method):
     images = jnp.asarray(np.random.default_rng(0).integers(0, 256, (6, 28, 28, 1)), jnp.uint8)
     objective = setup.objective
     assert isinstance(objective, CLASSES[method])
-    ctx = LossContext(model=model, state=state.extra, batch={"image": images}, axis_name=None,
-                      run=setup.run)
+    ctx = LossContext(
+        model=model, state=state.extra, batch={"image": images}, axis_name=None, run=setup.run
+    )
 
     @jax.jit
     def views_and_loss(rng):
         views = objective.make_views(rng, images, setup.run)
         loss, aux = objective.loss(state.params, state.model_state, views, rng, ctx)
         metrics, new_state, outputs = aux.metrics, aux.model_state, aux.outputs
-        stats = lambda x: model.apply(variables, x, train=True,  # noqa: E731
-                                      mutable=["batch_stats"])[1]["batch_stats"]
+        stats = lambda x: model.apply(
+            variables,
+            x,
+            train=True,  # noqa: E731
+            mutable=["batch_stats"],
+        )[1]["batch_stats"]
         return views, loss, metrics, outputs, new_state, stats(views[0]), stats(views[2])
 
     views, loss, metrics, outputs, new_state, crop_stats, image_stats = views_and_loss(
-        jax.random.PRNGKey(0))
+        jax.random.PRNGKey(0)
+    )
     inputs, labels, whole = views
     crops, classes = (9, 10) if method == "jigsaw" else (2, 8)
     side = 7 if method == "jigsaw" else 10
@@ -192,7 +215,8 @@ def test_crop_tasks_build_views_and_loss(make_identity_config, method):
     want = numpy_cross_entropy(outputs.logits, np.asarray(labels))
     assert float(loss) == pytest.approx(want, rel=1e-5)
     assert float(metrics["pretext_accuracy"]) == pytest.approx(
-        np.mean(np.asarray(outputs.logits).argmax(1) == np.asarray(labels)))
+        np.mean(np.asarray(outputs.logits).argmax(1) == np.asarray(labels))
+    )
     got = new_state["batch_stats"]
     # Statistics of the 3 whole images' 28 x 28 positions, from the loss and from a separate
     # apply in the same program: equal up to a reordered reduction.
@@ -204,26 +228,78 @@ def test_crop_tasks_build_views_and_loss(make_identity_config, method):
         assert_close(a, b, rtol=f32_reorder_rtol(6 * 9 * 7 * 7))
 
 
-@pytest.mark.parametrize("method, key, value, message", [
-    ("rotation", "rotations", (0, 45), r"rotations=\(0, 45\) is invalid; choose at least two distinct angles from \(0, 90, 180, 270\)"),
-    ("rotation", "rotations", (90,), r"rotations=\(90,\) is invalid"),
-    ("rotation", "pad_crop", -1, r"objective.pad_crop=-1 is invalid; valid: an integer >= 0"),
-    ("rotation", "flip", "yes", r"unknown objective.flip 'yes'; choose one of \[False, True\]"),
-    ("jigsaw", "tile_size", 9, r"objective \(jigsaw\) on fashion_mnist: a 3x3 grid of 9px tiles with gap 2 and jitter 1 spans 33px .* > the 28x28 images"),
-    ("jigsaw", "tile_size", 0, r"objective.tile_size=0 is invalid; valid: an integer >= 1"),
-    ("jigsaw", "num_permutations", 400_000, r"objective.num_permutations=400000 is invalid; 9 tiles have 362880 permutations, choose 2..362880"),
-    ("jigsaw", "num_permutations", 40, r"num_permutations=40 with min_hamming_distance=8 is not attainable: .* at most 20 permutations keep distance >= 8"),
-    ("jigsaw", "min_hamming_distance", 10, r"objective.min_hamming_distance=10 is invalid; choose 1..9 for 9 tiles"),
-    ("jigsaw", "grid", 4, r"unknown objective.grid 4; choose one of \[2, 3\]"),
-    ("jigsaw", "color_mode", "sepia", r"unknown objective.color_mode 'sepia'; choose one of \['none', 'drop', 'gray', 'project'\]"),
-    ("jigsaw", "color_prob", 1.5, r"objective.color_prob=1.5 is invalid; valid: 0.0 <= color_prob <= 1.0"),
-    ("jigsaw", "jitter", -1, r"objective.jitter=-1 is invalid; valid: an integer >= 0"),
-    ("relative_patch_location", "patch_size", 12, r"objective \(relative_patch_location\) on fashion_mnist: patches of 12px with gap 4 and jitter 2 need 30px"),
-    ("relative_patch_location", "image_stats_fraction", 2.0, r"objective.image_stats_fraction=2 is invalid; valid: 0.0 <= image_stats_fraction <= 1.0"),
-    ("relative_patch_location", "noise_fraction", -0.5, r"objective.noise_fraction=-0.5 is invalid; valid: 0.0 <= noise_fraction"),
-])
-def test_impossible_settings_fail_with_one_line(make_identity_config, method, key, value,
-                                                message):
+@pytest.mark.parametrize(
+    "method, key, value, message",
+    [
+        (
+            "rotation",
+            "rotations",
+            (0, 45),
+            r"rotations=\(0, 45\) is invalid; choose at least two distinct angles from \(0, 90, 180, 270\)",
+        ),
+        ("rotation", "rotations", (90,), r"rotations=\(90,\) is invalid"),
+        ("rotation", "pad_crop", -1, r"objective.pad_crop=-1 is invalid; valid: an integer >= 0"),
+        ("rotation", "flip", "yes", r"unknown objective.flip 'yes'; choose one of \[False, True\]"),
+        (
+            "jigsaw",
+            "tile_size",
+            9,
+            r"objective \(jigsaw\) on fashion_mnist: a 3x3 grid of 9px tiles with gap 2 and jitter 1 spans 33px .* > the 28x28 images",
+        ),
+        ("jigsaw", "tile_size", 0, r"objective.tile_size=0 is invalid; valid: an integer >= 1"),
+        (
+            "jigsaw",
+            "num_permutations",
+            400_000,
+            r"objective.num_permutations=400000 is invalid; 9 tiles have 362880 permutations, choose 2..362880",
+        ),
+        (
+            "jigsaw",
+            "num_permutations",
+            40,
+            r"num_permutations=40 with min_hamming_distance=8 is not attainable: .* at most 20 permutations keep distance >= 8",
+        ),
+        (
+            "jigsaw",
+            "min_hamming_distance",
+            10,
+            r"objective.min_hamming_distance=10 is invalid; choose 1..9 for 9 tiles",
+        ),
+        ("jigsaw", "grid", 4, r"unknown objective.grid 4; choose one of \[2, 3\]"),
+        (
+            "jigsaw",
+            "color_mode",
+            "sepia",
+            r"unknown objective.color_mode 'sepia'; choose one of \['none', 'drop', 'gray', 'project'\]",
+        ),
+        (
+            "jigsaw",
+            "color_prob",
+            1.5,
+            r"objective.color_prob=1.5 is invalid; valid: 0.0 <= color_prob <= 1.0",
+        ),
+        ("jigsaw", "jitter", -1, r"objective.jitter=-1 is invalid; valid: an integer >= 0"),
+        (
+            "relative_patch_location",
+            "patch_size",
+            12,
+            r"objective \(relative_patch_location\) on fashion_mnist: patches of 12px with gap 4 and jitter 2 need 30px",
+        ),
+        (
+            "relative_patch_location",
+            "image_stats_fraction",
+            2.0,
+            r"objective.image_stats_fraction=2 is invalid; valid: 0.0 <= image_stats_fraction <= 1.0",
+        ),
+        (
+            "relative_patch_location",
+            "noise_fraction",
+            -0.5,
+            r"objective.noise_fraction=-0.5 is invalid; valid: 0.0 <= noise_fraction",
+        ),
+    ],
+)
+def test_impossible_settings_fail_with_one_line(make_identity_config, method, key, value, message):
     config = tiny_pretext_config(make_identity_config, method)
     config.objective[key] = value
     with pytest.raises(ValueError, match=message) as err:
@@ -235,22 +311,30 @@ def test_impossible_settings_fail_with_one_line(make_identity_config, method, ke
 def test_settings_the_data_cannot_give_fail_with_one_line(make_identity_config):
     wide = DatasetFacts(name="wide", image_shape=(28, 40, 3), num_examples=10, num_classes=2)
     run = objectives.Run.from_config(make_identity_config(), wide)
-    with pytest.raises(ValueError, match=r"objective.rotations=\(0, 90, 180, 270\) include "
-                                         r"90/270 degrees, which need square images; wide "
-                                         r"trains on 28x40; valid: a subset of \(0, 180\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"objective.rotations=\(0, 90, 180, 270\) include "
+        r"90/270 degrees, which need square images; wide "
+        r"trains on 28x40; valid: a subset of \(0, 180\)",
+    ):
         Rotation().check(run)
     Rotation(rotations=(0, 180)).check(run)
-    two_channels = DatasetFacts(name="two", image_shape=(28, 28, 2), num_examples=10,
-                                num_classes=2)
+    two_channels = DatasetFacts(name="two", image_shape=(28, 28, 2), num_examples=10, num_classes=2)
     run = objectives.Run.from_config(make_identity_config(), two_channels)
-    with pytest.raises(ValueError, match=r"objective.color_mode='drop' needs 1- or 3-channel "
-                                         r"images, two has 2; valid: color_mode='none'"):
+    with pytest.raises(
+        ValueError,
+        match=r"objective.color_mode='drop' needs 1- or 3-channel "
+        r"images, two has 2; valid: color_mode='none'",
+    ):
         RelativePatchLocation().check(run)
     RelativePatchLocation(color_mode="none").check(run)
     config = tiny_pretext_config(make_identity_config, "jigsaw")
     config.model.patches = ml_collections.ConfigDict(dict(size=8, stride=4))
-    with pytest.raises(ValueError, match=r"objective 'jigsaw' crops its own inputs; remove "
-                                         r"config.model.patches"):
+    with pytest.raises(
+        ValueError,
+        match=r"objective 'jigsaw' crops its own inputs; remove "
+        r"config.model.patches",
+    ):
         build_setup(config, FASHION_MNIST)
 
 
@@ -260,27 +344,47 @@ def test_registered_with_descriptions():
         assert cls.name == name and cls.description and not cls.needs_index
 
 
-@pytest.mark.parametrize("method, key", [
-    ("rotation", "rotation"), ("jigsaw", "tiles"), ("relative_patch_location", "patch")])
+@pytest.mark.parametrize(
+    "method, key",
+    [("rotation", "rotation"), ("jigsaw", "tiles"), ("relative_patch_location", "patch")],
+)
 def test_unknown_key_names_the_valid_keys(method, key):
     cls = CLASSES[method]
     with pytest.raises(ValueError) as err:
         cls.from_config({"name": method, key: 1})
     valid = ", ".join(cls.hyperparameter_names())
-    assert str(err.value) == (f"unknown key objective.{key} for objective {method!r}; "
-                              f"valid keys: {valid}")
+    assert str(err.value) == (
+        f"unknown key objective.{key} for objective {method!r}; valid keys: {valid}"
+    )
     assert "\n" not in str(err.value)
 
 
 def test_defaults_are_the_papers_and_the_old_setters():
     assert Rotation() == Rotation(rotations=(0, 90, 180, 270), pad_crop=0, flip=False)
-    assert Jigsaw() == Jigsaw(grid=3, tile_size=7, gap=2, jitter=1, num_permutations=1000,
-                              min_hamming_distance=1, permutation_seed=0, color_mode="gray",
-                              color_prob=0.3, noise_fraction=0.0, normalize=False,
-                              image_stats_fraction=0.25)
+    assert Jigsaw() == Jigsaw(
+        grid=3,
+        tile_size=7,
+        gap=2,
+        jitter=1,
+        num_permutations=1000,
+        min_hamming_distance=1,
+        permutation_seed=0,
+        color_mode="gray",
+        color_prob=0.3,
+        noise_fraction=0.0,
+        normalize=False,
+        image_stats_fraction=0.25,
+    )
     assert RelativePatchLocation() == RelativePatchLocation(
-        patch_size=10, gap=4, jitter=2, color_mode="drop", color_prob=1.0, noise_fraction=0.01,
-        normalize=False, image_stats_fraction=0.25)
+        patch_size=10,
+        gap=4,
+        jitter=2,
+        color_mode="drop",
+        color_prob=1.0,
+        noise_fraction=0.01,
+        normalize=False,
+        image_stats_fraction=0.25,
+    )
     # Lists (JSON) become the tuple of the field.
     assert Rotation(rotations=[0, 180]).rotations == (0, 180)
 

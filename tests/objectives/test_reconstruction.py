@@ -75,21 +75,26 @@ def test_denoising_loss_weights_corrupted_values():
     w = np.where(c > 0, 2.0, 0.5)
     np.testing.assert_allclose(
         R.denoising_loss(x, r, c, corrupted_weight=2.0, clean_weight=0.5),
-        np.mean(w * (x - r) ** 2), rtol=1e-5)
+        np.mean(w * (x - r) ** 2),
+        rtol=1e-5,
+    )
     np.testing.assert_allclose(R.denoising_loss(x, r), np.mean((x - r) ** 2), rtol=1e-5)
 
 
 def test_adversarial_losses_by_hand():
     real, fake = jnp.array([0.0, 2.0]), jnp.array([-1.0, 1.0])
     sig = lambda t: 1 / (1 + math.exp(-t))  # noqa: E731
-    want_d = (-(math.log(sig(0)) + math.log(sig(2))) / 2
-              - (math.log(1 - sig(-1)) + math.log(1 - sig(1))) / 2)
+    want_d = (
+        -(math.log(sig(0)) + math.log(sig(2))) / 2
+        - (math.log(1 - sig(-1)) + math.log(1 - sig(1))) / 2
+    )
     np.testing.assert_allclose(R.discriminator_loss(real, fake), want_d, rtol=1e-6)
     want_g = -(math.log(sig(-1)) + math.log(sig(1))) / 2
     np.testing.assert_allclose(R.generator_adversarial_loss(fake), want_g, rtol=1e-6)
     want_sat = (math.log(1 - sig(-1)) + math.log(1 - sig(1))) / 2
-    np.testing.assert_allclose(R.generator_adversarial_loss(fake, saturating=True), want_sat,
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        R.generator_adversarial_loss(fake, saturating=True), want_sat, rtol=1e-6
+    )
 
 
 def test_colorization_losses_equal_numpy():
@@ -102,8 +107,9 @@ def test_colorization_losses_equal_numpy():
     np.testing.assert_allclose(R.colorization_classification_loss(logits, z, v), want, rtol=1e-5)
     ab = RNG.normal(0, 30, size=(2, 3, 3, 2)).astype(np.float32)
     pred = RNG.normal(size=(2, 3, 3, 2)).astype(np.float32)
-    np.testing.assert_allclose(R.colorization_regression_loss(pred, ab),
-                               np.mean((pred - ab / 100) ** 2), rtol=1e-5)
+    np.testing.assert_allclose(
+        R.colorization_regression_loss(pred, ab), np.mean((pred - ab / 100) ** 2), rtol=1e-5
+    )
 
 
 def test_rebalance_weights():
@@ -119,12 +125,15 @@ def test_rebalance_weights():
     got = np.asarray(R.rebalance_weights(jnp.asarray(prior), centers, lam=0.5, sigma=5.0))
     np.testing.assert_allclose(got, w, rtol=1e-4)
     np.testing.assert_allclose((p * got).sum(), 1.0, rtol=1e-5)  # E_p~[w] = 1
-    np.testing.assert_allclose(R.rebalance_weights(jnp.asarray(prior), centers, lam=1.0), 1.0,
-                               rtol=1e-5)
+    np.testing.assert_allclose(
+        R.rebalance_weights(jnp.asarray(prior), centers, lam=1.0), 1.0, rtol=1e-5
+    )
     # Without smoothing and mixing the weights are 1 / (Q p).
-    np.testing.assert_allclose(R.rebalance_weights(jnp.asarray(prior), centers, lam=0.0,
-                                                   sigma=0.0), 1 / (q * prior), rtol=1e-4)
-
+    np.testing.assert_allclose(
+        R.rebalance_weights(jnp.asarray(prior), centers, lam=0.0, sigma=0.0),
+        1 / (q * prior),
+        rtol=1e-4,
+    )
 
 
 def test_corruption_weights_are_the_denoising_loss_weights():
@@ -133,9 +142,11 @@ def test_corruption_weights_are_the_denoising_loss_weights():
     r = RNG.uniform(size=(2, 4, 4, 3)).astype(np.float32)
     w = R.corruption_weights(c, corrupted_weight=2.0, clean_weight=0.5)
     np.testing.assert_array_equal(w, np.where(c > 0, 2.0, 0.5))
-    np.testing.assert_allclose(np.mean(w * (x - r) ** 2),
-                               R.denoising_loss(x, r, c, corrupted_weight=2.0, clean_weight=0.5),
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        np.mean(w * (x - r) ** 2),
+        R.denoising_loss(x, r, c, corrupted_weight=2.0, clean_weight=0.5),
+        rtol=1e-6,
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -155,20 +166,29 @@ def reconstruction_config(make_identity_config, objective, *, dataset="fashion_m
 
 
 def inpainting_config(make_identity_config, **overrides):
-    objective = dict(name="inpainting", mask="central", fill_value=0.25, lambda_rec=0.9,
-                     lambda_adv=0.1, disc_widths=(4,), disc_learning_rate=1e-2)
+    objective = dict(
+        name="inpainting",
+        mask="central",
+        fill_value=0.25,
+        lambda_rec=0.9,
+        lambda_adv=0.1,
+        disc_widths=(4,),
+        disc_learning_rate=1e-2,
+    )
     return reconstruction_config(make_identity_config, dict(objective, **overrides))
 
 
 def colorization_config(make_identity_config, **overrides):
     objective = dict(name="colorization", prior_momentum=0.5)
-    return reconstruction_config(make_identity_config, dict(objective, **overrides),
-                                 dataset="cifar10")
+    return reconstruction_config(
+        make_identity_config, dict(objective, **overrides), dataset="cifar10"
+    )
 
 
 def denoising_config(make_identity_config, **overrides):
-    objective = dict(name="denoising_autoencoder", noise="masking", drop_prob=0.5,
-                     corrupted_weight=2.0)
+    objective = dict(
+        name="denoising_autoencoder", noise="masking", drop_prob=0.5, corrupted_weight=2.0
+    )
     return reconstruction_config(make_identity_config, dict(objective, **overrides))
 
 
@@ -205,28 +225,63 @@ def test_views(make_identity_config):
 # ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("make, key, value, message", [
-    (inpainting_config, "mask", "square",
-     r"unknown objective.mask 'square'; choose one of \['central', 'random_block', "
-     r"'random_region'\]"),
-    (inpainting_config, "hole_size", 28,
-     r"objective.hole_size=28 is invalid for 28x28 images; valid: 1..27"),
-    (inpainting_config, "lambda_adv", -1.0,
-     r"objective.lambda_rec=0.9 and objective.lambda_adv=-1.0 are invalid"),
-    (inpainting_config, "fill_value", (0.1, 0.2),
-     r"objective.fill_value=\(0.1, 0.2\) is invalid for 1-channel images; valid: one number "
-     r"or 1"),
-    (inpainting_config, "disc_learning_rate", 0.0,
-     r"objective.disc_learning_rate=0 is invalid; valid: 0.0 < disc_learning_rate"),
-    (denoising_config, "noise", "salt",
-     r"unknown objective.noise 'salt'; choose one of \['gaussian', 'masking'\]"),
-    (denoising_config, "drop_prob", 1.5,
-     r"objective.drop_prob=1.5 is invalid; valid: 0.0 < drop_prob < 1.0"),
-    (denoising_config, "likelihood", "gaussian",
-     r"objective.likelihood='gaussian' is invalid with model.encoder='convnet' \(a feature map "
-     r"decoded by squared error\); valid: a Gaussian encoder \['vae_conv'\], or the default "
-     r"'bernoulli'"),
-])
+@pytest.mark.parametrize(
+    "make, key, value, message",
+    [
+        (
+            inpainting_config,
+            "mask",
+            "square",
+            r"unknown objective.mask 'square'; choose one of \['central', 'random_block', "
+            r"'random_region'\]",
+        ),
+        (
+            inpainting_config,
+            "hole_size",
+            28,
+            r"objective.hole_size=28 is invalid for 28x28 images; valid: 1..27",
+        ),
+        (
+            inpainting_config,
+            "lambda_adv",
+            -1.0,
+            r"objective.lambda_rec=0.9 and objective.lambda_adv=-1.0 are invalid",
+        ),
+        (
+            inpainting_config,
+            "fill_value",
+            (0.1, 0.2),
+            r"objective.fill_value=\(0.1, 0.2\) is invalid for 1-channel images; valid: one number "
+            r"or 1",
+        ),
+        (
+            inpainting_config,
+            "disc_learning_rate",
+            0.0,
+            r"objective.disc_learning_rate=0 is invalid; valid: 0.0 < disc_learning_rate",
+        ),
+        (
+            denoising_config,
+            "noise",
+            "salt",
+            r"unknown objective.noise 'salt'; choose one of \['gaussian', 'masking'\]",
+        ),
+        (
+            denoising_config,
+            "drop_prob",
+            1.5,
+            r"objective.drop_prob=1.5 is invalid; valid: 0.0 < drop_prob < 1.0",
+        ),
+        (
+            denoising_config,
+            "likelihood",
+            "gaussian",
+            r"objective.likelihood='gaussian' is invalid with model.encoder='convnet' \(a feature map "
+            r"decoded by squared error\); valid: a Gaussian encoder \['vae_conv'\], or the default "
+            r"'bernoulli'",
+        ),
+    ],
+)
 def test_bad_settings_fail_with_one_line(make_identity_config, make, key, value, message):
     config = make(make_identity_config)
     with config.objective.ignore_type():
@@ -238,19 +293,29 @@ def test_bad_settings_fail_with_one_line(make_identity_config, make, key, value,
 
 def test_random_blocks_and_colorization_settings_are_checked(make_identity_config):
     config = inpainting_config(make_identity_config, mask="random_block", block_size=40)
-    with pytest.raises(ValueError, match=r"objective.block_size=40 is invalid for 28x28 "
-                                         r"images; valid: 1..28"):
+    with pytest.raises(
+        ValueError,
+        match=r"objective.block_size=40 is invalid for 28x28 "
+        r"images; valid: 1..28",
+    ):
         build_setup(config, FASHION)
     for overrides, message in (
-            (dict(ab_loss="hinge"),
-             r"unknown objective.ab_loss 'hinge'; choose one of \['classification', "
-             r"'regression'\]"),
-            (dict(target_stride=3),
-             r"objective.target_stride=3 is invalid; valid: an int >= 1 dividing the 32x32 "
-             r"image size"),
-            (dict(soft_neighbors=0), r"objective.soft_neighbors=0 is invalid"),
-            (dict(prior_momentum=1.0),
-             r"objective.prior_momentum=1 is invalid; valid: 0.0 <= prior_momentum < 1.0")):
+        (
+            dict(ab_loss="hinge"),
+            r"unknown objective.ab_loss 'hinge'; choose one of \['classification', "
+            r"'regression'\]",
+        ),
+        (
+            dict(target_stride=3),
+            r"objective.target_stride=3 is invalid; valid: an int >= 1 dividing the 32x32 "
+            r"image size",
+        ),
+        (dict(soft_neighbors=0), r"objective.soft_neighbors=0 is invalid"),
+        (
+            dict(prior_momentum=1.0),
+            r"objective.prior_momentum=1 is invalid; valid: 0.0 <= prior_momentum < 1.0",
+        ),
+    ):
         with pytest.raises(ValueError, match=message):
             build_setup(colorization_config(make_identity_config, **overrides), CIFAR)
 
@@ -258,23 +323,35 @@ def test_random_blocks_and_colorization_settings_are_checked(make_identity_confi
 def test_bad_decoder_layer_and_grayscale_colorization_fail_with_one_line(make_identity_config):
     config = inpainting_config(make_identity_config)
     config.model.decoder.feature_layer = "block4"
-    with pytest.raises(ValueError, match=r"model.decoder.feature_layer='block4' is invalid; "
-                                         r"choose one of the encoder's feature maps "
-                                         r"\['block1', 'block2'\]"):
+    with pytest.raises(
+        ValueError,
+        match=r"model.decoder.feature_layer='block4' is invalid; "
+        r"choose one of the encoder's feature maps "
+        r"\['block1', 'block2'\]",
+    ):
         build_setup(config, FASHION)
     config = colorization_config(make_identity_config)
-    with pytest.raises(ValueError, match=r"^objective 'colorization' needs RGB images, but "
-                                         r"dataset 'fashion_mnist' is grayscale"):
+    with pytest.raises(
+        ValueError,
+        match=r"^objective 'colorization' needs RGB images, but "
+        r"dataset 'fashion_mnist' is grayscale",
+    ):
         build_setup(config, FASHION)
 
 
 def test_objectives_are_registered_with_the_config_setters_defaults():
     assert [type(objectives.get(n)()) for n in RECONSTRUCTION] == [
-        objectives.Inpainting, objectives.Colorization, objectives.DenoisingAutoencoder]
+        objectives.Inpainting,
+        objectives.Colorization,
+        objectives.DenoisingAutoencoder,
+    ]
     assert objectives.Inpainting().lambda_adv == 0.001  # with a discriminator by default
     dae = objectives.DenoisingAutoencoder()
-    assert (dae.noise, dae.likelihood, dae.gaussian_std) == ("gaussian", "bernoulli",
-                                                             math.sqrt(0.5))
+    assert (dae.noise, dae.likelihood, dae.gaussian_std) == (
+        "gaussian",
+        "bernoulli",
+        math.sqrt(0.5),
+    )
 
 
 @pytest.mark.parametrize("name", RECONSTRUCTION)
@@ -282,8 +359,9 @@ def test_unknown_key_names_the_valid_ones(name):
     valid = ", ".join(objectives.get(name).hyperparameter_names())
     with pytest.raises(ValueError) as err:
         objectives.build({"name": name, "nosie": "gaussian"})
-    assert str(err.value) == (f"unknown key objective.nosie for objective {name!r}; valid "
-                              f"keys: {valid}")
+    assert str(err.value) == (
+        f"unknown key objective.nosie for objective {name!r}; valid keys: {valid}"
+    )
 
 
 @pytest.mark.parametrize("name", RECONSTRUCTION)
@@ -292,8 +370,11 @@ def test_old_configs_objectives_load_with_the_same_values(name):
     the same values (colorization's stored ``loss`` is its ``ab_loss``; the dSprites
     'denoising_ae' is the 'denoising_autoencoder' of a Gaussian encoder)."""
     old = json.load(open(Path(__file__).parents[1] / "data" / "configs_before_redesign.json"))
-    stored = [c["objective"] for c in old.values()
-              if STORED_NAMES.get(c["objective"]["name"], c["objective"]["name"]) == name]
+    stored = [
+        c["objective"]
+        for c in old.values()
+        if STORED_NAMES.get(c["objective"]["name"], c["objective"]["name"]) == name
+    ]
     assert stored
     cls = objectives.get(name)
     renamed = dict(getattr(cls, "RENAMED_KEYS", {}), name="name")
@@ -307,10 +388,14 @@ def test_old_configs_objectives_load_with_the_same_values(name):
 
 
 def test_colorization_reads_the_stored_loss_key_as_ab_loss():
-    assert objectives.build({"name": "colorization", "loss": "regression"}) == \
-        objectives.Colorization(ab_loss="regression")
-    with pytest.raises(ValueError, match=r"^objective.loss is the stored name of "
-                                         r"objective.ab_loss; give only objective.ab_loss$"):
+    assert objectives.build(
+        {"name": "colorization", "loss": "regression"}
+    ) == objectives.Colorization(ab_loss="regression")
+    with pytest.raises(
+        ValueError,
+        match=r"^objective.loss is the stored name of "
+        r"objective.ab_loss; give only objective.ab_loss$",
+    ):
         objectives.build({"name": "colorization", "loss": "regression", "ab_loss": "regression"})
 
 
@@ -324,8 +409,13 @@ def run(config, devices, batch):
     mesh = parallel.make_mesh(devices)
     state = parallel.replicate_on_mesh(initial_state(config, setup), mesh)
     step = shard_map_driver(
-        make_train_step(objective=setup.objective, run=setup.run, model=setup.train_model,
-                        tx=setup.tx, config=config),
+        make_train_step(
+            objective=setup.objective,
+            run=setup.run,
+            model=setup.train_model,
+            tx=setup.tx,
+            config=config,
+        ),
         mesh,
     )
     local = {k: v.reshape((len(devices), -1) + v.shape[1:]) for k, v in batch.items()}
@@ -342,8 +432,9 @@ def inpainting_by_hand(setup, params, model_state, views):
     net_params = {k: v for k, v in params.items() if k != "discriminator"}
 
     def inpainted(p):
-        out, _ = setup.eval_model.apply({"params": p, **model_state}, inputs, train=True,
-                                        mutable=list(model_state))
+        out, _ = setup.eval_model.apply(
+            {"params": p, **model_state}, inputs, train=True, mutable=list(model_state)
+        )
         return out["reconstruction"], masks * out["reconstruction"] + (1 - masks) * x
 
     def main(p):
@@ -366,30 +457,37 @@ def test_inpainting_gradient_splits_by_parameter_group(make_identity_config):
     state = initial_state(config, setup)
     images = jnp.asarray(RNG.integers(0, 256, (8, 28, 28, 1)), jnp.uint8)
     views = setup.objective.make_views(jax.random.PRNGKey(0), images, setup.run)
-    ctx = LossContext(model=setup.eval_model, state=state.extra, batch={}, axis_name=None,
-                      run=setup.run)
+    ctx = LossContext(
+        model=setup.eval_model, state=state.extra, batch={}, axis_name=None, run=setup.run
+    )
     (total, aux), grads = jax.value_and_grad(
         lambda p: setup.objective.loss(p, state.model_state, views, jax.random.PRNGKey(1), ctx),
-        has_aux=True)(state.params)
-    main, disc_loss, net_params = inpainting_by_hand(setup, state.params, state.model_state,
-                                                     views)
+        has_aux=True,
+    )(state.params)
+    main, disc_loss, net_params = inpainting_by_hand(setup, state.params, state.model_state, views)
     rtol = f32_reorder_rtol(8 * 28 * 28)
     assert_close(aux.metrics["loss"], main(net_params), rtol=rtol)
     assert_close(aux.metrics["disc_loss"], disc_loss(state.params["discriminator"]), rtol=rtol)
     assert_close(total, aux.metrics["loss"] + aux.metrics["disc_loss"], rtol=1e-6)
-    assert_trees_close({k: v for k, v in grads.items() if k != "discriminator"},
-                       jax.grad(main)(net_params), rtol=rtol)
+    assert_trees_close(
+        {k: v for k, v in grads.items() if k != "discriminator"},
+        jax.grad(main)(net_params),
+        rtol=rtol,
+    )
     # The logits' bias gradient is a difference of mean sigmoids of O(1): its rounding scales
     # with 1, not with the (small) difference.
-    assert_trees_close(grads["discriminator"],
-                       jax.grad(disc_loss)(state.params["discriminator"]), rtol=rtol, atol=rtol)
+    assert_trees_close(
+        grads["discriminator"],
+        jax.grad(disc_loss)(state.params["discriminator"]),
+        rtol=rtol,
+        atol=rtol,
+    )
     # Without the adversarial term there is no discriminator at all.
     plain = objectives.Inpainting(lambda_adv=0.0)
     assert plain.param_groups(setup.run) == {}
 
 
-def test_inpainting_step_with_discriminator_is_the_same_on_8_devices_as_on_1(
-        make_identity_config):
+def test_inpainting_step_with_discriminator_is_the_same_on_8_devices_as_on_1(make_identity_config):
     config = inpainting_config(make_identity_config)
     images = RNG.integers(0, 256, (16, 28, 28, 1), dtype=np.uint8)
     batch = {"image": images, "label": np.zeros(16, np.int32), "index": np.arange(16)}
@@ -402,8 +500,7 @@ def test_inpainting_step_with_discriminator_is_the_same_on_8_devices_as_on_1(
     assert bool(m8["finite"]) and bool(m1["finite"])
     for key in ("loss", "rec_loss", "adv_loss", "disc_loss"):
         assert_close(m8[key], m1[key], rtol=first_pass)
-    np.testing.assert_allclose(m1["loss"], 0.9 * m1["rec_loss"] + 0.1 * m1["adv_loss"],
-                               rtol=1e-5)
+    np.testing.assert_allclose(m1["loss"], 0.9 * m1["rec_loss"] + 0.1 * m1["adv_loss"], rtol=1e-5)
     assert_updates_close(s8.params, s1.params, init.params, rtol=one_step)
     assert init.extra == {} and "discriminator" in init.params
 
@@ -418,8 +515,9 @@ def test_inpainting_step_with_discriminator_is_the_same_on_8_devices_as_on_1(
     updates, _ = tx.update(grads, tx.init(start))
     want = optax.apply_updates(start, updates)
     assert_updates_close(s1.params["discriminator"], want, start, rtol=one_step)
-    changed = jax.tree.map(lambda a, b: float(np.abs(a - b).max()), s1.params["discriminator"],
-                           start)
+    changed = jax.tree.map(
+        lambda a, b: float(np.abs(a - b).max()), s1.params["discriminator"], start
+    )
     assert min(jax.tree.leaves(changed)) > 1e-3
 
 
@@ -431,25 +529,35 @@ def test_inpainting_step_with_discriminator_is_the_same_on_8_devices_as_on_1(
 def test_colorization_and_denoising_trace_and_update_their_state(make_identity_config):
     """Shapes through each objective's views -> loss -> update_state; the bin-prior update."""
     for config, facts, shape, metric in (
-            (colorization_config(make_identity_config), CIFAR, (4, 32, 32, 3), "bin_accuracy"),
-            (denoising_config(make_identity_config), FASHION, (4, 28, 28, 1), "mse")):
+        (colorization_config(make_identity_config), CIFAR, (4, 32, 32, 3), "bin_accuracy"),
+        (denoising_config(make_identity_config), FASHION, (4, 28, 28, 1), "mse"),
+    ):
         setup = build_setup(config, facts)
         state = jax.eval_shape(lambda: initial_state(config, setup))  # noqa: B023
         obj = setup.objective
 
         def step(state, images, obj=obj, setup=setup):
             views = obj.make_views(jax.random.PRNGKey(0), images, setup.run)
-            ctx = LossContext(model=setup.eval_model, state=state.extra, batch={},
-                              axis_name=None, run=setup.run)
-            loss, aux = obj.loss(state.params, state.model_state, views, jax.random.PRNGKey(1),
-                                 ctx)
-            extra = obj.update_state(state.extra, aux.outputs, UpdateContext(
-                params=state.params, model_state=state.model_state, step=0, axis_name=None,
-                run=setup.run))
+            ctx = LossContext(
+                model=setup.eval_model, state=state.extra, batch={}, axis_name=None, run=setup.run
+            )
+            loss, aux = obj.loss(state.params, state.model_state, views, jax.random.PRNGKey(1), ctx)
+            extra = obj.update_state(
+                state.extra,
+                aux.outputs,
+                UpdateContext(
+                    params=state.params,
+                    model_state=state.model_state,
+                    step=0,
+                    axis_name=None,
+                    run=setup.run,
+                ),
+            )
             return loss, aux.metrics, aux.outputs, extra
 
         loss, metrics, outputs, extra = jax.eval_shape(
-            step, state, jax.ShapeDtypeStruct(shape, jnp.uint8))
+            step, state, jax.ShapeDtypeStruct(shape, jnp.uint8)
+        )
         assert loss.shape == () and outputs.embedding.shape == (4, 16)
         assert jax.tree.map(jnp.shape, extra) == jax.tree.map(jnp.shape, state.extra)
         assert metric in metrics
@@ -465,8 +573,11 @@ def test_colorization_and_denoising_trace_and_update_their_state(make_identity_c
     np.testing.assert_allclose(hist, np.bincount(np.asarray(bins).ravel(), minlength=q) / 128)
     prior = obj.init_state(None, None, None)
     assert isinstance(prior, R.ColorizationState)
-    new = obj.update_state(prior, R.ColorizationOutputs(ab_histogram=hist), UpdateContext(
-        params=None, model_state=None, step=0, axis_name=None, run=None))
+    new = obj.update_state(
+        prior,
+        R.ColorizationOutputs(ab_histogram=hist),
+        UpdateContext(params=None, model_state=None, step=0, axis_name=None, run=None),
+    )
     np.testing.assert_allclose(new.ab_prior, 0.5 / q + 0.5 * np.asarray(hist), rtol=1e-6)
     # Regression, or classification without rebalancing, keeps no state.
     assert objectives.Colorization(ab_loss="regression").init_state(None, None, None) is None
@@ -479,11 +590,13 @@ def test_feature_map_denoising_loss_is_the_weighted_squared_error(make_identity_
     state = initial_state(config, setup)
     images = jnp.asarray(RNG.integers(0, 256, (4, 28, 28, 1)), jnp.uint8)
     views = setup.objective.make_views(jax.random.PRNGKey(3), images, setup.run)
-    ctx = LossContext(model=setup.eval_model, state=state.extra, batch={}, axis_name=None,
-                      run=setup.run)
+    ctx = LossContext(
+        model=setup.eval_model, state=state.extra, batch={}, axis_name=None, run=setup.run
+    )
     loss, aux = setup.objective.loss(state.params, state.model_state, views, None, ctx)
-    out, _ = setup.eval_model.apply({"params": state.params, **state.model_state}, views[0],
-                                    train=True, mutable=["batch_stats"])
+    out, _ = setup.eval_model.apply(
+        {"params": state.params, **state.model_state}, views[0], train=True, mutable=["batch_stats"]
+    )
     noisy, clean, corrupted = (np.asarray(v, np.float64) for v in views)
     w = np.where(corrupted > 0, 2.0, 0.5)
     want = np.mean(w * (clean - np.asarray(out["reconstruction"], np.float64)) ** 2)

@@ -30,7 +30,7 @@ def numpy_barlow(z1, z2, lambd, eps=1e-5):
     for i in range(d):
         for j in range(d):
             c_ij = sum(a[k, i] * b[k, j] for k in range(n)) / n
-            loss += (c_ij - 1.0) ** 2 if i == j else lambd * c_ij ** 2
+            loss += (c_ij - 1.0) ** 2 if i == j else lambd * c_ij**2
     return loss
 
 
@@ -101,7 +101,9 @@ def test_barlow_twins_lambda_scaling_and_invariances():
     assert float(barlow_twins_loss(z1[perm], z2[perm])) == pytest.approx(base, rel=1e-5)
     assert float(barlow_twins_loss(z2, z1)) == pytest.approx(base, rel=1e-5)
     scale = np.array([3.0, 0.5, 2.0, 10.0], np.float32)
-    assert float(barlow_twins_loss(z1 * scale - 4.0, z2 * scale + 1.0)) == pytest.approx(base, rel=1e-3)
+    assert float(barlow_twins_loss(z1 * scale - 4.0, z2 * scale + 1.0)) == pytest.approx(
+        base, rel=1e-3
+    )
 
 
 def test_vicreg_terms_match_numpy_reference():
@@ -138,19 +140,29 @@ def test_vicreg_terms_in_isolation():
 
 def _sharded(fn, n_args):
     mesh = Mesh(np.array(jax.devices()), ("batch",))
-    return jax.jit(jax.shard_map(fn, mesh=mesh, in_specs=(P("batch"),) * n_args,
-                                 out_specs=(P(), P("batch")), check_vma=False))
+    return jax.jit(
+        jax.shard_map(
+            fn,
+            mesh=mesh,
+            in_specs=(P("batch"),) * n_args,
+            out_specs=(P(), P("batch")),
+            check_vma=False,
+        )
+    )
 
 
 def test_barlow_twins_multi_device_equals_single_device():
     n_dev = jax.device_count()
     assert n_dev == 8
     z1, z2 = (jnp.asarray(v) for v in _views(3))
-    ref, ref_grads = jax.value_and_grad(lambda a, b: barlow_twins_loss(a, b), argnums=(0, 1))(z1, z2)
+    ref, ref_grads = jax.value_and_grad(lambda a, b: barlow_twins_loss(a, b), argnums=(0, 1))(
+        z1, z2
+    )
 
     def per_device(a, b):
         loss, grads = jax.value_and_grad(
-            lambda x, y: barlow_twins_loss(x, y, axis_name="batch"), argnums=(0, 1))(a, b)
+            lambda x, y: barlow_twins_loss(x, y, axis_name="batch"), argnums=(0, 1)
+        )(a, b)
         # Same convention as the simclr test: the device mean of the loss is the global loss and
         # the per-device gradients divided by the device count are the global gradients.
         return jax.lax.pmean(loss, "batch"), jax.tree.map(lambda g: g / n_dev, grads)
@@ -176,9 +188,9 @@ def test_vicreg_multi_device_equals_single_device():
 
     def per_device(a, b):
         (loss, metrics), grads = jax.value_and_grad(
-            lambda x, y: loss_fn(x, y, "batch"), argnums=(0, 1), has_aux=True)(a, b)
-        return (jax.lax.pmean((loss, metrics), "batch"),
-                jax.tree.map(lambda g: g / n_dev, grads))
+            lambda x, y: loss_fn(x, y, "batch"), argnums=(0, 1), has_aux=True
+        )(a, b)
+        return (jax.lax.pmean((loss, metrics), "batch"), jax.tree.map(lambda g: g / n_dev, grads))
 
     (loss, metrics), grads = _sharded(per_device, 2)(z1, z2)
     # Reordered chain over the batch of 16: mean, variance, covariance, then the sum over the

@@ -31,7 +31,9 @@ def test_hand_computed_value():
     # Two orthogonal images, identical views, tau = 1: each anchor sees its positive at
     # cosine 1 and two negatives at cosine 0, so l = -log(e / (e + 2)) = log(2 + e) - 1.
     z = jnp.eye(2)
-    assert float(simclr_loss(z, z, temperature=1.0)) == pytest.approx(math.log(2 + math.e) - 1, abs=1e-6)
+    assert float(simclr_loss(z, z, temperature=1.0)) == pytest.approx(
+        math.log(2 + math.e) - 1, abs=1e-6
+    )
 
 
 def test_matches_numpy_reference():
@@ -39,7 +41,9 @@ def test_matches_numpy_reference():
     z1, z2 = rng.normal(size=(6, 5)), rng.normal(size=(6, 5))
     for tau in (0.1, 0.5):
         expected = numpy_nt_xent(z1, z2, tau)
-        got = float(simclr_loss(jnp.asarray(z1, jnp.float32), jnp.asarray(z2, jnp.float32), temperature=tau))
+        got = float(
+            simclr_loss(jnp.asarray(z1, jnp.float32), jnp.asarray(z2, jnp.float32), temperature=tau)
+        )
         assert got == pytest.approx(expected, rel=1e-5)
 
 
@@ -84,8 +88,15 @@ def test_multi_device_loss_and_grads_equal_single_device(driver):
 
     if driver == "shard_map":
         mesh = parallel.make_mesh()
-        fn = jax.jit(jax.shard_map(per_device, mesh=mesh, in_specs=(P("batch"), P("batch")),
-                                   out_specs=(P(), P("batch")), check_vma=False))
+        fn = jax.jit(
+            jax.shard_map(
+                per_device,
+                mesh=mesh,
+                in_specs=(P("batch"), P("batch")),
+                out_specs=(P(), P("batch")),
+                check_vma=False,
+            )
+        )
         loss, grads = fn(z1, z2)
     else:
         fn = jax.pmap(per_device, axis_name="batch")

@@ -45,14 +45,19 @@ from tests.tolerances import (
 N_TERMS = 16 * 28 * 28
 
 
-def plain_train_step(*, objective, model, tx, config, run, schedule=None,
-                     axis_name=parallel.AXIS):
+def plain_train_step(*, objective, model, tx, config, run, schedule=None, axis_name=parallel.AXIS):
     """The per-device step as it was before gradient accumulation (the k = 1 reference)."""
     del config
 
     def loss_fn(params, state, views, rng, batch):
-        ctx = LossContext(model=model, state=state.extra, batch=batch, axis_name=axis_name,
-                          run=run, shared_rng=shared_step_rng(state.rng, state.step))
+        ctx = LossContext(
+            model=model,
+            state=state.extra,
+            batch=batch,
+            axis_name=axis_name,
+            run=run,
+            shared_rng=shared_step_rng(state.rng, state.step),
+        )
         return objective.loss(params, state.model_state, views, rng, ctx)
 
     def step(state, batch):
@@ -74,11 +79,23 @@ def plain_train_step(*, objective, model, tx, config, run, schedule=None,
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         extra = objective.update_state(
-            state.extra, outputs,
-            UpdateContext(params=params, model_state=model_state, step=state.step,
-                          axis_name=axis_name, run=run))
-        new_state = state.replace(step=state.step + 1, params=params, model_state=model_state,
-                                  opt_state=opt_state, extra=extra)
+            state.extra,
+            outputs,
+            UpdateContext(
+                params=params,
+                model_state=model_state,
+                step=state.step,
+                axis_name=axis_name,
+                run=run,
+            ),
+        )
+        new_state = state.replace(
+            step=state.step + 1,
+            params=params,
+            model_state=model_state,
+            opt_state=opt_state,
+            extra=extra,
+        )
         new_state = jax.tree.map(lambda new, old: jnp.where(finite, new, old), new_state, state)
         metrics = dict(metrics, finite=finite, grad_norm=optax.global_norm(grads))
         if schedule is not None:
@@ -90,9 +107,14 @@ def plain_train_step(*, objective, model, tx, config, run, schedule=None,
 
 def global_batches(count, n=16, seed=0):
     rng = np.random.default_rng(seed)
-    return [{"image": rng.integers(0, 256, (n, 28, 28, 1), dtype=np.uint8),
-             "label": rng.integers(0, 10, (n,)).astype(np.int32),
-             "index": np.arange(n, dtype=np.int32)} for _ in range(count)]
+    return [
+        {
+            "image": rng.integers(0, 256, (n, 28, 28, 1), dtype=np.uint8),
+            "label": rng.integers(0, 10, (n,)).astype(np.int32),
+            "index": np.arange(n, dtype=np.int32),
+        }
+        for _ in range(count)
+    ]
 
 
 def run(config, devices, batches, make_step=make_train_step):
@@ -102,9 +124,17 @@ def run(config, devices, batches, make_step=make_train_step):
     init = initial_state(config, setup)
     start = jax.device_get(init)
     state = parallel.replicate_on_mesh(init, mesh)
-    step = shard_map_driver(make_step(objective=setup.objective, model=setup.train_model,
-                                      tx=setup.tx, config=config, run=setup.run,
-                                      schedule=setup.schedule), mesh)
+    step = shard_map_driver(
+        make_step(
+            objective=setup.objective,
+            model=setup.train_model,
+            tx=setup.tx,
+            config=config,
+            run=setup.run,
+            schedule=setup.schedule,
+        ),
+        mesh,
+    )
     history = []
     for b in batches:
         local = {k: v.reshape((len(devices), -1) + v.shape[1:]) for k, v in b.items()}
@@ -149,10 +179,10 @@ def test_micro_batches_of_a_per_example_loss_equal_one_large_batch(make_identity
     Tolerance: float32 reordering of the gradient sums (16 x 28 x 28 terms per kernel
     gradient) after two steps, ``f32_steps_rtol``; forgetting to average the micro-batch
     gradients (x4), or enqueueing keys out of order, differs by O(1)."""
+
     def config(k):
         c = make_identity_config()
-        c.objective = ml_collections.ConfigDict(
-            dict(name="moco", queue_size=64, ema_momentum=0.9))
+        c.objective = ml_collections.ConfigDict(dict(name="moco", queue_size=64, ema_momentum=0.9))
         return layer_norm_sgd(c, k)
 
     # The run below uses 2 devices: 16 / 2 = 8 per device, 4 micro-batches of 2. (On all 8
@@ -184,7 +214,8 @@ def test_in_batch_negatives_see_only_a_micro_batch(make_identity_config):
     _, acc, (acc_m,) = run(config(4), jax.devices()[:2], batches)
     assert float(acc_m["loss"]) < float(big_m["loss"]) - 0.5  # log 7 vs log 31 candidates
     assert update_difference(acc.params, big.params, start.params) > 100 * f32_steps_rtol(
-        N_TERMS, steps=1)
+        N_TERMS, steps=1
+    )
 
 
 def test_batch_norm_statistics_thread_through_the_micro_batches(make_identity_config):
@@ -198,20 +229,21 @@ def test_batch_norm_statistics_thread_through_the_micro_batches(make_identity_co
     model_state = start.model_state
     for half in (batch["image"][:8], batch["image"][8:]):
         views = setup.objective.make_views(jax.random.PRNGKey(0), half, setup.run)  # identity
-        _, model_state = apply_to_views(start.params, model_state, views,
-                                        model=setup.eval_model)
+        _, model_state = apply_to_views(start.params, model_state, views, model=setup.eval_model)
     assert_trees_close(state.model_state, model_state, rtol=f32_reorder_rtol(2 * 8 * 28 * 28))
 
 
 def test_merge_concatenates_per_example_outputs_and_averages_the_rest():
     k, m = 3, 2
     embedding = jnp.arange(k * m * 4, dtype=jnp.float32).reshape(k, m, 4)
-    merged = merge_micro_outputs(MergeOutputs(
-        embedding=embedding,
-        indices=jnp.arange(k * m).reshape(k, m),
-        target_state={"mean": jnp.array([[0.0, 3.0], [3.0, 6.0], [6.0, 9.0]])},
-        count=jnp.array([1, 2, 3]),
-    ))
+    merged = merge_micro_outputs(
+        MergeOutputs(
+            embedding=embedding,
+            indices=jnp.arange(k * m).reshape(k, m),
+            target_state={"mean": jnp.array([[0.0, 3.0], [3.0, 6.0], [6.0, 9.0]])},
+            count=jnp.array([1, 2, 3]),
+        )
+    )
     np.testing.assert_array_equal(merged.embedding, embedding.reshape(k * m, 4))
     np.testing.assert_array_equal(merged.indices, np.arange(k * m))
     np.testing.assert_array_equal(merged.target_state["mean"], [3.0, 6.0])
@@ -229,23 +261,36 @@ class MergeOutputs(Outputs):
 def test_bad_accumulate_steps_are_one_line_errors(make_tiny_config):
     config = make_tiny_config()  # batch 16: 2 per device on 8 devices
     config.accumulate_steps = 3
-    with pytest.raises(ValueError, match=r"^accumulate_steps=3 does not divide the per-device "
-                                         r"batch 2 \(batch_size=16 on 8 devices\); choose one of "
-                                         r"\[1, 2\]$"):
+    with pytest.raises(
+        ValueError,
+        match=r"^accumulate_steps=3 does not divide the per-device "
+        r"batch 2 \(batch_size=16 on 8 devices\); choose one of "
+        r"\[1, 2\]$",
+    ):
         check_accumulate_steps(config, num_devices=8)
     config.accumulate_steps = 2
     assert check_accumulate_steps(config, num_devices=8) == 1
     assert check_accumulate_steps(config, num_devices=1) == 8
     for bad in (0, -2, True, 2.0, "2"):
         with pytest.raises(ValueError, match=r"^accumulate_steps=.* must be a positive integer"):
-            check_accumulate_steps(ml_collections.ConfigDict(
-                dict(batch_size=16, accumulate_steps=bad)), num_devices=8)
+            check_accumulate_steps(
+                ml_collections.ConfigDict(dict(batch_size=16, accumulate_steps=bad)), num_devices=8
+            )
     # A step built for another device count fails when traced, naming both numbers.
     config.accumulate_steps = 4
     setup = build_setup(config)
-    step = make_train_step(objective=setup.objective, run=setup.run, model=setup.eval_model, tx=setup.tx,
-                           config=config, axis_name=None)
+    step = make_train_step(
+        objective=setup.objective,
+        run=setup.run,
+        model=setup.eval_model,
+        tx=setup.tx,
+        config=config,
+        axis_name=None,
+    )
     batch = {"image": jax.ShapeDtypeStruct((6, 28, 28, 1), jnp.uint8)}
-    with pytest.raises(ValueError, match=r"accumulate_steps=4 does not divide the per-device "
-                                         r"batch 6"):
+    with pytest.raises(
+        ValueError,
+        match=r"accumulate_steps=4 does not divide the per-device "
+        r"batch 6",
+    ):
         jax.eval_shape(step, initial_state(config, setup), batch)

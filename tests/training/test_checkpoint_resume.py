@@ -121,8 +121,12 @@ def test_workdir_with_other_config_is_refused_and_untouched(uninterrupted):
 
 def test_a_key_added_later_with_its_neutral_default_is_no_difference():
     stored = {"optimizer": {"name": "lars"}}
-    now = {"optimizer": {"name": "lars", "lr_multipliers": dict(
-        ckpt_lib.LATER_DEFAULTS["optimizer.lr_multipliers"])}}
+    now = {
+        "optimizer": {
+            "name": "lars",
+            "lr_multipliers": dict(ckpt_lib.LATER_DEFAULTS["optimizer.lr_multipliers"]),
+        }
+    }
     assert ckpt_lib.config_differences(stored, now) == []
     now["optimizer"]["lr_multipliers"]["predictor"] = 10.0
     assert ckpt_lib.config_differences(stored, now) == ["optimizer.lr_multipliers.predictor"]

@@ -31,7 +31,12 @@ def drive(workdir, *args, data_dir):
     env = dict(os.environ, PYTHONPATH=ROOT, SSLJAX_NO_DOWNLOAD="1")
     return subprocess.run(
         [sys.executable, DRIVER, str(workdir), *map(str, args), f"--data-dir={data_dir}"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
 
 
 def step_dirs(workdir) -> list[str]:
@@ -46,12 +51,14 @@ def final_state(workdir):
 # --- kill -9 -------------------------------------------------------------------------------
 
 
-def test_kill_between_checkpoints_resumes_bit_identical(reference_run, same_state, tmp_path,
-                                                        tiny_fashion_mnist):
+def test_kill_between_checkpoints_resumes_bit_identical(
+    reference_run, same_state, tmp_path, tiny_fashion_mnist
+):
     config, _, reference = reference_run
     workdir = tmp_path / "run"
-    killed = drive(workdir, "kill-after-step", 5, "--checkpoint-every=2",
-                   data_dir=tiny_fashion_mnist)
+    killed = drive(
+        workdir, "kill-after-step", 5, "--checkpoint-every=2", data_dir=tiny_fashion_mnist
+    )
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     assert step_dirs(workdir) == ["2", "4"]  # step 5 was done, never saved
     config = config.copy_and_resolve_references()
@@ -63,12 +70,14 @@ def test_kill_between_checkpoints_resumes_bit_identical(reference_run, same_stat
     same_state(reference, state)
 
 
-def test_kill_during_async_save_resumes_bit_identical(reference_run, same_state, tmp_path,
-                                                      tiny_fashion_mnist):
+def test_kill_during_async_save_resumes_bit_identical(
+    reference_run, same_state, tmp_path, tiny_fashion_mnist
+):
     config, _, reference = reference_run
     workdir = tmp_path / "run"
-    killed = drive(workdir, "kill-in-finalize", 4, "--checkpoint-every=2",
-                   data_dir=tiny_fashion_mnist)
+    killed = drive(
+        workdir, "kill-in-finalize", 4, "--checkpoint-every=2", data_dir=tiny_fashion_mnist
+    )
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     assert "killed while finalising" in killed.stdout
     # Step 4's files are there under Orbax's temporary name, not as a checkpoint.
@@ -95,19 +104,25 @@ def damage(step_dir: str, how: str) -> None:
         for f in files:
             os.truncate(f, os.path.getsize(f) // 2)
     else:
-        files = glob.glob(f"{state}/manifest.ocdbt") + glob.glob(f"{state}/ocdbt.process_*/manifest.ocdbt")
+        files = glob.glob(f"{state}/manifest.ocdbt") + glob.glob(
+            f"{state}/ocdbt.process_*/manifest.ocdbt"
+        )
         for f in files:
             os.remove(f)
     assert files
 
 
 def tree_listing(root) -> dict[str, int]:
-    return {os.path.relpath(os.path.join(d, f), root): os.path.getsize(os.path.join(d, f))
-            for d, _, files in os.walk(root) for f in files}
+    return {
+        os.path.relpath(os.path.join(d, f), root): os.path.getsize(os.path.join(d, f))
+        for d, _, files in os.walk(root)
+        for f in files
+    }
 
 
 def test_damaged_latest_checkpoint_is_moved_aside_and_the_run_resumes(
-        reference_run, same_state, tmp_path, capsys):
+    reference_run, same_state, tmp_path, capsys
+):
     config, reference_dir, reference = reference_run
     workdir = str(tmp_path / "run")
     shutil.copytree(reference_dir, workdir)
@@ -120,7 +135,8 @@ def test_damaged_latest_checkpoint_is_moved_aside_and_the_run_resumes(
     aside = os.path.join(workdir, "checkpoints_damaged", "6")
     lines = [l for l in out.splitlines() if l.startswith("checkpoint step")]
     assert len(lines) == 1 and lines[0].startswith(
-        f"checkpoint step 6 in {workdir}/checkpoints is damaged (")
+        f"checkpoint step 6 in {workdir}/checkpoints is damaged ("
+    )
     assert lines[0].endswith(f"moved it to {aside} and resuming from step 4")
     assert f"resuming {workdir} from step 4" in out
     assert tree_listing(aside) == damaged  # moved whole, never deleted
@@ -131,7 +147,8 @@ def test_damaged_latest_checkpoint_is_moved_aside_and_the_run_resumes(
 
 
 def test_evaluation_reads_the_newest_readable_checkpoint_and_moves_nothing(
-        reference_run, same_state, tmp_path, capsys):
+    reference_run, same_state, tmp_path, capsys
+):
     _, reference_dir, _ = reference_run
     workdir = str(tmp_path / "run")
     shutil.copytree(reference_dir, workdir)
@@ -151,8 +168,9 @@ def test_evaluation_reads_the_newest_readable_checkpoint_and_moves_nothing(
     with pytest.raises(ValueError) as err:
         restore_for_eval(workdir, step=6)
     assert str(err.value).startswith(
-        f"cannot read the checkpoint at step 6 in {workdir}/checkpoints: NOT_FOUND: ")
-    assert str(err.value).endswith("/checkpoints/6/state/\" does not exist")  # no spec dump
+        f"cannot read the checkpoint at step 6 in {workdir}/checkpoints: NOT_FOUND: "
+    )
+    assert str(err.value).endswith('/checkpoints/6/state/" does not exist')  # no spec dump
 
 
 def small_checkpoints(workdir, steps):
@@ -170,7 +188,8 @@ def test_restore_newest_moves_only_checkpoints_newer_than_a_readable_one(tmp_pat
     checkpointer = ckpt_lib.Checkpointer(str(tmp_path), max_to_keep=5)
     said = []
     step, value = checkpointer.restore_newest(
-        lambda s: checkpointer.restore_state(template, s), move_damaged=True, log=said.append)
+        lambda s: checkpointer.restore_state(template, s), move_damaged=True, log=said.append
+    )
     assert step == 1 and float(np.asarray(value["w"]).sum()) == 32.0
     assert checkpointer.all_steps() == [1]
     assert [l.split(" in ")[0] for l in said] == ["checkpoint step 3", "checkpoint step 2"]
@@ -181,7 +200,8 @@ def test_restore_newest_moves_only_checkpoints_newer_than_a_readable_one(tmp_pat
     damage(str(tmp_path / "checkpoints" / "2"), "truncate")
     checkpointer = ckpt_lib.Checkpointer(str(tmp_path), max_to_keep=5)
     step, _ = checkpointer.restore_newest(
-        lambda s: checkpointer.restore_state(template, s), move_damaged=True, log=said.append)
+        lambda s: checkpointer.restore_state(template, s), move_damaged=True, log=said.append
+    )
     assert step == 1
     assert sorted(os.listdir(tmp_path / "checkpoints_damaged")) == ["2", "2.1", "3"]
     checkpointer.close()
@@ -193,10 +213,14 @@ def test_when_no_checkpoint_can_be_read_nothing_is_moved(tmp_path):
         damage(str(tmp_path / "checkpoints" / s), "delete")
     before = tree_listing(tmp_path)
     checkpointer = ckpt_lib.Checkpointer(str(tmp_path))
-    with pytest.raises(ValueError, match=r"^no checkpoint in .*checkpoints can be read \(step 2: "
-                                         r".*\); nothing was moved$"):
-        checkpointer.restore_newest(lambda s: checkpointer.restore_state(
-            {"w": np.zeros((4, 8))}, s), move_damaged=True)
+    with pytest.raises(
+        ValueError,
+        match=r"^no checkpoint in .*checkpoints can be read \(step 2: "
+        r".*\); nothing was moved$",
+    ):
+        checkpointer.restore_newest(
+            lambda s: checkpointer.restore_state({"w": np.zeros((4, 8))}, s), move_damaged=True
+        )
     checkpointer.close()
     assert tree_listing(tmp_path) == before
     empty = ckpt_lib.Checkpointer(str(tmp_path / "fresh"))
@@ -207,8 +231,9 @@ def test_when_no_checkpoint_can_be_read_nothing_is_moved(tmp_path):
 # --- failed saves ---------------------------------------------------------------------------
 
 
-def test_failed_save_is_one_line_and_keeps_earlier_checkpoints(reference_run, tmp_path,
-                                                               tiny_fashion_mnist):
+def test_failed_save_is_one_line_and_keeps_earlier_checkpoints(
+    reference_run, tmp_path, tiny_fashion_mnist
+):
     config, _, _ = reference_run
     workdir = str(tmp_path / "run")
     first = train_and_evaluate(config, workdir, max_steps=2, progress=False)
@@ -223,7 +248,8 @@ def test_failed_save_is_one_line_and_keeps_earlier_checkpoints(reference_run, tm
     assert len(errors) == 1, "\n".join(stderr)[-3000:]
     assert errors[0].startswith(
         f"error: cannot save the checkpoint of step 4 in {workdir}/checkpoints: "
-        "File too large (errno 27): ")
+        "File too large (errno 27): "
+    )
     # The earlier checkpoint is untouched and still restores; step 4 never became one.
     assert tree_listing(os.path.join(workdir, "checkpoints", "2")) == before
     assert "4" not in step_dirs(workdir)
@@ -243,20 +269,28 @@ class _FailingManager:
 
     def wait_until_finished(self):
         if self.fail_on == "wait":
-            raise ValueError("OUT_OF_RANGE: Error writing local file \"x\": Failed to write "
-                             "8 bytes to file 4: No space left on device [os_error_code='28']\n"
-                             "second line")
+            raise ValueError(
+                'OUT_OF_RANGE: Error writing local file "x": Failed to write '
+                "8 bytes to file 4: No space left on device [os_error_code='28']\n"
+                "second line"
+            )
 
     def close(self):
         pass
 
 
-@pytest.mark.parametrize("fail_on,message", [
-    ("save", "cannot save the checkpoint of step 7 in {d}: [Errno 28] No space left on device"),
-    ("wait", "cannot save the checkpoint of step 3 in {d}: No space left on device (errno 28): "
-             "OUT_OF_RANGE: Error writing local file \"x\": Failed to write 8 bytes to file 4: "
-             "No space left on device [os_error_code='28']"),
-])
+@pytest.mark.parametrize(
+    "fail_on,message",
+    [
+        ("save", "cannot save the checkpoint of step 7 in {d}: [Errno 28] No space left on device"),
+        (
+            "wait",
+            "cannot save the checkpoint of step 3 in {d}: No space left on device (errno 28): "
+            'OUT_OF_RANGE: Error writing local file "x": Failed to write 8 bytes to file 4: '
+            "No space left on device [os_error_code='28']",
+        ),
+    ],
+)
 def test_save_errors_become_one_line_naming_step_and_directory(tmp_path, fail_on, message):
     checkpointer = ckpt_lib.Checkpointer(str(tmp_path))
     checkpointer._manager.close()

@@ -47,8 +47,9 @@ def test_old_workdir_resumes_with_its_stored_config(tiny_fashion_mnist, tmp_path
         assert_close(last[key], want[key], rtol=rtol, atol=rtol)
 
 
-def test_old_workdir_resumes_with_the_new_config_file(tiny_fashion_mnist, tmp_path,
-                                                      make_tiny_config):
+def test_old_workdir_resumes_with_the_new_config_file(
+    tiny_fashion_mnist, tmp_path, make_tiny_config
+):
     """The new ``configs/simclr.py:fashion_mnist`` (shrunk as the old run was) is the same
     run: its objective with defaults filled in equals the stored one, nothing differs."""
     workdir = copy_old("moco", tmp_path)
@@ -77,7 +78,8 @@ def test_old_workdir_evaluates(tiny_fashion_mnist, tmp_path):
 
 
 def test_a_checkpoint_of_another_state_layout_evaluates_but_does_not_resume(
-        tiny_fashion_mnist, tmp_path, make_tiny_config):
+    tiny_fashion_mnist, tmp_path, make_tiny_config
+):
     """Methods whose state changed layout (VAEs kept PRNG keys in their state, FactorVAE and
     inpainting their discriminator): their stored networks still evaluate; resuming is one
     line naming the difference, and the checkpoint stays where it is (it is not damage)."""
@@ -91,8 +93,9 @@ def test_a_checkpoint_of_another_state_layout_evaluates_but_does_not_resume(
     setup = build_setup(config)
     state = initial_state(config, setup)
     params = jax.tree.map(lambda p: p + 1.0, state.params)  # not the initial network
-    stored = state.replace(step=state.step + 4, params=params,
-                           extra={"noise_key": np.arange(2, dtype=np.uint32)})
+    stored = state.replace(
+        step=state.step + 4, params=params, extra={"noise_key": np.arange(2, dtype=np.uint32)}
+    )
     config_dict = ckpt_lib.prepare_workdir(workdir, config)
     checkpointer = ckpt_lib.Checkpointer(workdir)
     checkpointer.save(4, stored, config_dict)
@@ -102,8 +105,11 @@ def test_a_checkpoint_of_another_state_layout_evaluates_but_does_not_resume(
     assert step == 4 and int(restored.step) == 4 and restored.extra == {}
     for a, b in zip(jax.tree.leaves(restored.params), jax.tree.leaves(params)):
         np.testing.assert_array_equal(a, b)
-    with pytest.raises(ValueError, match=r"another layout .*differs at \+extra\.noise_key\); "
-                                         r"it can be evaluated but not resumed") as err:
+    with pytest.raises(
+        ValueError,
+        match=r"another layout .*differs at \+extra\.noise_key\); "
+        r"it can be evaluated but not resumed",
+    ) as err:
         train_and_evaluate(config, workdir, progress=False)
     assert "\n" not in str(err.value)
     assert (Path(workdir) / "checkpoints" / "4").is_dir()

@@ -54,8 +54,10 @@ def test_weight_decay_only_touches_kernels(make_tiny_config, name):
     c.optimizer.name, c.optimizer.weight_decay = name, 0.5
     c.optimizer.warmup_steps = 0
     tx, _ = build_optimizer(c)
-    params = {"dense": {"kernel": jnp.ones((3, 2)), "bias": jnp.ones((2,))},
-              "bn": {"scale": jnp.ones((2,))}}
+    params = {
+        "dense": {"kernel": jnp.ones((3, 2)), "bias": jnp.ones((2,))},
+        "bn": {"scale": jnp.ones((2,))},
+    }
     zero = jax.tree.map(jnp.zeros_like, params)
     updates, _ = tx.update(zero, tx.init(params), params)
     # With zero gradients only decayed parameters move.
@@ -75,10 +77,13 @@ def test_unknown_optimizer(make_tiny_config):
 def test_lr_multipliers_scale_only_the_named_part(make_tiny_config, name):
     c = make_tiny_config()
     c.optimizer.name, c.optimizer.warmup_steps, c.optimizer.weight_decay = name, 0, 1e-4
-    params = {"encoder": {"kernel": jnp.full((3, 2), 0.5)},
-              "predictor": {"kernel": jnp.full((2, 2), -0.3), "bias": jnp.ones((2,))}}
-    grads = jax.tree.map(lambda p: jnp.arange(p.size, dtype=jnp.float32).reshape(p.shape) + 1,
-                         params)
+    params = {
+        "encoder": {"kernel": jnp.full((3, 2), 0.5)},
+        "predictor": {"kernel": jnp.full((2, 2), -0.3), "bias": jnp.ones((2,))},
+    }
+    grads = jax.tree.map(
+        lambda p: jnp.arange(p.size, dtype=jnp.float32).reshape(p.shape) + 1, params
+    )
     plain, _ = build_optimizer(c)
     base, _ = plain.update(grads, plain.init(params), params)
     c.optimizer.lr_multipliers.predictor = 10.0
@@ -86,8 +91,9 @@ def test_lr_multipliers_scale_only_the_named_part(make_tiny_config, name):
     scaled, _ = tx.update(grads, tx.init(params), params)
     np.testing.assert_allclose(scaled["encoder"]["kernel"], base["encoder"]["kernel"])
     for key in ("kernel", "bias"):
-        np.testing.assert_allclose(scaled["predictor"][key], 10.0 * base["predictor"][key],
-                                   rtol=1e-6)
+        np.testing.assert_allclose(
+            scaled["predictor"][key], 10.0 * base["predictor"][key], rtol=1e-6
+        )
     assert float(jnp.abs(base["predictor"]["kernel"]).sum()) > 0
 
 
@@ -98,6 +104,9 @@ def test_lr_multipliers_errors(make_tiny_config):
         build_optimizer(c)
     c.optimizer.lr_multipliers.predictor = 2.0
     tx, _ = build_optimizer(c)
-    with pytest.raises(ValueError, match=r"names 'predictor', which the model does not have; "
-                                         r"its top-level parameters are \['encoder'\]"):
+    with pytest.raises(
+        ValueError,
+        match=r"names 'predictor', which the model does not have; "
+        r"its top-level parameters are \['encoder'\]",
+    ):
         tx.init({"encoder": {"kernel": jnp.ones((2, 2))}})

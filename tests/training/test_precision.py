@@ -45,18 +45,29 @@ def one_step(config, params_from, batch):
     mesh = parallel.make_mesh()
     init = initial_state(params_from, build_setup(params_from))
     start = jax.device_get(init)
-    step = shard_map_driver(make_train_step(objective=setup.objective, run=setup.run, model=setup.train_model,
-                                            tx=setup.tx, config=config), mesh)
+    step = shard_map_driver(
+        make_train_step(
+            objective=setup.objective,
+            run=setup.run,
+            model=setup.train_model,
+            tx=setup.tx,
+            config=config,
+        ),
+        mesh,
+    )
     local = {k: v.reshape((8, -1) + v.shape[1:]) for k, v in batch.items()}
-    state, metrics = step(parallel.replicate_on_mesh(init, mesh),
-                          parallel.batch_to_global(local, mesh))
+    state, metrics = step(
+        parallel.replicate_on_mesh(init, mesh), parallel.batch_to_global(local, mesh)
+    )
     return start, jax.device_get(state), jax.device_get(metrics)
 
 
 def batch_of(n=16, seed=0):
     rng = np.random.default_rng(seed)
-    return {"image": rng.integers(0, 256, (n, 28, 28, 1), dtype=np.uint8),
-            "label": rng.integers(0, 10, (n,)).astype(np.int32)}
+    return {
+        "image": rng.integers(0, 256, (n, 28, 28, 1), dtype=np.uint8),
+        "label": rng.integers(0, 10, (n,)).astype(np.int32),
+    }
 
 
 def test_bfloat16_forward_and_step_match_float32(make_tiny_config):
@@ -83,8 +94,9 @@ def test_bfloat16_forward_and_step_match_float32(make_tiny_config):
     variables = {"params": start.params, **start.model_state}
     projection = {}
     for name, config in (("float32", f32), ("bfloat16", bf16)):
-        out, _ = build_setup(config).eval_model.apply(variables, x, train=True,
-                                                      mutable=["batch_stats"])
+        out, _ = build_setup(config).eval_model.apply(
+            variables, x, train=True, mutable=["batch_stats"]
+        )
         projection[name] = np.asarray(out["projection"], np.float32)
     assert_close(projection["bfloat16"], projection["float32"], rtol=rho)
     assert not np.array_equal(projection["bfloat16"], projection["float32"])  # really bf16
@@ -92,8 +104,9 @@ def test_bfloat16_forward_and_step_match_float32(make_tiny_config):
     assert bool(m16["finite"])
     assert_close(m16["loss"], m32["loss"], rtol=0, atol=4 * rho / TEMPERATURE)
     assert_trees_close(s16.model_state, s32.model_state, rtol=rho)
-    assert jax.tree.map(lambda p: p.dtype, s16.params) == jax.tree.map(lambda p: p.dtype,
-                                                                       s32.params)
+    assert jax.tree.map(lambda p: p.dtype, s16.params) == jax.tree.map(
+        lambda p: p.dtype, s32.params
+    )
 
 
 def test_bfloat16_update_without_batch_norm_matches_float32(make_tiny_config):
@@ -107,10 +120,12 @@ def test_bfloat16_update_without_batch_norm_matches_float32(make_tiny_config):
     start, s32, m32 = one_step(f32, f32, batch)
     _, s16, m16 = one_step(bf16, f32, batch)
     assert bool(m16["finite"])
-    assert_close(m16["loss"], m32["loss"], rtol=0,
-                 atol=4 * bf16_rtol(DEPTH_LAYER_NORM) / TEMPERATURE)
+    assert_close(
+        m16["loss"], m32["loss"], rtol=0, atol=4 * bf16_rtol(DEPTH_LAYER_NORM) / TEMPERATURE
+    )
     assert update_difference(s16.params, s32.params, start.params) <= bf16_rtol(
-        DEPTH_LAYER_NORM, amplification=2)
+        DEPTH_LAYER_NORM, amplification=2
+    )
 
 
 @pytest.mark.parametrize("name", ["float16", "float64", "half"])
@@ -126,5 +141,10 @@ def test_other_dtypes_are_one_line_errors(make_tiny_config, name):
         check_dtype(config)
     setup = build_setup(make_tiny_config())
     with pytest.raises(ValueError, match=message):
-        make_train_step(objective=setup.objective, run=setup.run, model=setup.train_model, tx=setup.tx,
-                        config=config)
+        make_train_step(
+            objective=setup.objective,
+            run=setup.run,
+            model=setup.train_model,
+            tx=setup.tx,
+            config=config,
+        )

@@ -30,8 +30,14 @@ def run_steps(config, devices, batches):
     mesh = parallel.make_mesh(devices)
     state = parallel.replicate_on_mesh(initial_state(config, setup), mesh)
     step = shard_map_driver(
-        make_train_step(objective=setup.objective, run=setup.run, model=setup.train_model, tx=setup.tx,
-                        config=config, schedule=setup.schedule),
+        make_train_step(
+            objective=setup.objective,
+            run=setup.run,
+            model=setup.train_model,
+            tx=setup.tx,
+            config=config,
+            schedule=setup.schedule,
+        ),
         mesh,
     )
     losses = []
@@ -57,11 +63,16 @@ def test_eight_devices_equal_one_device(make_identity_config):
     state0 = jax.device_get(initial_state(config, build_setup(config)))
     # The last loss follows 2 updates; the state follows 3.
     assert_close(losses8, losses1, rtol=f32_steps_rtol(N_TERMS, steps=2))
-    assert_updates_close(state8.params, state1.params, state0.params,
-                         rtol=f32_steps_rtol(N_TERMS, steps=3))
+    assert_updates_close(
+        state8.params, state1.params, state0.params, rtol=f32_steps_rtol(N_TERMS, steps=3)
+    )
     # Cross-replica BatchNorm: running statistics equal those of the full batch.
-    assert_updates_close(state8.model_state, state1.model_state, state0.model_state,
-                         rtol=f32_steps_rtol(N_TERMS, steps=3))
+    assert_updates_close(
+        state8.model_state,
+        state1.model_state,
+        state0.model_state,
+        rtol=f32_steps_rtol(N_TERMS, steps=3),
+    )
     assert int(state8.step) == int(state1.step) == 3
 
 
@@ -76,20 +87,31 @@ def test_without_cross_replica_bn_statistics_differ(make_identity_config):
     b = host_batch(8, 2)
     outs = []
     for s in (setup, setup_local):
-        step = shard_map_driver(make_train_step(objective=s.objective, run=s.run, model=s.train_model,
-                                                tx=s.tx, config=config), mesh)
+        step = shard_map_driver(
+            make_train_step(
+                objective=s.objective, run=s.run, model=s.train_model, tx=s.tx, config=config
+            ),
+            mesh,
+        )
         new_state, _ = step(jax.tree.map(jnp.copy, state), parallel.batch_to_global(b, mesh))
         outs.append(jax.device_get(new_state.model_state))
     # pmean of per-device variances != variance of the whole batch.
-    diffs = [np.max(np.abs(x - y)) for x, y in zip(jax.tree.leaves(outs[0]), jax.tree.leaves(outs[1]))]
+    diffs = [
+        np.max(np.abs(x - y)) for x, y in zip(jax.tree.leaves(outs[0]), jax.tree.leaves(outs[1]))
+    ]
     assert max(diffs) > 1e-4
 
 
 def test_pmap_driver_equals_shard_map_driver(make_tiny_config):
     config = make_tiny_config()  # real augmentations: same per-device keys in both drivers
     setup = build_setup(config)
-    per_device = make_train_step(objective=setup.objective, run=setup.run, model=setup.train_model,
-                                 tx=setup.tx, config=config)
+    per_device = make_train_step(
+        objective=setup.objective,
+        run=setup.run,
+        model=setup.train_model,
+        tx=setup.tx,
+        config=config,
+    )
     state0 = initial_state(config, setup)
     start = jax.device_get(state0)
     batches = [host_batch(8, 2, seed=s) for s in range(2)]
@@ -106,9 +128,12 @@ def test_pmap_driver_equals_shard_map_driver(make_tiny_config):
         losses.append((float(m_sm["loss"]), float(m_pm["loss"][0])))
     # Same per-device programs, compiled differently: fusion may reorder reductions.
     assert_close(*zip(*losses), rtol=f32_steps_rtol(N_TERMS, steps=1))
-    assert_updates_close(jax.device_get(s_sm.params),
-                         parallel.unreplicate(jax.device_get(s_pm.params)), start.params,
-                         rtol=f32_steps_rtol(N_TERMS, steps=2))
+    assert_updates_close(
+        jax.device_get(s_sm.params),
+        parallel.unreplicate(jax.device_get(s_pm.params)),
+        start.params,
+        rtol=f32_steps_rtol(N_TERMS, steps=2),
+    )
 
 
 def test_non_finite_loss_keeps_state_and_is_reported(make_tiny_config):
@@ -124,8 +149,12 @@ def test_non_finite_loss_keeps_state_and_is_reported(make_tiny_config):
     mesh = parallel.make_mesh()
     state = parallel.replicate_on_mesh(initial_state(config, setup), mesh)
     before = jax.device_get(state)
-    step = shard_map_driver(make_train_step(objective=bad, model=setup.train_model, tx=setup.tx,
-                                            config=config, run=setup.run), mesh)
+    step = shard_map_driver(
+        make_train_step(
+            objective=bad, model=setup.train_model, tx=setup.tx, config=config, run=setup.run
+        ),
+        mesh,
+    )
     new_state, metrics = step(state, parallel.batch_to_global(host_batch(8, 2), mesh))
     assert not bool(metrics["finite"])
     after = jax.device_get(new_state)

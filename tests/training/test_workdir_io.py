@@ -49,8 +49,11 @@ def emulator_env(url: str) -> dict:
 
 def create_bucket(url: str, name: str) -> None:
     request = urllib.request.Request(
-        f"{url}/storage/v1/b?project=test", data=json.dumps({"name": name}).encode(),
-        headers={"Content-Type": "application/json"}, method="POST")
+        f"{url}/storage/v1/b?project=test",
+        data=json.dumps({"name": name}).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
     with urllib.request.urlopen(request, timeout=30) as response:
         assert response.status == 200
 
@@ -64,9 +67,24 @@ def start_emulator(log_path) -> tuple[subprocess.Popen, str]:
         port = s.getsockname()[1]
     url = f"http://127.0.0.1:{port}"
     proc = subprocess.Popen(
-        [str(_get_binary_path()), "-scheme", "http", "-backend", "memory", "-host", "127.0.0.1",
-         "-port", str(port), "-external-url", url, "-log-level", "warn"],
-        stdout=subprocess.DEVNULL, stderr=open(log_path, "w"))
+        [
+            str(_get_binary_path()),
+            "-scheme",
+            "http",
+            "-backend",
+            "memory",
+            "-host",
+            "127.0.0.1",
+            "-port",
+            str(port),
+            "-external-url",
+            url,
+            "-log-level",
+            "warn",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=open(log_path, "w"),
+    )
     deadline = time.monotonic() + 30
     while True:
         try:
@@ -76,7 +94,8 @@ def start_emulator(log_path) -> tuple[subprocess.Popen, str]:
             if proc.poll() is not None or time.monotonic() > deadline:
                 proc.kill()
                 raise RuntimeError(
-                    f"fake-gcs-server did not start: {open(log_path).read()}") from None
+                    f"fake-gcs-server did not start: {open(log_path).read()}"
+                ) from None
             time.sleep(0.1)
 
 
@@ -116,8 +135,8 @@ def read_events(data: bytes) -> list:
 
     events, offset = [], 0
     while offset < len(data):
-        (length,) = struct.unpack("<Q", data[offset:offset + 8])
-        payload = data[offset + 12:offset + 12 + length]
+        (length,) = struct.unpack("<Q", data[offset : offset + 8])
+        payload = data[offset + 12 : offset + 12 + length]
         events.append(event_pb2.Event.FromString(payload))
         offset += 12 + length + 4
     return events
@@ -128,15 +147,17 @@ def scalar_steps(events, tag: str) -> list[int]:
 
 
 def no_uri_named_dirs(directory) -> bool:
-    return not [n for n in os.listdir(directory) if n.rstrip(":") in ("gs", "s3", "gcs")
-                or n.endswith(":")]
+    return not [
+        n for n in os.listdir(directory) if n.rstrip(":") in ("gs", "s3", "gcs") or n.endswith(":")
+    ]
 
 
 # --- the whole path on gs:// -----------------------------------------------------------------
 
 
-def test_train_resume_and_linear_eval_on_gcs(gcs, reference_run, same_state, tmp_path,
-                                             monkeypatch, capsys):
+def test_train_resume_and_linear_eval_on_gcs(
+    gcs, reference_run, same_state, tmp_path, monkeypatch, capsys
+):
     from ssljax.evaluation.checkpoint_eval import evaluate_workdir
     from ssljax.training.loop import restore_for_eval, train_and_evaluate
 
@@ -168,7 +189,9 @@ def test_train_resume_and_linear_eval_on_gcs(gcs, reference_run, same_state, tmp
     assert [json.loads(l) for l in aside] == [{"step": 4, "loss": 99.0}]
     event_files = sorted(wio.as_path(gs("run/tensorboard")).iterdir())
     assert len(event_files) == 2  # one per invocation
-    steps = sorted(s for f in event_files for s in scalar_steps(read_events(f.read_bytes()), "loss"))
+    steps = sorted(
+        s for f in event_files for s in scalar_steps(read_events(f.read_bytes()), "loss")
+    )
     assert steps == [2, 3, 4, 6]
 
     report = evaluate_workdir(workdir, baselines=False)
@@ -191,7 +214,9 @@ def test_remote_file_helpers(gcs):
     wio.move_tree(gs("helpers"), gs("moved/helpers"))
     assert not wio.as_path(gs("helpers")).exists()
     assert sorted(os.fspath(p) for p in wio.list_files(gs("moved"))) == [
-        gs("moved/helpers/a.txt"), gs("moved/helpers/b/c.json")]
+        gs("moved/helpers/a.txt"),
+        gs("moved/helpers/b/c.json"),
+    ]
     log = gs("setaside/metrics.jsonl")
     wio.write_text_atomic(log, "".join(json.dumps({"step": s}) + "\n" for s in (2, 4, 6)))
     assert set_aside_records_after(log, 3) == 2
@@ -202,16 +227,19 @@ def test_remote_file_helpers(gcs):
 # --- workdirs that cannot be used ------------------------------------------------------------
 
 
-def test_missing_bucket_fails_in_one_line_and_creates_nothing_local(gcs, tmp_path, monkeypatch,
-                                                                    make_tiny_config):
+def test_missing_bucket_fails_in_one_line_and_creates_nothing_local(
+    gcs, tmp_path, monkeypatch, make_tiny_config
+):
     monkeypatch.chdir(tmp_path)
     start = time.perf_counter()
     with pytest.raises(ValueError) as err:
         ckpt_lib.prepare_workdir("gs://no-such-bucket/run", make_tiny_config())
     assert time.perf_counter() - start < 60
     message = str(err.value)
-    assert message.startswith("workdir gs://no-such-bucket/run cannot be written: "
-                              "bucket gs://no-such-bucket not found or path missing (FileNotFoundError: ")
+    assert message.startswith(
+        "workdir gs://no-such-bucket/run cannot be written: "
+        "bucket gs://no-such-bucket not found or path missing (FileNotFoundError: "
+    )
     assert "\n" not in message
     assert os.listdir(tmp_path) == []
 
@@ -220,10 +248,20 @@ def test_cli_on_missing_bucket_prints_one_line_and_exits_2(gcs, tiny_fashion_mni
     env = dict(os.environ, PYTHONPATH=ROOT, SSLJAX_NO_DOWNLOAD="1", **emulator_env(gcs))
     start = time.perf_counter()
     proc = subprocess.run(
-        [sys.executable, "-m", "ssljax.train",
-         f"--config={os.path.join(ROOT, 'configs', 'simclr.py')}:fashion_mnist",
-         "--workdir=gs://no-such-bucket/run", f"--config.dataset.data_dir={tiny_fashion_mnist}"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+        [
+            sys.executable,
+            "-m",
+            "ssljax.train",
+            f"--config={os.path.join(ROOT, 'configs', 'simclr.py')}:fashion_mnist",
+            "--workdir=gs://no-such-bucket/run",
+            f"--config.dataset.data_dir={tiny_fashion_mnist}",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 2, proc.stderr[-2000:]
     errors = [l for l in proc.stderr.splitlines() if l.startswith("error:")]
     assert len(errors) == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
@@ -242,11 +280,17 @@ def test_unreachable_store_gives_up_within_the_time_limit(tmp_path):
         start = time.perf_counter()
         proc = subprocess.run(
             [sys.executable, DRIVER, gs("run"), "probe", "3"],
-            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         wall = time.perf_counter() - start
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert proc.stderr.strip().splitlines()[-1] == (
-        f"error: workdir {gs('run')} cannot be reached: no answer within 3 s")
+        f"error: workdir {gs('run')} cannot be reached: no answer within 3 s"
+    )
     took = float(proc.stdout.split("probe took ")[1].split(" s")[0])
     assert 3.0 <= took < 6.0, proc.stdout
     assert wall < 60  # the abandoned probe thread does not keep the process alive
@@ -259,7 +303,9 @@ def test_hung_workdir_times_out(monkeypatch):
 
     monkeypatch.setattr(wio, "_probe_writable", hang)
     start = time.perf_counter()
-    with pytest.raises(ValueError, match=r"^workdir /x/run cannot be reached: no answer within 0.5 s$"):
+    with pytest.raises(
+        ValueError, match=r"^workdir /x/run cannot be reached: no answer within 0.5 s$"
+    ):
         wio.check_workdir_writable("/x/run", timeout_s=0.5)
     assert time.perf_counter() - start < 2.0
 
@@ -275,8 +321,9 @@ def test_call_with_timeout_returns_raises_or_gives_up():
 
 
 @pytest.mark.parametrize("workdir", ["s3://b/run", "gcs://b/run", "S3A://b/run"])
-def test_unsupported_schemes_are_refused_and_create_nothing(workdir, tmp_path, monkeypatch,
-                                                            make_tiny_config):
+def test_unsupported_schemes_are_refused_and_create_nothing(
+    workdir, tmp_path, monkeypatch, make_tiny_config
+):
     monkeypatch.chdir(tmp_path)
     scheme = workdir.split("://")[0].lower()
     pattern = rf"^workdir {workdir}: scheme {scheme}:// is not supported; use a local path or one of gs://$"
@@ -320,7 +367,8 @@ def test_runs_stored_before_accumulate_steps_still_resume():
     assert ckpt_lib.LATER_DEFAULTS["accumulate_steps"] == 1
     assert ckpt_lib.config_differences({"seed": 0}, {"seed": 0, "accumulate_steps": 1}) == []
     assert ckpt_lib.config_differences({"seed": 0}, {"seed": 0, "accumulate_steps": 4}) == [
-        "accumulate_steps"]
+        "accumulate_steps"
+    ]
 
 
 def test_local_atomic_writes_leave_no_temporary_files(tmp_path):

@@ -37,7 +37,8 @@ def die() -> None:
 def tiny_config(data_dir: str | None, checkpoint_every: int | None):
     """The tests' tiny config (importing tests/conftest.py also forces 8 CPU devices)."""
     spec = importlib.util.spec_from_file_location(
-        "ssljax_tests_conftest", os.path.join(ROOT, "tests", "conftest.py"))
+        "ssljax_tests_conftest", os.path.join(ROOT, "tests", "conftest.py")
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     config = module.tiny_config(data_dir)
@@ -109,8 +110,7 @@ def main(argv=None) -> int:
             kill_in_finalize(int(args.value))
         from ssljax.training.loop import train_and_evaluate
 
-        result = train_and_evaluate(config, args.workdir, max_steps=args.max_steps,
-                                    progress=False)
+        result = train_and_evaluate(config, args.workdir, max_steps=args.max_steps, progress=False)
         print(f"{result['status']} at step {result['step']}", flush=True)
     except ValueError as err:
         print(f"error: {' '.join(str(err).split())}", file=sys.stderr, flush=True)

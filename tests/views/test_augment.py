@@ -19,6 +19,7 @@ from tests.tolerances import f32_sum_tol
 # 28 x 28 pixels in [0, 1] (tolerances: tests/tolerances.py).
 AUGMENT_ATOL = f32_sum_tol(28 * 28)
 
+
 def _key(seed):
     """Key for op-level tests.
 
@@ -114,7 +115,9 @@ def test_inside_shard_map_matches_per_shard_calls():
         rng = jax.random.fold_in(rng, jax.lax.axis_index("data"))
         return aug.simclr_augment(rng, images, cfg)
 
-    fn = jax.jit(jax.shard_map(per_shard, mesh=mesh, in_specs=(P(), P("data")), out_specs=P("data")))
+    fn = jax.jit(
+        jax.shard_map(per_shard, mesh=mesh, in_specs=(P(), P("data")), out_specs=P("data"))
+    )
     out = fn(jax.random.key(11), x)
     assert out.shape == x.shape
     single = _jitted_augment(28)  # same per-shard shape as the pipeline test: cache hit
@@ -305,13 +308,17 @@ def test_color_jitter_identity_cases_and_single_channel():
 def test_color_jitter_brightness_only_is_scaling():
     x = 0.2 + 0.5 * _images((16, 4, 4, 3))  # values in [0.2, 0.7]
     jitter = jax.jit(
-        lambda r, x: aug.color_jitter(r, x, prob=1.0, strength=0.25, contrast=0.0, saturation=0.0, hue=0.0)
+        lambda r, x: aug.color_jitter(
+            r, x, prob=1.0, strength=0.25, contrast=0.0, saturation=0.0, hue=0.0
+        )
     )
     out = np.asarray(jitter(_key(1), x))
     ratio = out / np.asarray(x)
     per_image = ratio.reshape(16, -1)
     # One factor per image.
-    np.testing.assert_allclose(per_image, np.broadcast_to(per_image[:, :1], per_image.shape), rtol=1e-5)
+    np.testing.assert_allclose(
+        per_image, np.broadcast_to(per_image[:, :1], per_image.shape), rtol=1e-5
+    )
     factors = per_image[:, 0]
     assert np.all(factors >= 0.8 - 1e-6) and np.all(factors <= 1.2 + 1e-6)
     assert np.std(factors) > 0.02
@@ -342,10 +349,19 @@ def test_apply_color_ops_matches_sequential_ops_in_every_order():
     x = _images((len(perms), 4, 4, 3), seed=2)
     rng = np.random.RandomState(0)
     params = np.stack(
-        [rng.uniform(0.4, 1.6, 24), rng.uniform(0.4, 1.6, 24), rng.uniform(0.4, 1.6, 24), rng.uniform(-0.3, 0.3, 24)],
+        [
+            rng.uniform(0.4, 1.6, 24),
+            rng.uniform(0.4, 1.6, 24),
+            rng.uniform(0.4, 1.6, 24),
+            rng.uniform(-0.3, 0.3, 24),
+        ],
         axis=1,
     ).astype(np.float32)
-    out = np.asarray(jax.jit(aug.apply_color_ops, static_argnums=3)(x, jnp.asarray(perms), jnp.asarray(params), ops))
+    out = np.asarray(
+        jax.jit(aug.apply_color_ops, static_argnums=3)(
+            x, jnp.asarray(perms), jnp.asarray(params), ops
+        )
+    )
     xn = np.asarray(x, np.float64)
     for b in range(len(perms)):
         y = xn[b]
@@ -363,7 +379,9 @@ def test_adjust_ops_match_reference_on_batches():
         "saturation": aug.adjust_saturation,
         "hue": aug.adjust_hue,
     }
-    outs = jax.jit(lambda x, f: {k: fn(x, f - 1.0 if k == "hue" else f) for k, fn in fns.items()})(x, factors)
+    outs = jax.jit(lambda x, f: {k: fn(x, f - 1.0 if k == "hue" else f) for k, fn in fns.items()})(
+        x, factors
+    )
     for name, out in outs.items():
         for b in range(3):
             param = float(factors[b]) - (1.0 if name == "hue" else 0.0)
@@ -438,10 +456,14 @@ def test_gaussian_blur_matches_reference_and_preserves_constants():
 
     fixed, const_out, blurred, unblurred = run(_key(1), x, sigmas, const, noise)
     for b in range(2):
-        np.testing.assert_allclose(fixed[b], _numpy_blur(np.asarray(x[b]), float(sigmas[b]), 5), atol=1e-5)
+        np.testing.assert_allclose(
+            fixed[b], _numpy_blur(np.asarray(x[b]), float(sigmas[b]), 5), atol=1e-5
+        )
     np.testing.assert_allclose(const_out, const, atol=1e-6)
     blurred = np.asarray(blurred)
-    np.testing.assert_allclose(blurred.mean(axis=(1, 2, 3)), np.asarray(noise).mean(axis=(1, 2, 3)), atol=5e-3)
+    np.testing.assert_allclose(
+        blurred.mean(axis=(1, 2, 3)), np.asarray(noise).mean(axis=(1, 2, 3)), atol=5e-3
+    )
     assert blurred.std() < 0.7 * float(noise.std())
     np.testing.assert_array_equal(unblurred, noise)
     with pytest.raises(ValueError, match="kernel_size"):
@@ -456,8 +478,14 @@ def test_gaussian_blur_matches_reference_and_preserves_constants():
 def test_augment_config_defaults_overrides_and_errors():
     small, large = aug.augment_config(32), aug.augment_config(224)
     assert small.blur_prob == 0.0 and large.blur_prob == 0.5
-    assert tuple(small.crop_scale) == (0.08, 1.0) and small.flip is True and small.output_size is None
-    assert small.color_jitter_strength == 1.0 and small.color_jitter_prob == 0.8 and small.grayscale_prob == 0.2
+    assert (
+        tuple(small.crop_scale) == (0.08, 1.0) and small.flip is True and small.output_size is None
+    )
+    assert (
+        small.color_jitter_strength == 1.0
+        and small.color_jitter_prob == 0.8
+        and small.grayscale_prob == 0.2
+    )
     cifar = aug.augment_config(32, color_jitter_strength=0.5, crop_scale=[0.2, 1.0])
     assert cifar.color_jitter_strength == 0.5 and cifar.crop_scale == (0.2, 1.0)
     with pytest.raises(ValueError, match="'blur_pro'.*blur_prob"):

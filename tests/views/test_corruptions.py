@@ -27,13 +27,14 @@ def sample_masks(rng, *args, **kwargs):
 # ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("h, w, hole, top, left", [(28, 28, 14, 7, 7), (7, 9, (3, 4), 2, 2),
-                                                    (32, 32, 16, 8, 8)])
+@pytest.mark.parametrize(
+    "h, w, hole, top, left", [(28, 28, 14, 7, 7), (7, 9, (3, 4), 2, 2), (32, 32, 16, 8, 8)]
+)
 def test_central_mask_covers_exactly_the_centred_hole(h, w, hole, top, left):
     mask = np.asarray(C.central_mask(h, w, hole_size=hole))
     hh, hw = (hole, hole) if isinstance(hole, int) else hole
     want = np.zeros((h, w), np.float32)
-    want[top:top + hh, left:left + hw] = 1
+    want[top : top + hh, left : left + hw] = 1
     np.testing.assert_array_equal(mask, want)
     assert mask.sum() == hh * hw
 
@@ -41,24 +42,28 @@ def test_central_mask_covers_exactly_the_centred_hole(h, w, hole, top, left):
 def test_central_masks_are_the_same_for_every_image():
     masks = np.asarray(sample_masks(KEY, 3, 28, 28, kind="central"))
     assert masks.shape == (3, 28, 28, 1)
-    np.testing.assert_array_equal(masks[..., 0], np.broadcast_to(
-        np.asarray(C.central_mask(28, 28, hole_size=14)), (3, 28, 28)))
+    np.testing.assert_array_equal(
+        masks[..., 0],
+        np.broadcast_to(np.asarray(C.central_mask(28, 28, hole_size=14)), (3, 28, 28)),
+    )
 
 
 def numpy_block_union(corners, h, w, size):
     out = np.zeros((h, w), np.float32)
     for r, c in corners:
-        out[r:r + size, c:c + size] = 1
+        out[r : r + size, c : c + size] = 1
     return out
 
 
 def test_random_blocks_are_the_union_of_num_blocks_squares_inside_the_image():
     h, w, size, count = 28, 24, 7, 5
     keys = jax.random.split(KEY, 6)
-    masks = np.asarray(sample_masks(KEY, 6, h, w, kind="random_block", num_blocks=count,
-                                    block_size=size))
-    all_corners = jax.jit(jax.vmap(lambda k: C.random_block_corners(
-        k, h, w, num_blocks=count, block_size=size)))(keys)
+    masks = np.asarray(
+        sample_masks(KEY, 6, h, w, kind="random_block", num_blocks=count, block_size=size)
+    )
+    all_corners = jax.jit(
+        jax.vmap(lambda k: C.random_block_corners(k, h, w, num_blocks=count, block_size=size))
+    )(keys)
     for i, corners in enumerate(np.asarray(all_corners)):
         assert corners.shape == (count, 2)
         assert (corners >= 0).all() and (corners[:, 0] <= h - size).all()
@@ -77,8 +82,9 @@ def boundary_pairs(mask):
 @pytest.mark.parametrize("fraction", [0.1, 0.25, 0.5])
 def test_random_region_hides_the_requested_fraction_in_smooth_blobs(fraction):
     h = w = 28
-    masks = np.asarray(sample_masks(KEY, 8, h, w, kind="random_region", fraction=fraction,
-                                    scale=4.0))[..., 0]
+    masks = np.asarray(
+        sample_masks(KEY, 8, h, w, kind="random_region", fraction=fraction, scale=4.0)
+    )[..., 0]
     want = round(fraction * h * w)
     np.testing.assert_array_equal(masks.sum(axis=(1, 2)), want)
     assert len({m.tobytes() for m in masks}) == 8  # independent per image
@@ -129,8 +135,7 @@ def test_gaussian_noise_has_the_requested_spread():
 
 def test_masking_noise_zeroes_whole_pixels_at_the_requested_rate():
     x = jax.random.uniform(KEY, (16, 32, 32, 3), minval=0.1, maxval=1.0)
-    out, mask = jax.jit(lambda k, x: C.masking_noise(k, x, drop_prob=0.3))(
-        jax.random.PRNGKey(3), x)
+    out, mask = jax.jit(lambda k, x: C.masking_noise(k, x, drop_prob=0.3))(jax.random.PRNGKey(3), x)
     out, mask, x = np.asarray(out), np.asarray(mask[..., 0]).astype(bool), np.asarray(x)
     np.testing.assert_array_equal(out[mask], 0.0)
     np.testing.assert_array_equal(out[~mask], x[~mask])
@@ -142,8 +147,9 @@ def test_masking_noise_zeroes_whole_pixels_at_the_requested_rate():
 # Lab
 # ---------------------------------------------------------------------------
 
-M = np.array([[0.412453, 0.357580, 0.180423], [0.212671, 0.715160, 0.072169],
-              [0.019334, 0.119193, 0.950227]])
+M = np.array(
+    [[0.412453, 0.357580, 0.180423], [0.212671, 0.715160, 0.072169], [0.019334, 0.119193, 0.950227]]
+)
 
 
 def numpy_lab(rgb):
@@ -155,25 +161,33 @@ def numpy_lab(rgb):
     t = xyz / white
     eps, kappa = 216 / 24389, 24389 / 27
     f = np.where(t > eps, t ** (1 / 3), (kappa * t + 16) / 116)
-    return np.stack([116 * f[..., 1] - 16, 500 * (f[..., 0] - f[..., 1]),
-                     200 * (f[..., 1] - f[..., 2])], axis=-1)
+    return np.stack(
+        [116 * f[..., 1] - 16, 500 * (f[..., 0] - f[..., 1]), 200 * (f[..., 1] - f[..., 2])],
+        axis=-1,
+    )
 
 
 def test_lab_matches_the_float64_reference():
     rgb = np.random.default_rng(0).uniform(size=(4000, 3))
     rgb[:100] *= 0.03  # the linear segments near black
-    np.testing.assert_allclose(np.asarray(C.rgb_to_lab(jnp.asarray(rgb, jnp.float32))),
-                               numpy_lab(rgb.astype(np.float32)), atol=3e-3)
+    np.testing.assert_allclose(
+        np.asarray(C.rgb_to_lab(jnp.asarray(rgb, jnp.float32))),
+        numpy_lab(rgb.astype(np.float32)),
+        atol=3e-3,
+    )
 
 
-@pytest.mark.parametrize("rgb, lab", [
-    ((1, 1, 1), (100.0, 0.0, 0.0)),
-    ((0, 0, 0), (0.0, 0.0, 0.0)),
-    ((0.5, 0.5, 0.5), (53.39, 0.0, 0.0)),
-    ((1, 0, 0), (53.24, 80.09, 67.20)),
-    ((0, 1, 0), (87.73, -86.18, 83.18)),
-    ((0, 0, 1), (32.30, 79.19, -107.86)),
-])
+@pytest.mark.parametrize(
+    "rgb, lab",
+    [
+        ((1, 1, 1), (100.0, 0.0, 0.0)),
+        ((0, 0, 0), (0.0, 0.0, 0.0)),
+        ((0.5, 0.5, 0.5), (53.39, 0.0, 0.0)),
+        ((1, 0, 0), (53.24, 80.09, 67.20)),
+        ((0, 1, 0), (87.73, -86.18, 83.18)),
+        ((0, 0, 1), (32.30, 79.19, -107.86)),
+    ],
+)
 def test_known_colours(rgb, lab):
     got = np.asarray(C.rgb_to_lab(jnp.asarray([rgb], jnp.float32)))[0]
     np.testing.assert_allclose(got, lab, atol=0.01)
@@ -206,8 +220,7 @@ def test_hard_encoding_round_trip():
     q = len(centers)
     np.testing.assert_array_equal(C.encode_ab_hard(jnp.asarray(centers), centers), np.arange(q))
     one_hot = jax.nn.one_hot(jnp.arange(q), q)
-    np.testing.assert_allclose(C.decode_ab(one_hot, centers, temperature=0.01), centers,
-                               atol=1e-3)
+    np.testing.assert_allclose(C.decode_ab(one_hot, centers, temperature=0.01), centers, atol=1e-3)
     ab = jax.jit(C.rgb_to_lab)(jax.random.uniform(KEY, (5000, 3)))[:, 1:]
     decoded = centers[np.asarray(jax.jit(lambda ab: C.encode_ab_hard(ab, centers))(ab))]
     err = np.linalg.norm(decoded - np.asarray(ab), axis=1)

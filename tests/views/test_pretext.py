@@ -44,19 +44,24 @@ def test_rotations_of_a_known_image_and_their_labels():
     np.testing.assert_array_equal(labels, [0, 0, 1, 1, 2, 2, 3, 3])
     for r, degrees in enumerate(pt.ROTATION_DEGREES):
         np.testing.assert_array_equal(rotated[2 * r, ..., 0], expected[degrees])
-        np.testing.assert_array_equal(rotated[2 * r + 1, ..., 0], np.asarray(expected[degrees]) + 10)
+        np.testing.assert_array_equal(
+            rotated[2 * r + 1, ..., 0], np.asarray(expected[degrees]) + 10
+        )
     # A subset: labels index the given tuple.
     rotated, labels = pt.all_rotations(jnp.asarray(img), (180, 0))
     np.testing.assert_array_equal(labels, [0, 1])
     np.testing.assert_array_equal(rotated[0, ..., 0], expected[180])
 
 
-@pytest.mark.parametrize("degrees, message", [
-    ((0,), "at least two distinct"),
-    ((0, 0, 90), "at least two distinct"),
-    ((0, 45), "at least two distinct"),
-    ("abc", "invalid"),
-])
+@pytest.mark.parametrize(
+    "degrees, message",
+    [
+        ((0,), "at least two distinct"),
+        ((0, 0, 90), "at least two distinct"),
+        ((0, 45), "at least two distinct"),
+        ("abc", "invalid"),
+    ],
+)
 def test_bad_rotation_sets(degrees, message):
     with pytest.raises(ValueError, match=message):
         pt.check_rotation_degrees(degrees)
@@ -75,11 +80,14 @@ def test_pad_crop_is_a_window_of_the_zero_padded_image():
     out = np.asarray(pt.pad_crop(jnp.asarray(x), jnp.asarray(offsets), 2))
     padded = np.pad(x, ((0, 0), (2, 2), (2, 2), (0, 0)))
     for b, (dy, dx) in enumerate(offsets):
-        np.testing.assert_array_equal(out[b], padded[b, dy:dy + 5, dx:dx + 5])
+        np.testing.assert_array_equal(out[b], padded[b, dy : dy + 5, dx : dx + 5])
     np.testing.assert_array_equal(pt.pad_crop(jnp.asarray(x), jnp.full((3, 2), 2), 2), x)
     shifted = np.asarray(pt.random_pad_crop(jax.random.PRNGKey(0), jnp.asarray(x), 2))
-    assert any(np.array_equal(shifted[0], padded[0, dy:dy + 5, dx:dx + 5])
-               for dy in range(5) for dx in range(5))
+    assert any(
+        np.array_equal(shifted[0], padded[0, dy : dy + 5, dx : dx + 5])
+        for dy in range(5)
+        for dx in range(5)
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -108,9 +116,12 @@ def test_permutation_set_is_the_greedy_max_min_hamming_set():
     for tiles, n, seed in ((4, 24, 0), (4, 10, 3), (9, 12, 0)):
         perms = pt.hamming_permutation_set(n, tiles, seed=seed)
         np.testing.assert_array_equal(perms, reference_greedy(n, tiles, seed))
-    np.testing.assert_array_equal(pt.hamming_permutation_set(12, 9, seed=5)[0],
-                                  list(itertools.permutations(range(9)))[
-                                      np.random.default_rng(5).integers(math.factorial(9))])
+    np.testing.assert_array_equal(
+        pt.hamming_permutation_set(12, 9, seed=5)[0],
+        list(itertools.permutations(range(9)))[
+            np.random.default_rng(5).integers(math.factorial(9))
+        ],
+    )
 
 
 def test_permutation_set_has_the_requested_minimum_distance():
@@ -127,14 +138,26 @@ def test_permutation_set_has_the_requested_minimum_distance():
     assert pt.greedy_reach(10, 9, seed=0)[-1] < 9
 
 
-@pytest.mark.parametrize("args, message", [
-    (dict(num_permutations=363_000, num_tiles=9), r"num_permutations=363000 is invalid; 9 tiles have 362880 permutations"),
-    (dict(num_permutations=1, num_tiles=9), r"num_permutations=1 is invalid"),
-    (dict(num_permutations=25, num_tiles=4), r"4 tiles have 24 permutations, choose 2..24"),
-    (dict(num_permutations=10, num_tiles=16), r"num_tiles=16 is invalid"),
-    (dict(num_permutations=10, num_tiles=9, min_distance=10), r"min_hamming_distance=10 is invalid; choose 1..9"),
-    (dict(num_permutations=10, num_tiles=9, min_distance=9), r"num_permutations=10 with min_hamming_distance=9 is not attainable: .* reaches minimum distance 8; at most 9 permutations keep distance >= 9"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (
+            dict(num_permutations=363_000, num_tiles=9),
+            r"num_permutations=363000 is invalid; 9 tiles have 362880 permutations",
+        ),
+        (dict(num_permutations=1, num_tiles=9), r"num_permutations=1 is invalid"),
+        (dict(num_permutations=25, num_tiles=4), r"4 tiles have 24 permutations, choose 2..24"),
+        (dict(num_permutations=10, num_tiles=16), r"num_tiles=16 is invalid"),
+        (
+            dict(num_permutations=10, num_tiles=9, min_distance=10),
+            r"min_hamming_distance=10 is invalid; choose 1..9",
+        ),
+        (
+            dict(num_permutations=10, num_tiles=9, min_distance=9),
+            r"num_permutations=10 with min_hamming_distance=9 is not attainable: .* reaches minimum distance 8; at most 9 permutations keep distance >= 9",
+        ),
+    ],
+)
 def test_impossible_permutation_sets_fail_with_one_line(args, message):
     with pytest.raises(ValueError, match=message) as err:
         pt.hamming_permutation_set(**args)
@@ -146,10 +169,15 @@ def test_impossible_permutation_sets_fail_with_one_line(args, message):
 
 
 def test_grid_positions_and_crops_are_exact():
-    tops, lefts = pt.grid_positions(jnp.array([1, 2]), jnp.array([0, 3]),
-                                    jnp.array([[0, 1, -1, 0], [1, 1, 0, 0]]),
-                                    jnp.array([[0, 0, 1, -1], [0, -1, 0, 1]]),
-                                    grid=2, tile=3, gap=2)
+    tops, lefts = pt.grid_positions(
+        jnp.array([1, 2]),
+        jnp.array([0, 3]),
+        jnp.array([[0, 1, -1, 0], [1, 1, 0, 0]]),
+        jnp.array([[0, 0, 1, -1], [0, -1, 0, 1]]),
+        grid=2,
+        tile=3,
+        gap=2,
+    )
     # cell (i, j) at origin + (i, j) * (tile + gap) + jitter
     np.testing.assert_array_equal(tops, [[1, 2, 5, 6], [3, 3, 7, 7]])
     np.testing.assert_array_equal(lefts, [[0, 5, 1, 4], [3, 7, 3, 9]])
@@ -159,12 +187,15 @@ def test_grid_positions_and_crops_are_exact():
     for b in range(2):
         for k in range(4):
             t, l = int(tops[b, k]), int(lefts[b, k])
-            np.testing.assert_array_equal(crops[b, k], images[b, t:t + 3, l:l + 3])
+            np.testing.assert_array_equal(crops[b, k], images[b, t : t + 3, l : l + 3])
 
 
 def test_sampled_grids_stay_inside_with_bounded_jitter():
-    sample = jax.jit(lambda key: pt.sample_grid_positions(
-        key, 256, height=28, width=30, grid=3, tile=7, gap=2, jitter=1))
+    sample = jax.jit(
+        lambda key: pt.sample_grid_positions(
+            key, 256, height=28, width=30, grid=3, tile=7, gap=2, jitter=1
+        )
+    )
     tops, lefts = sample(jax.random.PRNGKey(0))
     tops2, _ = sample(jax.random.PRNGKey(0))
     np.testing.assert_array_equal(tops, tops2)  # deterministic from the key
@@ -181,8 +212,11 @@ def test_sampled_grids_stay_inside_with_bounded_jitter():
 
 
 def test_grid_that_does_not_fit_fails_with_one_line():
-    with pytest.raises(ValueError, match=r"3x3 grid of 8px tiles with gap 2 and jitter 1 spans "
-                                         r"30px .* > the 28x28 images"):
+    with pytest.raises(
+        ValueError,
+        match=r"3x3 grid of 8px tiles with gap 2 and jitter 1 spans "
+        r"30px .* > the 28x28 images",
+    ):
         pt.check_grid_fits(28, 28, grid=3, tile=8, gap=2, jitter=1)
     pt.check_grid_fits(28, 28, grid=3, tile=8, gap=2, jitter=0)
 
@@ -201,7 +235,7 @@ def test_jigsaw_puzzle_tiles_follow_their_permutation_label():
         for s in range(9):
             img, top, left = decode(tiles[b, s, 0, 0, 0])
             assert img == b
-            np.testing.assert_array_equal(tiles[b, s], images[b, top:top + 7, left:left + 7])
+            np.testing.assert_array_equal(tiles[b, s], images[b, top : top + 7, left : left + 7])
             corners[perm[s]] = top, left  # slot s shows grid cell perm[s]
         nominal = np.stack([np.arange(9) // 3, np.arange(9) % 3], 1) * 9
         rest = corners - nominal  # origin + jitter in [-1, 1]
@@ -241,16 +275,19 @@ def test_channel_dropping_keeps_one_channel_exactly():
 @jax.jit
 def all_countermeasures(key, crops):
     """Every mode on the same crops, in one compiled call."""
-    def cm(x, mode, prob, noise_fraction=0.0):
-        return pt.color_countermeasure(key, x, mode=mode, prob=prob,
-                                       noise_fraction=noise_fraction)
 
-    return dict(gray=cm(crops, "gray", 1.0), project=cm(crops, "project", 1.0),
-                drop=cm(crops, "drop", 1.0, 0.01), never=cm(crops, "drop", 0.0),
-                half=cm(jnp.tile(crops, (50, 1, 1, 1, 1)), "gray", 0.5),
-                one_channel=cm(crops[..., :1], "drop", 1.0),
-                grey_pixels=pt.project_out_green_magenta(
-                    jnp.broadcast_to(crops[..., :1], crops.shape)))
+    def cm(x, mode, prob, noise_fraction=0.0):
+        return pt.color_countermeasure(key, x, mode=mode, prob=prob, noise_fraction=noise_fraction)
+
+    return dict(
+        gray=cm(crops, "gray", 1.0),
+        project=cm(crops, "project", 1.0),
+        drop=cm(crops, "drop", 1.0, 0.01),
+        never=cm(crops, "drop", 0.0),
+        half=cm(jnp.tile(crops, (50, 1, 1, 1, 1)), "gray", 0.5),
+        one_channel=cm(crops[..., :1], "drop", 1.0),
+        grey_pixels=pt.project_out_green_magenta(jnp.broadcast_to(crops[..., :1], crops.shape)),
+    )
 
 
 def test_color_countermeasures():
@@ -263,8 +300,9 @@ def test_color_countermeasures():
     np.testing.assert_allclose(out["project"] @ axis, 0.0, atol=1e-6)  # no green-magenta left
     moved = out["project"] - x  # only along the green-magenta axis
     np.testing.assert_allclose(moved, (moved @ axis)[..., None] * axis, atol=1e-6)
-    np.testing.assert_allclose(out["grey_pixels"], np.broadcast_to(x[..., :1], x.shape),
-                               atol=1e-6)  # R = G = B: unchanged
+    np.testing.assert_allclose(
+        out["grey_pixels"], np.broadcast_to(x[..., :1], x.shape), atol=1e-6
+    )  # R = G = B: unchanged
     for b in range(4):
         for k in range(2):
             same = [np.array_equal(out["drop"][b, k, ..., c], x[b, k, ..., c]) for c in range(3)]
@@ -294,9 +332,15 @@ def test_normalize_crops():
 
 def test_pair_positions_follow_the_neighbour_table():
     labels = jnp.arange(8)
-    tops, lefts = pt.pair_positions(jnp.full((8,), 10), jnp.full((8,), 20), labels,
-                                    jnp.zeros(8, jnp.int32), jnp.array([0, 0, 0, 0, 0, 0, 0, 1]),
-                                    size=5, gap=2)
+    tops, lefts = pt.pair_positions(
+        jnp.full((8,), 10),
+        jnp.full((8,), 20),
+        labels,
+        jnp.zeros(8, jnp.int32),
+        jnp.array([0, 0, 0, 0, 0, 0, 0, 1]),
+        size=5,
+        gap=2,
+    )
     np.testing.assert_array_equal(tops[:, 0], 10)
     np.testing.assert_array_equal(lefts[:, 0], 20)
     np.testing.assert_array_equal(tops[:, 1], [3, 3, 3, 10, 10, 17, 17, 17])
@@ -306,7 +350,8 @@ def test_pair_positions_follow_the_neighbour_table():
 def test_patch_pairs_labels_match_the_chosen_neighbour():
     images = position_image(256, 28, 28)
     patches, labels = jax.jit(lambda r, x: pt.patch_pairs(r, x, size=10, gap=4, jitter=2))(
-        jax.random.PRNGKey(0), jnp.asarray(images))
+        jax.random.PRNGKey(0), jnp.asarray(images)
+    )
     patches, labels = np.asarray(patches), np.asarray(labels)
     assert patches.shape == (256, 2, 10, 10, 1)
     assert set(labels) == set(range(8))
@@ -317,7 +362,9 @@ def test_patch_pairs_labels_match_the_chosen_neighbour():
         for slot in range(2):
             img, top, left = decode(patches[b, slot, 0, 0, 0])
             assert img == b
-            np.testing.assert_array_equal(patches[b, slot], images[b, top:top + 10, left:left + 10])
+            np.testing.assert_array_equal(
+                patches[b, slot], images[b, top : top + 10, left : left + 10]
+            )
             corners.append((top, left))
         jitters.append(np.subtract(corners[1], corners[0]) - offsets[labels[b]] * 14)
     jitters = np.array(jitters)
@@ -325,6 +372,9 @@ def test_patch_pairs_labels_match_the_chosen_neighbour():
 
 
 def test_pair_that_does_not_fit_fails_with_one_line():
-    with pytest.raises(ValueError, match=r"patches of 12px with gap 4 and jitter 2 need 30px "
-                                         r"\(2\*patch_size \+ gap \+ jitter\) > the 28x28 images"):
+    with pytest.raises(
+        ValueError,
+        match=r"patches of 12px with gap 4 and jitter 2 need 30px "
+        r"\(2\*patch_size \+ gap \+ jitter\) > the 28x28 images",
+    ):
         pt.check_pair_fits(28, 28, size=12, gap=4, jitter=2)

@@ -75,7 +75,7 @@ def batched_fn(fn: Callable, *, batch_size: int = 512) -> Callable[[np.ndarray],
         x = np.asarray(x, np.float32)
         out = []
         for start in range(0, len(x), batch_size):
-            chunk = x[start: start + batch_size]
+            chunk = x[start : start + batch_size]
             pad = batch_size - len(chunk)
             if pad:
                 chunk = np.concatenate([chunk, np.zeros((pad,) + chunk.shape[1:], chunk.dtype)])
@@ -94,8 +94,9 @@ def representation_fn(encoder, variables, *, batch_size: int = 512) -> Callable:
     return lambda x: run(x).astype(np.float64)
 
 
-def sample_overrides(num_train: Optional[int] = None,
-                     num_test: Optional[int] = None) -> dict[str, dict]:
+def sample_overrides(
+    num_train: Optional[int] = None, num_test: Optional[int] = None
+) -> dict[str, dict]:
     """Per-metric overrides of the suite's sample counts.
 
     ``num_train`` replaces every metric's training (and FactorVAE's variance-estimate) count;
@@ -111,7 +112,8 @@ def sample_overrides(num_train: Optional[int] = None,
         if num_train is not None:
             if isinstance(defaults["num_train"], tuple):
                 o["num_train"] = tuple(n for n in defaults["num_train"] if n <= num_train) or (
-                    int(num_train),)
+                    int(num_train),
+                )
             else:
                 o["num_train"] = int(num_train)
             if "num_variance_estimate" in defaults:
@@ -132,8 +134,10 @@ def summary_scores(results: Mapping[str, Mapping[str, float]]) -> dict[str, floa
     for metric, key, column in SUMMARY_KEYS:
         if metric in results and key in results[metric]:
             out[column] = float(results[metric][key])
-    for metric, column in (("downstream_logistic_regression", "lr"),
-                           ("downstream_gradient_boosting", "gbt")):
+    for metric, column in (
+        ("downstream_logistic_regression", "lr"),
+        ("downstream_gradient_boosting", "gbt"),
+    ):
         scores = results.get(metric)
         if not scores:
             continue
@@ -176,8 +180,9 @@ def latent_statistics(mean: np.ndarray, log_var: np.ndarray) -> dict:
     }
 
 
-def reconstruction_errors(images: np.ndarray, decoded: np.ndarray, *, likelihood: str,
-                          gaussian_std: float) -> dict:
+def reconstruction_errors(
+    images: np.ndarray, decoded: np.ndarray, *, likelihood: str, gaussian_std: float
+) -> dict:
     """``-log p(x | decode(mean))`` per image (nats) and the fraction of pixels on the wrong
     side of 0.5, for decoder outputs ``decoded`` (logits)."""
     x = images.reshape(len(images), -1).astype(np.float64)
@@ -188,8 +193,7 @@ def reconstruction_errors(images: np.ndarray, decoded: np.ndarray, *, likelihood
         nll = 0.5 * np.sum((x - prob) ** 2 / var + np.log(2 * np.pi * var), axis=1)
     else:
         nll = np.sum(np.logaddexp(0.0, logits) - x * logits, axis=1)
-    return {"nll": float(nll.mean()),
-            "pixel_error": float(np.mean((prob > 0.5) != (x > 0.5)))}
+    return {"nll": float(nll.mean()), "pixel_error": float(np.mean((prob > 0.5) != (x > 0.5)))}
 
 
 def evaluate_workdir(
@@ -237,29 +241,39 @@ def evaluate_workdir(
     names = list(suite.METRICS) if metrics is None else list(metrics)
     for name in names:
         if name not in suite.METRICS:
-            raise ValueError(f"unknown disentanglement metric {name!r}; valid: "
-                             f"{', '.join(suite.METRICS)}")
+            raise ValueError(
+                f"unknown disentanglement metric {name!r}; valid: {', '.join(suite.METRICS)}"
+            )
     if embedding not in EMBEDDINGS:
         raise ValueError(f"embedding={embedding!r} is invalid; choose one of {EMBEDDINGS}")
     merged = sample_overrides(num_train, num_test)
     for name, extra in (overrides or {}).items():
         if name not in suite.METRICS:
-            raise ValueError(f"unknown disentanglement metric {name!r} in overrides; valid: "
-                             f"{', '.join(suite.METRICS)}")
+            raise ValueError(
+                f"unknown disentanglement metric {name!r} in overrides; valid: "
+                f"{', '.join(suite.METRICS)}"
+            )
         merged[name] = dict(merged.get(name, {}), **extra)
     overrides = merged
     config, setup, state, step = restore_for_eval(workdir, step)
     if config.dataset.name != "dsprites":
-        raise ValueError(f"the checkpoint in {workdir} was pretrained on "
-                         f"{config.dataset.name!r}; disentanglement is measured on dSprites' "
-                         "factors: pretrain with dataset.name='dsprites'")
+        raise ValueError(
+            f"the checkpoint in {workdir} was pretrained on "
+            f"{config.dataset.name!r}; disentanglement is measured on dSprites' "
+            "factors: pretrain with dataset.name='dsprites'"
+        )
     data = DSprites()
     encoder, enc_vars = encoder_of(setup, state.params, state.model_state)
     represent = representation_fn(encoder, enc_vars)
-    _log(f"checkpoint step {step} of {workdir}; objective {config.objective.name}; "
-         f"metrics {','.join(names)}"
-         + (f"; sample overrides {shown}" if (shown := {n: overrides[n] for n in names
-                                                         if n in overrides}) else ""))
+    _log(
+        f"checkpoint step {step} of {workdir}; objective {config.objective.name}; "
+        f"metrics {','.join(names)}"
+        + (
+            f"; sample overrides {shown}"
+            if (shown := {n: overrides[n] for n in names if n in overrides})
+            else ""
+        )
+    )
 
     report: dict = {
         "workdir": os.fspath(epath.Path(workdir).absolute()),
@@ -274,12 +288,20 @@ def evaluate_workdir(
     }
     for name in names:
         t = time.perf_counter()
-        result = suite.evaluate_all(data, represent, random_seed=random_seed, metrics=[name],
-                                  overrides={name: overrides[name]} if name in overrides else None)
+        result = suite.evaluate_all(
+            data,
+            represent,
+            random_seed=random_seed,
+            metrics=[name],
+            overrides={name: overrides[name]} if name in overrides else None,
+        )
         report["metrics"][name] = result[name]
         report["metric_seconds"][name] = time.perf_counter() - t
-        shown = {k: round(float(v), 4) for k, v in result[name].items()
-                 if np.ndim(v) == 0 and ":" not in k}
+        shown = {
+            k: round(float(v), 4)
+            for k, v in result[name].items()
+            if np.ndim(v) == 0 and ":" not in k
+        }
         _log(f"{name}: {shown} ({report['metric_seconds'][name]:.0f} s)")
     report["summary"] = summary_scores(report["metrics"])
 
@@ -287,10 +309,16 @@ def evaluate_workdir(
     variables = {"params": state.params, **state.model_state}
     rs = np.random.RandomState(random_seed)
     if hasattr(model, "encode") and hasattr(model, "decode"):
-        encode = batched_fn(jax.jit(lambda x: jax.numpy.concatenate(
-            model.apply(variables, x, train=False, method="encode"), axis=-1)))
-        decode = batched_fn(jax.jit(lambda z: model.apply(variables, z, train=False,
-                                                          method="decode")))
+        encode = batched_fn(
+            jax.jit(
+                lambda x: jax.numpy.concatenate(
+                    model.apply(variables, x, train=False, method="encode"), axis=-1
+                )
+            )
+        )
+        decode = batched_fn(
+            jax.jit(lambda z: model.apply(variables, z, train=False, method="decode"))
+        )
         factors, images = data.sample(statistics_points, rs)
         both = encode(images)
         latent_dim = both.shape[1] // 2
@@ -299,16 +327,23 @@ def evaluate_workdir(
         decoded = decode(mean)
         objective = setup.objective  # every latent-variable objective has both fields
         stats["reconstruction"] = reconstruction_errors(
-            images, decoded, likelihood=objective.likelihood,
-            gaussian_std=float(objective.gaussian_std))
+            images,
+            decoded,
+            likelihood=objective.likelihood,
+            gaussian_std=float(objective.gaussian_std),
+        )
         report["latents"] = stats
         report["summary"].update(
             reconstruction_nll=stats["reconstruction"]["nll"],
             pixel_error=stats["reconstruction"]["pixel_error"],
-            kl=stats["kl"], active_units=stats["active_units"])
-        _log(f"latents: KL {stats['kl']:.2f} nats, {stats['active_units']} active units; "
-             f"reconstruction -log p {stats['reconstruction']['nll']:.1f} nats, pixel error "
-             f"{stats['reconstruction']['pixel_error']:.4f}")
+            kl=stats["kl"],
+            active_units=stats["active_units"],
+        )
+        _log(
+            f"latents: KL {stats['kl']:.2f} nats, {stats['active_units']} active units; "
+            f"reconstruction -log p {stats['reconstruction']['nll']:.1f} nats, pixel error "
+            f"{stats['reconstruction']['pixel_error']:.4f}"
+        )
         if figures and is_main:
             n = 10
             probs = 1.0 / (1.0 + np.exp(-decoded[:n]))
@@ -323,8 +358,9 @@ def evaluate_workdir(
     if figures and is_main:
         factors, images = data.sample(embedding_points, rs)
         points = embed_2d(represent(images), embedding, random_state=random_seed)
-        save_embedding(workdir_path / FIGURE_FILES[2], points, factors,
-                       data.factor_names, embedding)
+        save_embedding(
+            workdir_path / FIGURE_FILES[2], points, factors, data.factor_names, embedding
+        )
         report.setdefault("figures", []).append(FIGURE_FILES[2])
         _log(f"figures: {', '.join(report['figures'])} in {workdir}")
     report["seconds"] = time.perf_counter() - t0
@@ -339,6 +375,8 @@ def format_report(report: dict) -> str:
     from ssljax.training.logging import format_table
 
     rows = [dict(score=k, value=v) for k, v in report["summary"].items()]
-    title = (f"Disentanglement of {report['objective']} (step {report['checkpoint_step']}) on "
-             f"dSprites, {report['seconds']:.0f} s")
+    title = (
+        f"Disentanglement of {report['objective']} (step {report['checkpoint_step']}) on "
+        f"dSprites, {report['seconds']:.0f} s"
+    )
     return title + "\n" + format_table(rows, ["score", "value"])

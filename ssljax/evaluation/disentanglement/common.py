@@ -31,7 +31,9 @@ def as_factors(factors: Any, num_points: int, name: str = "factors") -> np.ndarr
     return factors.astype(np.int64)
 
 
-def as_codes_and_factors(codes: Any, factors: Any, suffix: str = "") -> tuple[np.ndarray, np.ndarray]:
+def as_codes_and_factors(
+    codes: Any, factors: Any, suffix: str = ""
+) -> tuple[np.ndarray, np.ndarray]:
     codes = as_codes(codes, "codes" + suffix)
     return codes, as_factors(factors, codes.shape[0], "factors" + suffix)
 
@@ -102,4 +104,6 @@ def discrete_mutual_info(discrete_codes: Any, factors: Any) -> np.ndarray:
 def discrete_entropy(factors: Any) -> np.ndarray:
     """Plug-in entropy (nats) of every column: ``mutual_info_score(y, y)``."""
     factors = np.asarray(factors)
-    return np.array([mutual_info_score(factors[:, j], factors[:, j]) for j in range(factors.shape[1])])
+    return np.array(
+        [mutual_info_score(factors[:, j], factors[:, j]) for j in range(factors.shape[1])]
+    )

@@ -31,7 +31,9 @@ def dci_from_importance(importance: Any) -> dict[str, float]:
     """
     importance = np.asarray(importance, np.float64)
     if importance.ndim != 2 or min(importance.shape) < 2:
-        raise ValueError(f"importance must be [num_codes >= 2, num_factors >= 2], got {importance.shape}")
+        raise ValueError(
+            f"importance must be [num_codes >= 2, num_factors >= 2], got {importance.shape}"
+        )
     if np.any(importance < 0):
         raise ValueError("importance must be non-negative")
     num_codes, num_factors = importance.shape
@@ -88,9 +90,24 @@ def dci(
     return scores
 
 
-def compute_dci(data, representation_fn, random_state, *, num_train: int = 10000, num_test: int = 5000,
-                batch_size: int = 16, representation_batch_size: int = 1024) -> dict[str, float]:
+def compute_dci(
+    data,
+    representation_fn,
+    random_state,
+    *,
+    num_train: int = 10000,
+    num_test: int = 5000,
+    batch_size: int = 16,
+    representation_batch_size: int = 1024,
+) -> dict[str, float]:
     """DCI (:func:`dci`) on ``num_train`` / ``num_test`` sampled points."""
     rs, (c_tr, f_tr), (c_te, f_te) = train_test_codes(
-        data, representation_fn, random_state, num_train, num_test, batch_size, representation_batch_size)
+        data,
+        representation_fn,
+        random_state,
+        num_train,
+        num_test,
+        batch_size,
+        representation_batch_size,
+    )
     return dci(c_tr, f_tr, c_te, f_te, random_state=rs)

@@ -39,7 +39,9 @@ def downstream_accuracy(
     return np.array(train), np.array(test)
 
 
-def statistical_efficiency(scores: Mapping[str, float], *, small: int = 100, large: int = 10000) -> float:
+def statistical_efficiency(
+    scores: Mapping[str, float], *, small: int = 100, large: int = 10000
+) -> float:
     """Locatello et al. 2019: mean test accuracy with ``small`` training points
     divided by that with ``large`` (keys ``'{n}:mean_test_accuracy'``)."""
     return float(scores[f"{small}:mean_test_accuracy"] / scores[f"{large}:mean_test_accuracy"])
@@ -70,12 +72,26 @@ def downstream_task(
     random_state = as_random_state(random_state)
     scores: dict[str, float] = {}
     for size in num_train:
-        c_tr, f_tr = generate_factor_code(data, representation_fn, size, random_state, batch_size,
-                                          representation_batch_size=representation_batch_size)
-        c_te, f_te = generate_factor_code(data, representation_fn, num_test, random_state, batch_size,
-                                          representation_batch_size=representation_batch_size)
+        c_tr, f_tr = generate_factor_code(
+            data,
+            representation_fn,
+            size,
+            random_state,
+            batch_size,
+            representation_batch_size=representation_batch_size,
+        )
+        c_te, f_te = generate_factor_code(
+            data,
+            representation_fn,
+            num_test,
+            random_state,
+            batch_size,
+            representation_batch_size=representation_batch_size,
+        )
         # Seed 0 for the trees: drawing it from random_state would shift later samples.
-        train, test = downstream_accuracy(c_tr, f_tr, c_te, f_te, predictor=predictor, random_state=0)
+        train, test = downstream_accuracy(
+            c_tr, f_tr, c_te, f_te, predictor=predictor, random_state=0
+        )
         scores[f"{size}:mean_train_accuracy"] = float(np.mean(train))
         scores[f"{size}:mean_test_accuracy"] = float(np.mean(test))
         scores[f"{size}:min_train_accuracy"] = float(np.min(train))

@@ -41,7 +41,9 @@ def seed_from(random_state) -> Optional[int]:
 
 def logistic_regression(random_state=None) -> OneVsRestClassifier:
     """``LogisticRegression()`` as disentanglement_lib ran it: liblinear, one-vs-rest, C=1."""
-    return OneVsRestClassifier(LogisticRegression(solver="liblinear", C=1.0, random_state=random_state))
+    return OneVsRestClassifier(
+        LogisticRegression(solver="liblinear", C=1.0, random_state=random_state)
+    )
 
 
 def logistic_regression_cv(random_state=None) -> OneVsRestClassifier:
@@ -50,8 +52,12 @@ def logistic_regression_cv(random_state=None) -> OneVsRestClassifier:
     del random_state  # Deterministic.
     return OneVsRestClassifier(
         LogisticRegressionCV(
-            Cs=10, cv=KFold(n_splits=5), solver="lbfgs", scoring="accuracy",
-            l1_ratios=(0.0,), use_legacy_attributes=False,
+            Cs=10,
+            cv=KFold(n_splits=5),
+            solver="lbfgs",
+            scoring="accuracy",
+            l1_ratios=(0.0,),
+            use_legacy_attributes=False,
         )
     )
 

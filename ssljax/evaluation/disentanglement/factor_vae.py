@@ -10,8 +10,16 @@ from ssljax.evaluation.disentanglement.common import check_positive
 from ssljax.evaluation.disentanglement.sampling import RepresentationFn, grouped_samples, represent
 
 
-def _factor_vae_votes(data, representation_fn, batch_size, num_points, random_state,
-                      global_variances, active, rep_batch) -> np.ndarray:
+def _factor_vae_votes(
+    data,
+    representation_fn,
+    batch_size,
+    num_points,
+    random_state,
+    global_variances,
+    active,
+    rep_batch,
+) -> np.ndarray:
     """Votes ``[num_factors, num_active]``: (factor held fixed, active code of least
     normalised variance) over ``num_points`` batches."""
     votes = np.zeros((data.num_factors, int(active.sum())), np.int64)
@@ -58,21 +66,43 @@ def factor_vae_score(
     Returns:
       ``{'train_accuracy', 'eval_accuracy', 'num_active_dims'}``.
     """
-    check_positive(batch_size=batch_size, num_train=num_train, num_eval=num_eval,
-                   num_variance_estimate=num_variance_estimate)
+    check_positive(
+        batch_size=batch_size,
+        num_train=num_train,
+        num_eval=num_eval,
+        num_variance_estimate=num_variance_estimate,
+    )
     random_state = as_random_state(random_state)
     observations = data.sample_observations(num_variance_estimate, random_state)
-    global_variances = np.var(represent(representation_fn, observations, representation_batch_size), axis=0, ddof=1)
+    global_variances = np.var(
+        represent(representation_fn, observations, representation_batch_size), axis=0, ddof=1
+    )
     active = np.sqrt(global_variances) >= prune_threshold
     if not active.any():
         return {"train_accuracy": 0.0, "eval_accuracy": 0.0, "num_active_dims": 0}
-    train_votes = _factor_vae_votes(data, representation_fn, batch_size, num_train, random_state,
-                                    global_variances, active, representation_batch_size)
+    train_votes = _factor_vae_votes(
+        data,
+        representation_fn,
+        batch_size,
+        num_train,
+        random_state,
+        global_variances,
+        active,
+        representation_batch_size,
+    )
     classifier = np.argmax(train_votes, axis=0)
     columns = np.arange(train_votes.shape[1])
     train_accuracy = train_votes[classifier, columns].sum() / train_votes.sum()
-    eval_votes = _factor_vae_votes(data, representation_fn, batch_size, num_eval, random_state,
-                                   global_variances, active, representation_batch_size)
+    eval_votes = _factor_vae_votes(
+        data,
+        representation_fn,
+        batch_size,
+        num_eval,
+        random_state,
+        global_variances,
+        active,
+        representation_batch_size,
+    )
     eval_accuracy = eval_votes[classifier, columns].sum() / eval_votes.sum()
     return {
         "train_accuracy": float(train_accuracy),

@@ -76,15 +76,17 @@ def embed_2d(codes: np.ndarray, method: str = "pca", random_state: int = 0) -> n
         from sklearn.manifold import TSNE
 
         perplexity = float(min(30.0, max(2.0, (len(codes) - 1) / 3.0)))
-        return TSNE(n_components=2, init="pca", perplexity=perplexity,
-                    random_state=random_state).fit_transform(codes)
+        return TSNE(
+            n_components=2, init="pca", perplexity=perplexity, random_state=random_state
+        ).fit_transform(codes)
     from sklearn.decomposition import PCA
 
     return PCA(n_components=2, random_state=random_state).fit_transform(codes)
 
 
-def save_embedding(path: str, points: np.ndarray, factors: np.ndarray,
-                   factor_names: Sequence[str], method: str) -> None:
+def save_embedding(
+    path: str, points: np.ndarray, factors: np.ndarray, factor_names: Sequence[str], method: str
+) -> None:
     """One scatter panel per factor, points coloured by the factor's index."""
     plt = _pyplot()
     k = factors.shape[1]
@@ -92,9 +94,15 @@ def save_embedding(path: str, points: np.ndarray, factors: np.ndarray,
     for j in range(k):
         ax = axes[0, j]
         few = int(factors[:, j].max()) < 10  # categorical colours, one per value
-        sc = ax.scatter(points[:, 0], points[:, 1], c=factors[:, j], s=3,
-                        cmap="tab10" if few else "viridis",
-                        vmin=-0.5 if few else None, vmax=9.5 if few else None)
+        sc = ax.scatter(
+            points[:, 0],
+            points[:, 1],
+            c=factors[:, j],
+            s=3,
+            cmap="tab10" if few else "viridis",
+            vmin=-0.5 if few else None,
+            vmax=9.5 if few else None,
+        )
         ax.set_title(factor_names[j], fontsize=9)
         ax.set_xticks([])
         ax.set_yticks([])
@@ -105,8 +113,14 @@ def save_embedding(path: str, points: np.ndarray, factors: np.ndarray,
     plt.close(fig)
 
 
-def traversal_grid(decode_fn: Callable, code: np.ndarray, codes: np.ndarray, order: Sequence[int],
-                   *, steps: int = 9) -> np.ndarray:
+def traversal_grid(
+    decode_fn: Callable,
+    code: np.ndarray,
+    codes: np.ndarray,
+    order: Sequence[int],
+    *,
+    steps: int = 9,
+) -> np.ndarray:
     """Decoded traversals ``[len(order), steps, H, W, C]`` (probabilities): latent ``d`` of
     ``code`` set to ``steps`` values over the 2%-98% range of ``codes[:, d]``."""
     rows = []

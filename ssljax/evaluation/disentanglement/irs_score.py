@@ -48,7 +48,9 @@ def irs_scores(discrete_factors: Any, codes: Any, *, diff_quantile: float = 0.99
         values = np.unique(factors[:, j])
         for v in values:
             group = codes[factors[:, j] == v]
-            cum_dev[:, j] += np.quantile(np.abs(group - group.mean(axis=0)), q=diff_quantile, axis=0)
+            cum_dev[:, j] += np.quantile(
+                np.abs(group - group.mean(axis=0)), q=diff_quantile, axis=0
+            )
         cum_dev[:, j] /= values.size
     irs_matrix = 1.0 - cum_dev / max_dev[:, None]
     per_code = irs_matrix.max(axis=1)
@@ -80,14 +82,28 @@ def irs_from_codes(
     return {"IRS": score, "num_active_dims": int(active.sum())}
 
 
-def irs(data, representation_fn: RepresentationFn, random_state, *, num_train: int = 10000,
-        batch_size: int = 16, diff_quantile: float = 0.99, num_bins: int = NUM_BINS,
-        representation_batch_size: int = 1024) -> dict[str, float]:
+def irs(
+    data,
+    representation_fn: RepresentationFn,
+    random_state,
+    *,
+    num_train: int = 10000,
+    batch_size: int = 16,
+    diff_quantile: float = 0.99,
+    num_bins: int = NUM_BINS,
+    representation_batch_size: int = 1024,
+) -> dict[str, float]:
     """IRS (:func:`irs_from_codes`) on ``num_train`` sampled points.
 
     Returns:
       ``{'IRS': float, 'num_active_dims': int}``.
     """
-    codes, factors = generate_factor_code(data, representation_fn, num_train, random_state, batch_size,
-                                          representation_batch_size=representation_batch_size)
+    codes, factors = generate_factor_code(
+        data,
+        representation_fn,
+        num_train,
+        random_state,
+        batch_size,
+        representation_batch_size=representation_batch_size,
+    )
     return irs_from_codes(codes, factors, diff_quantile=diff_quantile, num_bins=num_bins)

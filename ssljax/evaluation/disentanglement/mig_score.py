@@ -26,12 +26,18 @@ def mig_from_mutual_info(mutual_info: Any, entropy: Any) -> float:
     mutual_info = np.asarray(mutual_info, np.float64)
     entropy = np.asarray(entropy, np.float64)
     if mutual_info.ndim != 2 or mutual_info.shape[0] < 2:
-        raise ValueError(f"MIG needs mutual_info [num_codes >= 2, num_factors], got {mutual_info.shape}")
+        raise ValueError(
+            f"MIG needs mutual_info [num_codes >= 2, num_factors], got {mutual_info.shape}"
+        )
     if entropy.shape != mutual_info.shape[1:]:
-        raise ValueError(f"entropy shape {entropy.shape} does not match {mutual_info.shape[1:]} factors")
+        raise ValueError(
+            f"entropy shape {entropy.shape} does not match {mutual_info.shape[1:]} factors"
+        )
     if np.any(entropy <= 0):
         j = int(np.argmin(entropy))
-        raise ValueError(f"factor {j} takes a single value in the sample; MIG divides by its entropy 0")
+        raise ValueError(
+            f"factor {j} takes a single value in the sample; MIG divides by its entropy 0"
+        )
     top = np.sort(mutual_info, axis=0)[::-1]
     return float(np.mean((top[0] - top[1]) / entropy))
 
@@ -56,9 +62,23 @@ def mig(codes: Any, factors: Any, *, num_bins: int = NUM_BINS) -> dict[str, floa
     return {"discrete_mig": mig_from_mutual_info(mi, discrete_entropy(factors))}
 
 
-def compute_mig(data, representation_fn, random_state, *, num_train: int = 10000, batch_size: int = 16,
-                num_bins: int = NUM_BINS, representation_batch_size: int = 1024) -> dict[str, float]:
+def compute_mig(
+    data,
+    representation_fn,
+    random_state,
+    *,
+    num_train: int = 10000,
+    batch_size: int = 16,
+    num_bins: int = NUM_BINS,
+    representation_batch_size: int = 1024,
+) -> dict[str, float]:
     """MIG (:func:`mig`) on ``num_train`` sampled points."""
-    codes, factors = generate_factor_code(data, representation_fn, num_train, random_state, batch_size,
-                                          representation_batch_size=representation_batch_size)
+    codes, factors = generate_factor_code(
+        data,
+        representation_fn,
+        num_train,
+        random_state,
+        batch_size,
+        representation_batch_size=representation_batch_size,
+    )
     return mig(codes, factors, num_bins=num_bins)

@@ -27,7 +27,9 @@ def modularity_from_mutual_info(mutual_info: Any) -> float:
     """
     mutual_info = np.asarray(mutual_info, np.float64)
     if mutual_info.ndim != 2 or mutual_info.shape[1] < 2:
-        raise ValueError(f"modularity needs mutual_info [num_codes, num_factors >= 2], got {mutual_info.shape}")
+        raise ValueError(
+            f"modularity needs mutual_info [num_codes, num_factors >= 2], got {mutual_info.shape}"
+        )
     squared = np.square(mutual_info)
     top = squared.max(axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -46,7 +48,12 @@ def _roc_auc(y: np.ndarray, proba: np.ndarray, classes: np.ndarray) -> float:
 
 
 def explicitness_per_factor(
-    codes_train: np.ndarray, y_train: np.ndarray, codes_test: np.ndarray, y_test: np.ndarray, *, random_state=None
+    codes_train: np.ndarray,
+    y_train: np.ndarray,
+    codes_test: np.ndarray,
+    y_test: np.ndarray,
+    *,
+    random_state=None,
 ) -> tuple[float, float]:
     """ROC-AUC (train, test) of :func:`logistic_regression` predicting one factor from all codes.
 
@@ -87,8 +94,10 @@ def modularity_explicitness(
     std = np.where(std > 0, std, 1.0)
     n_tr, n_te = (c_tr - mean) / std, (c_te - mean) / std
     aucs = np.array(
-        [explicitness_per_factor(n_tr, f_tr[:, j], n_te, f_te[:, j], random_state=random_state)
-         for j in range(f_tr.shape[1])]
+        [
+            explicitness_per_factor(n_tr, f_tr[:, j], n_te, f_te[:, j], random_state=random_state)
+            for j in range(f_tr.shape[1])
+        ]
     )
     return {
         "modularity_score": modularity_from_mutual_info(mi),
@@ -97,10 +106,25 @@ def modularity_explicitness(
     }
 
 
-def compute_modularity_explicitness(data, representation_fn, random_state, *, num_train: int = 10000,
-                                    num_test: int = 5000, batch_size: int = 16, num_bins: int = NUM_BINS,
-                                    representation_batch_size: int = 1024) -> dict[str, float]:
+def compute_modularity_explicitness(
+    data,
+    representation_fn,
+    random_state,
+    *,
+    num_train: int = 10000,
+    num_test: int = 5000,
+    batch_size: int = 16,
+    num_bins: int = NUM_BINS,
+    representation_batch_size: int = 1024,
+) -> dict[str, float]:
     """Modularity and explicitness (:func:`modularity_explicitness`) on sampled points."""
     rs, (c_tr, f_tr), (c_te, f_te) = train_test_codes(
-        data, representation_fn, random_state, num_train, num_test, batch_size, representation_batch_size)
+        data,
+        representation_fn,
+        random_state,
+        num_train,
+        num_test,
+        batch_size,
+        representation_batch_size,
+    )
     return modularity_explicitness(c_tr, f_tr, c_te, f_te, num_bins=num_bins, random_state=rs)

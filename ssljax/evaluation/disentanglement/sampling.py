@@ -12,7 +12,9 @@ from ssljax.evaluation.disentanglement.common import check_positive
 RepresentationFn = Callable[[np.ndarray], Any]
 
 
-def represent(representation_fn: RepresentationFn, observations: np.ndarray, batch: int) -> np.ndarray:
+def represent(
+    representation_fn: RepresentationFn, observations: np.ndarray, batch: int
+) -> np.ndarray:
     """``representation_fn`` over ``observations`` in chunks of ``batch``, as float64 ``[n, d]``."""
     out = []
     for start in range(0, len(observations), batch):
@@ -40,13 +42,18 @@ def generate_factor_code(
     Draws ``data.sample(batch_size, random_state)`` repeatedly, as
     disentanglement_lib's ``generate_batch_factor_code``.
     """
-    check_positive(num_points=num_points, batch_size=batch_size,
-                   representation_batch_size=representation_batch_size)
+    check_positive(
+        num_points=num_points,
+        batch_size=batch_size,
+        representation_batch_size=representation_batch_size,
+    )
     random_state = as_random_state(random_state)
     factors, codes, pending, pending_n = [], [], [], 0
 
     def flush():
-        codes.append(represent(representation_fn, np.concatenate(pending), representation_batch_size))
+        codes.append(
+            represent(representation_fn, np.concatenate(pending), representation_batch_size)
+        )
         pending.clear()
 
     for start in range(0, num_points, batch_size):
@@ -69,10 +76,24 @@ def grouped_samples(num_points: int, obs_per_point: int, representation_batch_si
         yield min(group, num_points - start)
 
 
-def train_test_codes(data, representation_fn, random_state, num_train, num_test, batch_size, rep_batch):
+def train_test_codes(
+    data, representation_fn, random_state, num_train, num_test, batch_size, rep_batch
+):
     random_state = as_random_state(random_state)
-    train = generate_factor_code(data, representation_fn, num_train, random_state, batch_size,
-                                 representation_batch_size=rep_batch)
-    test = generate_factor_code(data, representation_fn, num_test, random_state, batch_size,
-                                representation_batch_size=rep_batch)
+    train = generate_factor_code(
+        data,
+        representation_fn,
+        num_train,
+        random_state,
+        batch_size,
+        representation_batch_size=rep_batch,
+    )
+    test = generate_factor_code(
+        data,
+        representation_fn,
+        num_test,
+        random_state,
+        batch_size,
+        representation_batch_size=rep_batch,
+    )
     return random_state, train, test

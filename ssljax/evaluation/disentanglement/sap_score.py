@@ -35,10 +35,14 @@ def sap_score_matrix(
         for j in range(f_tr.shape[1]):
             if continuous_factors:
                 cov = np.cov(c_tr[:, i], f_tr[:, j], ddof=1)
-                matrix[i, j] = cov[0, 1] ** 2 / (cov[0, 0] * cov[1, 1]) if cov[0, 0] > 1e-12 else 0.0
+                matrix[i, j] = (
+                    cov[0, 1] ** 2 / (cov[0, 0] * cov[1, 1]) if cov[0, 0] > 1e-12 else 0.0
+                )
             else:
                 model = fit_classifier(
-                    lambda: LinearSVC(C=0.01, class_weight="balanced"), c_tr[:, i : i + 1], f_tr[:, j]
+                    lambda: LinearSVC(C=0.01, class_weight="balanced"),
+                    c_tr[:, i : i + 1],
+                    f_tr[:, j],
                 )
                 matrix[i, j] = np.mean(model.predict(c_te[:, i : i + 1]) == f_te[:, j])
     return matrix
@@ -48,7 +52,9 @@ def sap_from_score_matrix(score_matrix: Any) -> float:
     """Mean over factors of the gap between the two best codes' scores."""
     score_matrix = np.asarray(score_matrix, np.float64)
     if score_matrix.ndim != 2 or score_matrix.shape[0] < 2:
-        raise ValueError(f"SAP needs a score matrix [num_codes >= 2, num_factors], got {score_matrix.shape}")
+        raise ValueError(
+            f"SAP needs a score matrix [num_codes >= 2, num_factors], got {score_matrix.shape}"
+        )
     ordered = np.sort(score_matrix, axis=0)
     return float(np.mean(ordered[-1] - ordered[-2]))
 
@@ -77,10 +83,25 @@ def sap(
     return {"SAP_score": sap_from_score_matrix(matrix)}
 
 
-def compute_sap(data, representation_fn, random_state, *, num_train: int = 10000, num_test: int = 5000,
-                batch_size: int = 16, continuous_factors: bool = False,
-                representation_batch_size: int = 1024) -> dict[str, float]:
+def compute_sap(
+    data,
+    representation_fn,
+    random_state,
+    *,
+    num_train: int = 10000,
+    num_test: int = 5000,
+    batch_size: int = 16,
+    continuous_factors: bool = False,
+    representation_batch_size: int = 1024,
+) -> dict[str, float]:
     """SAP (:func:`sap`) on ``num_train`` / ``num_test`` sampled points."""
     _, (c_tr, f_tr), (c_te, f_te) = train_test_codes(
-        data, representation_fn, random_state, num_train, num_test, batch_size, representation_batch_size)
+        data,
+        representation_fn,
+        random_state,
+        num_train,
+        num_test,
+        batch_size,
+        representation_batch_size,
+    )
     return sap(c_tr, f_tr, c_te, f_te, continuous_factors=continuous_factors)

@@ -23,16 +23,26 @@ from ssljax.evaluation.disentanglement.sap_score import compute_sap
 DEFAULTS: Mapping[str, Mapping[str, Any]] = {
     "beta_vae": dict(batch_size=64, num_train=10000, num_eval=5000),
     "factor_vae": dict(
-        batch_size=64, num_train=10000, num_eval=5000, num_variance_estimate=10000, prune_threshold=0.05
+        batch_size=64,
+        num_train=10000,
+        num_eval=5000,
+        num_variance_estimate=10000,
+        prune_threshold=0.05,
     ),
     "mig": dict(num_train=10000, batch_size=16, num_bins=NUM_BINS),
     "dci": dict(num_train=10000, num_test=5000, batch_size=16),
     "sap": dict(num_train=10000, num_test=5000, batch_size=16, continuous_factors=False),
-    "modularity_explicitness": dict(num_train=10000, num_test=5000, batch_size=16, num_bins=NUM_BINS),
+    "modularity_explicitness": dict(
+        num_train=10000, num_test=5000, batch_size=16, num_bins=NUM_BINS
+    ),
     "irs": dict(num_train=10000, batch_size=16, diff_quantile=0.99, num_bins=NUM_BINS),
     # Predictors: logistic_regression_cv and gradient_boosting respectively.
-    "downstream_logistic_regression": dict(num_train=(10, 100, 1000, 10000), num_test=5000, batch_size=16),
-    "downstream_gradient_boosting": dict(num_train=(10, 100, 1000, 10000), num_test=5000, batch_size=16),
+    "downstream_logistic_regression": dict(
+        num_train=(10, 100, 1000, 10000), num_test=5000, batch_size=16
+    ),
+    "downstream_gradient_boosting": dict(
+        num_train=(10, 100, 1000, 10000), num_test=5000, batch_size=16
+    ),
 }
 
 
@@ -98,9 +108,13 @@ def evaluate_all(
     overrides = dict(overrides or {})
     for name in list(names) + list(overrides):
         if name not in METRICS:
-            raise ValueError(f"unknown disentanglement metric {name!r}; valid: {', '.join(METRICS)}")
+            raise ValueError(
+                f"unknown disentanglement metric {name!r}; valid: {', '.join(METRICS)}"
+            )
     results = {}
     for name in names:
         settings = metric_settings(name, overrides.get(name))
-        results[name] = METRICS[name](data, representation_fn, np.random.RandomState(random_seed), **settings)
+        results[name] = METRICS[name](
+            data, representation_fn, np.random.RandomState(random_seed), **settings
+        )
     return results

@@ -209,9 +209,16 @@ def num_examples(name: str, split: str, data_dir: Optional[str] = None) -> int:
 
 
 def dataset_facts(config):
-    """The pretraining data's ``DatasetFacts`` for ``config`` (computed once per run)."""
+    """The pretraining data's ``DatasetFacts`` for ``config`` (computed once per run).
+
+    The split's size comes from the prepared builder; a builder that records no split sizes
+    (TFDS's ``mock_data``) gives the dataset's published size instead.
+    """
     spec = get_dataset_spec(config.dataset.name)
-    n = num_examples(spec.name, spec.pretrain_split, data_dir=config.dataset.get("data_dir"))
+    try:
+        n = num_examples(spec.name, spec.pretrain_split, data_dir=config.dataset.get("data_dir"))
+    except KeyError:
+        n = None
     return facts_from_spec(spec, n)
 
 

@@ -312,15 +312,17 @@ def test_objective_loss_is_the_mean_over_directions():
     model = objective.build_model(run, None)
     images = jnp.asarray(np.random.default_rng(7).integers(0, 255, (4, 28, 28, 1)), jnp.uint8)
     views = objective.make_views(jax.random.PRNGKey(0), images, run)
-    variables = model.init(jax.random.PRNGKey(1), views[0], train=False)
+    variables = jax.jit(lambda v: model.init(jax.random.PRNGKey(1), v, train=False))(views[0])
     params = variables.pop("params")
     ctx = LossContext(model=model, state=None, batch={"image": images}, axis_name=None, run=run)
     loss, aux = jax.jit(lambda p: objective.loss(p, variables, views, jax.random.PRNGKey(2), ctx))(
         params
     )
-    out = model.apply(
-        {"params": params, **variables}, views[0], train=True, mutable=list(variables)
-    )[0]
+    out = jax.jit(
+        lambda p: model.apply(
+            {"params": p, **variables}, views[0], train=True, mutable=list(variables)
+        )[0]
+    )(params)
     losses, accuracies = zip(*(cpc_loss(p, t) for p, t in zip(out["predictions"], out["targets"])))
     assert_close(loss, np.mean(losses), rtol=1e-5)
     assert_close(aux.metrics["cpc_accuracy"], np.mean(accuracies), rtol=1e-6)

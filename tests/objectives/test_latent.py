@@ -399,10 +399,13 @@ def test_factor_vae_gradient_splits_by_parameter_group():
     (x,) = setup.objective.make_views(None, jnp.asarray(dsprites_like_batch(8)["image"]), setup.run)
     shared_rng = jax.random.PRNGKey(7)
     ctx = loss_context(setup, shared_rng)
-    (total, aux), grads = jax.value_and_grad(
-        lambda p: setup.objective.loss(p, {}, (x,), jax.random.PRNGKey(0), ctx), has_aux=True
+    (total, aux), grads = jax.jit(
+        jax.value_and_grad(
+            lambda p: setup.objective.loss(p, {}, (x,), jax.random.PRNGKey(0), ctx), has_aux=True
+        )
     )(params)
     main, disc_loss, vae_params = factor_vae_by_hand(setup, params, x, shared_rng)
+    main, disc_loss = jax.jit(main), jax.jit(disc_loss)  # compiled: eager ops are slow here
     rtol = f32_reorder_rtol(8 * 64 * 64)
     assert_close(aux.metrics["loss"], main(vae_params), rtol=rtol)
     assert_close(aux.metrics["disc_loss"], disc_loss(params["discriminator"]), rtol=rtol)

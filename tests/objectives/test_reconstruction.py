@@ -460,11 +460,14 @@ def test_inpainting_gradient_splits_by_parameter_group(make_identity_config):
     ctx = LossContext(
         model=setup.eval_model, state=state.extra, batch={}, axis_name=None, run=setup.run
     )
-    (total, aux), grads = jax.value_and_grad(
-        lambda p: setup.objective.loss(p, state.model_state, views, jax.random.PRNGKey(1), ctx),
-        has_aux=True,
+    (total, aux), grads = jax.jit(
+        jax.value_and_grad(
+            lambda p: setup.objective.loss(p, state.model_state, views, jax.random.PRNGKey(1), ctx),
+            has_aux=True,
+        )
     )(state.params)
     main, disc_loss, net_params = inpainting_by_hand(setup, state.params, state.model_state, views)
+    main, disc_loss = jax.jit(main), jax.jit(disc_loss)  # compiled: eager ops are slow here
     rtol = f32_reorder_rtol(8 * 28 * 28)
     assert_close(aux.metrics["loss"], main(net_params), rtol=rtol)
     assert_close(aux.metrics["disc_loss"], disc_loss(state.params["discriminator"]), rtol=rtol)

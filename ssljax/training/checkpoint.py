@@ -238,12 +238,32 @@ class _DropBackgroundSaveErrors(std_logging.Filter):
         )
 
 
+class _DropOrphanedSaveTasks(std_logging.Filter):
+    """Drops asyncio's "exception was never retrieved" records for Orbax's write tasks.
+
+    When one write of a save fails, Orbax stops waiting for its sibling writes; their
+    failures are logged (with a traceback each) whenever the garbage collector reaches them.
+    The save's error itself reaches the caller as one ``CheckpointSaveError``.
+    """
+
+    def filter(self, record: std_logging.LogRecord) -> bool:
+        if "exception was never retrieved" not in record.getMessage() or not record.exc_info:
+            return True
+        tb = record.exc_info[2]
+        while tb is not None:
+            if f"{os.sep}orbax{os.sep}" in tb.tb_frame.f_code.co_filename:
+                return False
+            tb = tb.tb_next
+        return True
+
+
 def _quiet_background_save_errors() -> None:
-    """Installs ``_DropBackgroundSaveErrors`` on the absl logger once per process (the
-    background threads may still log after the error was raised)."""
-    logger = std_logging.getLogger("absl")
-    if not any(isinstance(f, _DropBackgroundSaveErrors) for f in logger.filters):
-        logger.addFilter(_DropBackgroundSaveErrors())
+    """Installs the filters above once per process (the background threads and the
+    garbage collector may still log after the error was raised)."""
+    for name, kind in (("absl", _DropBackgroundSaveErrors), ("asyncio", _DropOrphanedSaveTasks)):
+        logger = std_logging.getLogger(name)
+        if not any(isinstance(f, kind) for f in logger.filters):
+            logger.addFilter(kind())
 
 
 def manager_options(*, max_to_keep: int, read_only: bool) -> ocp.CheckpointManagerOptions:

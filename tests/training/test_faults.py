@@ -303,3 +303,37 @@ def test_save_errors_become_one_line_naming_step_and_directory(tmp_path, fail_on
     assert isinstance(err.value, ValueError)  # the CLI prints it as one line, exit 2
     checkpointer._manager.fail_on = "none"
     checkpointer.close()
+
+
+def _orphaned_task_log(filename: str) -> str:
+    """What the asyncio logger prints for a failed, never-awaited task whose failing code
+    lives in ``filename``; run in a child so the collector's timing is the child's own."""
+    script = f"""
+import asyncio, gc, logging, sys
+from ssljax.training import checkpoint as ckpt_lib
+ckpt_lib._quiet_background_save_errors()
+logging.basicConfig(stream=sys.stdout, force=True)
+code = compile("async def write():\\n    raise ValueError('OUT_OF_RANGE: disk full')", {filename!r}, "exec")
+scope = {{}}
+exec(code, scope)
+async def main():
+    task = asyncio.ensure_future(scope["write"]())
+    await asyncio.sleep(0)
+    del task
+    gc.collect()
+asyncio.run(main())
+print("done")
+"""
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def test_orphaned_orbax_write_tasks_are_not_logged_but_others_are():
+    """A failed save is one line: Orbax's orphaned write tasks add no tracebacks, while
+    anyone else's orphaned task is still reported."""
+    orbax_file = os.path.join(os.sep, "site-packages", "orbax", "serialization.py")
+    quiet = _orphaned_task_log(orbax_file)
+    assert quiet.strip() == "done", quiet
+    loud = _orphaned_task_log(os.path.join(os.sep, "mine", "writer.py"))
+    assert "exception was never retrieved" in loud and "Traceback" in loud, loud

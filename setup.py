@@ -25,6 +25,8 @@ setup(
         "scikit-learn>=1.5",
         "matplotlib>=3.9",
         "dm-pix>=0.4.5",
+        "clu>=0.0.12",
+        "tensorboard>=2.21",  # clu.metric_writers imports it
         "tensorboardX>=2.6",
         "numpy>=2.0",
         "absl-py>=2.1",

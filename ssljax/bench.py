@@ -78,10 +78,10 @@ def benchmark_setup(
 ):
     """``build_setup(config)`` on the dataset's published facts (loads no data), optionally at
     another image shape and with the supervised objective in place of the config's own."""
-    from ssljax.data.datasets import facts_from_spec, get_dataset_spec
+    from ssljax.data.datasets import facts_from_spec, spec_from_config
     from ssljax.training.loop import build_setup
 
-    spec = get_dataset_spec(config.dataset.name)
+    spec = spec_from_config(config.dataset)
     # The benchmarks time steps on evaluation-size images (ImageNet: 224, not the 256 the
     # training input crops from), as every figure in docs/benchmarks.md was measured.
     shape = spec.image_shape if image_shape is None else image_shape
@@ -89,7 +89,7 @@ def benchmark_setup(
     setup = build_setup(config, facts)
     if supervised:
         if num_classes is None:
-            num_classes = get_dataset_spec(config.dataset.name).num_classes
+            num_classes = spec.num_classes
         setup = supervised_setup(config, setup, num_classes)
     return setup
 

@@ -17,6 +17,9 @@ import pytest
 import tensorflow_datasets as tfds
 
 from ssljax import config_base
+from ssljax.config_base import EVAL_EVERY_STEPS
+from ssljax.evaluation.checkpoint_eval import EVAL_DEFAULTS
+from ssljax.training.checkpoint import LATER_DEFAULTS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG_DIR = os.path.join(ROOT, "configs")
@@ -217,6 +220,14 @@ NEW_OBJECTIVE_KEYS = {
 }
 
 
+# Keys added after these configs were recorded, with the value every config file has.
+ADDED_KEYS = {
+    **{k: v for k, v in LATER_DEFAULTS.items() if k.startswith("dataset.")},
+    "eval_every_steps": EVAL_EVERY_STEPS,
+    **{f"eval.{k}": v for k, v in EVAL_DEFAULTS.items() if k.startswith("monitor_")},
+}
+
+
 def flatten(d: dict, prefix: str = "") -> dict:
     out = {}
     for k, v in d.items():
@@ -241,6 +252,9 @@ def test_same_config_as_before_except_objective(old_name):
     before = flatten({k: v for k, v in BEFORE[old_name].items() if k != "objective"})
     c = as_json(load(*new_spec(old_name)).to_dict())
     now = flatten({k: v for k, v in c.items() if k != "objective"})
+    # Keys added since, at the value an old stored config is read with.
+    for key in [k for k in now if k not in before and k in ADDED_KEYS]:
+        assert now.pop(key) == ADDED_KEYS[key], key
     missing, extra = sorted(set(before) - set(now)), sorted(set(now) - set(before))
     assert not missing and not extra, (missing, extra)
     changed = {k: (before[k], now[k]) for k in before if before[k] != now[k]}

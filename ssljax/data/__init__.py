@@ -1,4 +1,9 @@
-"""Host-side data loading: dataset registry, offline Fashion-MNIST, input pipeline.
+"""Host-side data loading: dataset registry, offline Fashion-MNIST, any TFDS dataset, image
+folders, input pipeline.
+
+``spec_from_config(config.dataset)`` turns a config's dataset settings into a
+``DatasetSpec`` (a registered name, any TFDS builder name, or ``image_folder``); every
+input-pipeline function takes a registered name or such a spec.
 
 Device-side view making (augmentations, corruptions, pretext transforms) lives in
 ``ssljax.views``.
@@ -12,11 +17,18 @@ import importlib
 
 from ssljax.data.datasets import (
     DATASETS,
+    IMAGE_FOLDER,
     DatasetSpec,
+    FeatureKeyError,
+    ImageDecodeError,
+    ImageFolderError,
     ResizeCrop,
+    SplitNotFoundError,
+    UnknownDatasetError,
     dataset_names,
     facts_from_spec,
     get_dataset_spec,
+    spec_from_config,
 )
 
 # name -> module of the names that import TensorFlow/TFDS.
@@ -25,6 +37,8 @@ _LAZY = {
     "DSprites": "ssljax.data.dsprites",
     "DSpritesBuilder": "ssljax.data.dsprites",
     "DatasetUnavailableError": "ssljax.data.input_pipeline",
+    "ImageFolderBuilder": "ssljax.data.image_folder",
+    "write_image_folder": "ssljax.data.image_folder",
     "batch_layout": "ssljax.data.input_pipeline",
     "dataset_facts": "ssljax.data.input_pipeline",
     "eval_batches": "ssljax.data.input_pipeline",
@@ -51,7 +65,14 @@ __all__ = [
     "DatasetSpec",
     "DatasetUnavailableError",
     "FashionMnistLocal",
+    "FeatureKeyError",
+    "IMAGE_FOLDER",
+    "ImageDecodeError",
+    "ImageFolderBuilder",
+    "ImageFolderError",
     "ResizeCrop",
+    "SplitNotFoundError",
+    "UnknownDatasetError",
     "batch_layout",
     "dataset_facts",
     "dataset_names",
@@ -61,6 +82,8 @@ __all__ = [
     "get_dataset_spec",
     "load_split_arrays",
     "num_examples",
+    "spec_from_config",
     "steps_per_epoch",
     "train_iterator",
+    "write_image_folder",
 ]

@@ -17,13 +17,24 @@ Host-side image sizes:
     crops of any scale and position inside it.
   - evaluation (``load_split_arrays`` / ``eval_batches``): shorter side -> 256,
     central 224x224 crop (the usual 0.875 crop ratio).
+
+Users' own data (:func:`spec_from_config`, the one place that turns ``config.dataset`` into
+a :class:`DatasetSpec`):
+
+* any TFDS builder by name (``'name'``, ``'name/config'``, ``'name/config:version'``): the
+  image shape, channels and classes are read from the builder's ``info.features``
+  (:mod:`ssljax.data.any_tfds`); variable-size images need ``dataset.image_size``;
+* ``image_folder``: ``DIR/<split>/<label>/*.png|jpg|jpeg`` read by TFDS's ``ImageFolder``
+  (:mod:`ssljax.data.image_folder`), every image resized (shorter side) and centre-cropped
+  to ``dataset.image_size`` and converted to ``dataset.channels`` (3 by default);
+* a registered name with overrides (splits, keys, image size).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import types
-from typing import Mapping, Optional
+from typing import Any, Mapping, Optional
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,7 +83,10 @@ class DatasetSpec:
       manual_download: TFDS cannot download the source files itself; they must
         be placed in the builder's ``manual_dir`` first.
       pretrain_examples: the published size of the pretraining split (benchmarks that
-        read no data); runs read the size from the prepared dataset instead.
+        read no data); runs read the size from the prepared dataset instead. 0 when
+        unknown.
+      folder: root of an image folder (``DIR/<split>/<label>/*.png``) for
+        ``name='image_folder'``; None for TFDS datasets.
     """
 
     name: str
@@ -89,6 +103,7 @@ class DatasetSpec:
     fits_in_memory: bool = True
     manual_download: bool = False
     pretrain_examples: int = 0
+    folder: Optional[str] = None
 
     @property
     def train_image_shape(self) -> tuple[int, int, int]:
@@ -208,6 +223,201 @@ def get_dataset_spec(name: str) -> DatasetSpec:
         raise ValueError(
             f"unknown dataset {name!r}; known datasets: {', '.join(dataset_names())}"
         ) from None
+
+
+# ---------------------------------------------------------------------------------------------
+# Users' own data: config.dataset -> DatasetSpec.
+
+IMAGE_FOLDER = "image_folder"
+# A split whose host-preprocessed images take at most this many bytes is held in memory
+# (as STL-10's 100k unlabelled 96x96x3 images, 2.8 GB, are); larger ones are streamed.
+IN_MEMORY_LIMIT_BYTES = 4 * 2**30
+# The optional keys of ``config.dataset`` (ssljax/config_base.py); None means "default".
+DATASET_KEYS = (
+    "name",
+    "data_dir",
+    "image_key",
+    "label_key",
+    "image_size",
+    "channels",
+    "train_split",
+    "test_split",
+    "pretrain_split",
+)
+_SPLIT_KEYS = ("pretrain_split", "train_split", "test_split")
+
+
+class UnknownDatasetError(ValueError):
+    """A dataset name that is neither registered here nor a TFDS builder."""
+
+
+class FeatureKeyError(ValueError):
+    """An image or label key that the dataset's features do not have (or of the wrong kind)."""
+
+
+class SplitNotFoundError(ValueError):
+    """A split the dataset (or image folder) does not have."""
+
+
+class ImageFolderError(ValueError):
+    """An image folder that is missing or not laid out as ``DIR/<split>/<label>/<image>``."""
+
+
+class ImageDecodeError(ValueError):
+    """An image file that cannot be read or decoded."""
+
+
+def dataset_settings(dataset_cfg: Any) -> dict:
+    """``config.dataset`` (a ConfigDict, a mapping, or just a name) as a dict holding every
+    key of :data:`DATASET_KEYS` (None where the config has no value; configs stored before
+    a key existed lack it)."""
+    if isinstance(dataset_cfg, str):
+        dataset_cfg = {"name": dataset_cfg}
+    get = getattr(dataset_cfg, "get", None)
+    if get is None:
+        raise ValueError(
+            f"config.dataset must be a ConfigDict, a mapping or a name, got "
+            f"{type(dataset_cfg).__name__}"
+        )
+    settings = {key: get(key, None) for key in DATASET_KEYS}
+    name = settings["name"]
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"dataset.name={name!r} must be a non-empty string")
+    for key in ("image_size", "channels"):
+        value = settings[key]
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise ValueError(f"dataset.{key}={value!r} must be an integer")
+    if settings["image_size"] is not None and settings["image_size"] <= 0:
+        raise ValueError(f"dataset.image_size={settings['image_size']} must be positive")
+    if settings["channels"] not in (None, 1, 3):
+        raise ValueError(f"dataset.channels={settings['channels']} is invalid; valid: 1, 3")
+    for key in ("image_key", "label_key") + _SPLIT_KEYS:
+        value = settings[key]
+        if value is not None and (not isinstance(value, str) or not value):
+            raise ValueError(f"dataset.{key}={value!r} must be a non-empty string")
+    return settings
+
+
+def memory_fits(num_examples: int, image_shape: tuple[int, ...]) -> bool:
+    """Whether ``num_examples`` uint8 images of ``image_shape`` fit the in-memory path
+    (:data:`IN_MEMORY_LIMIT_BYTES`); an unknown size (0) counts as fitting."""
+    size = 1
+    for d in image_shape:
+        size *= int(d)
+    return int(num_examples) * size <= IN_MEMORY_LIMIT_BYTES
+
+
+def square_preprocess(image_size: int) -> ResizeCrop:
+    """Shorter side -> ``image_size``, central ``image_size`` square: the host resize of
+    image folders and of TFDS datasets given ``dataset.image_size``."""
+    return ResizeCrop(resize_shorter=image_size, crop_size=image_size)
+
+
+def _resized(spec: DatasetSpec, image_size: int) -> DatasetSpec:
+    """``spec`` at host image side ``image_size``.
+
+    Fixed-size datasets are resized (shorter side) and centre-cropped to the new side on
+    both paths; datasets that already resize on the host (ImageNet) keep their ratios
+    (256 / 224: shorter side 256, eval crop 224, train crop 256, scaled to the new crop).
+    """
+    if spec.eval_preprocess is None:
+        if tuple(spec.image_shape[:2]) == (image_size, image_size):
+            return spec
+        train = evaluation = square_preprocess(image_size)
+    else:
+        scale = image_size / spec.eval_preprocess.crop_size
+
+        def scaled(rc: ResizeCrop) -> ResizeCrop:
+            return ResizeCrop(
+                resize_shorter=max(1, round(rc.resize_shorter * scale)),
+                crop_size=max(1, round(rc.crop_size * scale)),
+            )
+
+        evaluation = ResizeCrop(
+            resize_shorter=max(image_size, round(spec.eval_preprocess.resize_shorter * scale)),
+            crop_size=image_size,
+        )
+        train = scaled(spec.train_preprocess or spec.eval_preprocess)
+    shape = (image_size, image_size, spec.image_shape[-1])
+    train_shape = (train.crop_size, train.crop_size, spec.image_shape[-1])
+    return dataclasses.replace(
+        spec,
+        image_shape=shape,
+        train_preprocess=train,
+        eval_preprocess=evaluation,
+        fits_in_memory=spec.fits_in_memory and memory_fits(spec.pretrain_examples, train_shape),
+    )
+
+
+def _with_overrides(spec: DatasetSpec, settings: dict) -> DatasetSpec:
+    """A registered ``spec`` with the overrides ``settings`` gives (unchanged without)."""
+    splits = {k: settings[k] for k in _SPLIT_KEYS if settings[k] is not None}
+    if splits:
+        spec = dataclasses.replace(spec, **splits)
+    keys = {
+        key: settings[key]
+        for key in ("image_key", "label_key")
+        if settings[key] is not None and settings[key] != getattr(spec, key)
+    }
+    if keys:  # another feature: its classes (and channels) come from the TFDS features
+        from ssljax.data import any_tfds
+
+        spec = any_tfds.with_feature_keys(spec, data_dir=settings["data_dir"], **keys)
+    channels = settings["channels"]
+    if channels is not None and channels != spec.image_shape[-1]:
+        raise ValueError(
+            f"dataset.channels={channels}: {spec.name} has {spec.image_shape[-1]}-channel "
+            f"images; dataset.channels converts only image folders"
+        )
+    if settings["image_size"] is not None:
+        spec = _resized(spec, settings["image_size"])
+    return spec
+
+
+def spec_from_config(dataset_cfg: Any) -> DatasetSpec:
+    """The :class:`DatasetSpec` of ``config.dataset``: the one place a config's dataset
+    settings become a spec.
+
+    * a registered name (:data:`DATASETS`) -> its spec, with the overrides the config gives
+      (``*_split``, ``image_key``/``label_key``, ``image_size``); without overrides the
+      registered spec itself;
+    * ``'image_folder'`` -> the spec of the folder ``dataset.data_dir``
+      (:func:`ssljax.data.image_folder.spec_from_folder`);
+    * any other name -> a TFDS builder name (``'name/config:version'`` allowed) whose spec is
+      read from its ``info.features`` (:func:`ssljax.data.any_tfds.spec_from_tfds`).
+
+    Args:
+      dataset_cfg: ``config.dataset`` (a ConfigDict or mapping with the keys of
+        :data:`DATASET_KEYS`, missing ones meaning None) or a dataset name.
+
+    Raises:
+      ValueError: one line: a bad value, an unknown name (with near names), a missing image
+        or label key (naming the features), a folder that cannot be read.
+    """
+    settings = dataset_settings(dataset_cfg)
+    name = settings["name"]
+    if name == IMAGE_FOLDER:
+        from ssljax.data import image_folder
+
+        return image_folder.spec_from_folder(
+            settings["data_dir"],
+            image_size=settings["image_size"],
+            channels=settings["channels"],
+            **{k: settings[k] for k in _SPLIT_KEYS},
+        )
+    if name in DATASETS:
+        return _with_overrides(DATASETS[name], settings)
+    from ssljax.data import any_tfds
+
+    return any_tfds.spec_from_tfds(
+        name,
+        data_dir=settings["data_dir"],
+        image_key=settings["image_key"],
+        label_key=settings["label_key"],
+        image_size=settings["image_size"],
+        channels=settings["channels"],
+        **{k: settings[k] for k in _SPLIT_KEYS},
+    )
 
 
 def facts_from_spec(spec: DatasetSpec, num_examples: int | None = None):

@@ -18,6 +18,10 @@ Two paths feed :func:`train_iterator`:
   decoded/cropped in parallel, batched and prefetched by ``tf.data`` with
   ``deterministic=True``.
 
+Every function here takes the dataset as a registered name (``'cifar10'``) or as a
+:class:`~ssljax.data.datasets.DatasetSpec` (``spec_from_config(config.dataset)``: any TFDS
+builder, an image folder, a registered dataset with overrides).
+
 Both paths drop the remainder of every epoch, so
 ``steps_per_epoch = num_examples // global_batch_size``, and both support an
 exact resume from any step.
@@ -28,17 +32,29 @@ from TensorFlow so that it never reserves accelerator memory.
 
 from __future__ import annotations
 
+import inspect
 import os
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional, Union
 
 import jax
 import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from ssljax.data import any_tfds, fashion_mnist, image_folder
 from ssljax.data import dsprites as _dsprites  # noqa: F401  (registers the "dsprites" builder)
-from ssljax.data import fashion_mnist
-from ssljax.data.datasets import DatasetSpec, ResizeCrop, facts_from_spec, get_dataset_spec
+from ssljax.data.datasets import (
+    IMAGE_FOLDER,
+    DatasetSpec,
+    ResizeCrop,
+    SplitNotFoundError,
+    facts_from_spec,
+    get_dataset_spec,
+    spec_from_config,
+)
+
+# A registered dataset name, or any dataset's spec.
+Dataset = Union[str, DatasetSpec]
 
 
 def _hide_accelerators_from_tensorflow() -> None:
@@ -62,6 +78,13 @@ Batch = dict[str, np.ndarray]
 
 class DatasetUnavailableError(ValueError):
     """The dataset's files are not present and cannot be prepared here."""
+
+
+def as_spec(dataset: Dataset) -> DatasetSpec:
+    """``dataset`` itself if it is a spec, else the spec registered under that name."""
+    if isinstance(dataset, DatasetSpec):
+        return dataset
+    return get_dataset_spec(dataset)
 
 
 # --------------------------------------------------------------------------
@@ -100,6 +123,32 @@ def _check_download_allowed(builder: tfds.core.DatasetBuilder) -> None:
         raise RuntimeError(f"downloads are switched off by {NO_DOWNLOAD_ENV_VAR}=1")
 
 
+def _static_download_and_prepare(cls: type):
+    """The ``download_and_prepare`` attribute as stored in ``cls``'s MRO (TFDS wraps it in
+    a descriptor that makes a new object on every attribute access)."""
+    return inspect.getattr_static(cls, "download_and_prepare")
+
+
+# TFDS's own download_and_prepare, as installed (before any test double replaces it).
+_TFDS_DOWNLOAD_AND_PREPARE = _static_download_and_prepare(tfds.core.DatasetBuilder)
+
+
+def _check_download_reachable(builder: tfds.core.DatasetBuilder) -> None:
+    """Fails in seconds, instead of after TFDS's minutes of retries, when preparing
+    ``builder`` would download from a host this machine cannot reach
+    (:func:`ssljax.data.any_tfds.check_download_reachable`).
+
+    Only checked when TFDS's own ``download_and_prepare`` would run: not for prepared
+    datasets, datasets generated in code, or builders whose preparation is replaced (mock
+    data, test doubles, builders that prepare themselves).
+    """
+    if getattr(builder, "GENERATED_IN_CODE", False) or builder.is_prepared():
+        return
+    if _static_download_and_prepare(type(builder)) is not _TFDS_DOWNLOAD_AND_PREPARE:
+        return
+    any_tfds.check_download_reachable(builder)
+
+
 def _prepared_builder(
     make_builder: Callable[[], tfds.core.DatasetBuilder],
     failure_message: Callable[[str], str],
@@ -113,6 +162,7 @@ def _prepared_builder(
     try:
         builder = make_builder()
         _check_download_allowed(builder)
+        _check_download_reachable(builder)
         builder.download_and_prepare()
     except Exception as err:  # pylint: disable=broad-except
         raise DatasetUnavailableError(failure_message(_one_line(err))) from err
@@ -152,41 +202,68 @@ def _fashion_mnist_builder(data_dir: Optional[str]) -> tfds.core.DatasetBuilder:
     return _prepared_builder(lambda: tfds.builder("fashion_mnist", data_dir=data_dir), unavailable)
 
 
-def _how_to_prepare(spec: DatasetSpec, builder: tfds.core.DatasetBuilder) -> str:
+_OWN_IMAGES = (
+    f"train on your own images: --config.dataset.name={IMAGE_FOLDER} "
+    "--config.dataset.data_dir=DIR --config.dataset.image_size=S "
+    "(DIR/<split>/<label>/*.png|jpg)"
+)
+
+
+def _how_to_prepare(
+    spec: DatasetSpec, builder: tfds.core.DatasetBuilder, data_dir: Optional[str] = None
+) -> str:
     """One-line instructions for making ``spec``'s data available."""
+    manual_dir = os.path.join(os.fspath(builder.data_dir_root), "downloads", "manual")
     if spec.manual_download:
-        manual_dir = os.path.join(os.fspath(builder.data_dir_root), "downloads", "manual")
+        example = (
+            "; for imagenet2012: ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar"
+            if builder.name == "imagenet2012"
+            else ""
+        )
         return (
             f"download the source archives by hand into the TFDS manual_dir "
-            f"({manual_dir}; for imagenet2012: ILSVRC2012_img_train.tar and "
-            f"ILSVRC2012_img_val.tar) and call get_builder again"
+            f"({manual_dir}{example}) and call get_builder again, or {_OWN_IMAGES}"
         )
+    directory = _data_dir_text(data_dir)
+    config = getattr(builder, "builder_config", None)
+    build_name = builder.name + (f"/{config.name}" if config is not None else "")
+    files = any_tfds.source_filenames(builder)
+    shown = ", ".join(files[:3]) + (", ..." if len(files) > 3 else "")
+    manual = f"; or put its source files ({shown}) in {manual_dir}" if files else ""
     return (
         f"give this machine network access so TFDS can download and prepare "
-        f"{spec.tfds_name}, or copy an already prepared {spec.tfds_name} into data_dir"
+        f"{spec.tfds_name}; or run `tfds build {build_name} --data_dir {directory}` on a "
+        f"machine with network access and copy {directory}/{builder.name} here{manual}; "
+        f"or {_OWN_IMAGES}"
     )
 
 
-def get_builder(name: str, *, data_dir: Optional[str] = None) -> tfds.core.DatasetBuilder:
-    """Returns a prepared TFDS builder for the ssljax dataset ``name``.
+def get_builder(dataset: Dataset, *, data_dir: Optional[str] = None) -> tfds.core.DatasetBuilder:
+    """Returns a prepared TFDS builder for ``dataset``.
 
     ``fashion_mnist`` uses the offline ``fashion_mnist_local`` builder when the
     idx files are present (or it was prepared before in ``data_dir``), else
-    TFDS's ``fashion_mnist`` with download. Other datasets use
-    ``tfds.builder(spec.tfds_name)``. Preparation runs once per ``data_dir``.
+    TFDS's ``fashion_mnist`` with download. Image folders use
+    :class:`~ssljax.data.image_folder.ImageFolderBuilder` on ``spec.folder`` (nothing to
+    prepare). Other datasets use ``tfds.builder(spec.tfds_name)``. Preparation runs once
+    per ``data_dir``; when it must download from a host this machine cannot reach it fails
+    within seconds.
 
     Args:
-      name: ssljax dataset name (see ``ssljax.data.datasets``).
+      dataset: a registered name (see ``ssljax.data.datasets``) or a spec.
       data_dir: TFDS data directory; ``None`` for TFDS's default
-        (``$TFDS_DATA_DIR`` or ``~/tensorflow_datasets``).
+        (``$TFDS_DATA_DIR`` or ``~/tensorflow_datasets``). Unused by image folders.
 
     Raises:
-      ValueError: unknown dataset name.
+      ValueError: unknown dataset name; an image folder that cannot be read.
       DatasetUnavailableError: the data cannot be prepared here.
     """
-    spec = get_dataset_spec(name)
-    if spec.name == "fashion_mnist":
+    spec = as_spec(dataset)
+    if spec.folder is not None:
+        return image_folder.folder_builder(spec.folder, channels=spec.image_shape[-1])
+    if spec.tfds_name == "fashion_mnist":
         return _fashion_mnist_builder(data_dir)
+    name = spec.name
     try:
         builder = tfds.builder(spec.tfds_name, data_dir=data_dir)
     except Exception as err:  # pylint: disable=broad-except
@@ -198,27 +275,70 @@ def get_builder(name: str, *, data_dir: Optional[str] = None) -> tfds.core.Datas
         lambda reason: (
             f"{name} is unavailable: TFDS could not prepare {spec.tfds_name!r} in "
             f"data_dir {_data_dir_text(data_dir)} ({reason}); to prepare it, "
-            f"{_how_to_prepare(spec, builder)}"
+            f"{_how_to_prepare(spec, builder, data_dir)}"
         ),
     )
 
 
-def num_examples(name: str, split: str, data_dir: Optional[str] = None) -> int:
-    """Number of examples in ``split`` (TFDS split syntax, e.g. ``'train[:10%]'``)."""
-    return int(get_builder(name, data_dir=data_dir).info.splits[split].num_examples)
+def _split_names(split: str) -> list[str]:
+    """Split names in a TFDS split string: ``'train[:10%]+test'`` -> ``['train', 'test']``."""
+    return [part.split("[")[0].strip() for part in split.split("+")]
+
+
+def check_split(builder: tfds.core.DatasetBuilder, spec: DatasetSpec, split: Any) -> None:
+    """Raises :class:`~ssljax.data.datasets.SplitNotFoundError` (one line, listing the
+    splits found) when ``split`` names a split the dataset does not have. Nothing is
+    checked for split objects or builders that record no splits (e.g. mock data)."""
+    if not isinstance(split, str):
+        return
+    found = sorted(builder.info.splits.keys())
+    if not found:
+        return
+    for name in _split_names(split):
+        if name not in found and name != "all":
+            where = (
+                f"image folder {spec.folder}"
+                if spec.folder is not None
+                else f"dataset {spec.name!r}"
+            )
+            raise SplitNotFoundError(
+                f"{where} has no split {name!r}; splits found: {', '.join(found)} (set "
+                "dataset.pretrain_split / train_split / test_split to one of them)"
+            )
+
+
+def num_examples(dataset: Dataset, split: str, data_dir: Optional[str] = None) -> int:
+    """Number of examples in ``split`` (TFDS split syntax, e.g. ``'train[:10%]'``).
+
+    Raises:
+      KeyError: the builder records no split sizes (e.g. mock data).
+      SplitNotFoundError: the dataset has no such split.
+    """
+    spec = as_spec(dataset)
+    builder = get_builder(spec, data_dir=data_dir)
+    check_split(builder, spec, split)
+    return int(builder.info.splits[split].num_examples)
 
 
 def dataset_facts(config):
-    """The pretraining data's ``DatasetFacts`` for ``config`` (computed once per run).
+    """The pretraining data's ``DatasetFacts`` for ``config`` (computed once per run), from
+    ``spec_from_config(config.dataset)``.
 
     The split's size comes from the prepared builder; a builder that records no split sizes
-    (TFDS's ``mock_data``) gives the dataset's published size instead.
+    (TFDS's ``mock_data``) gives the dataset's published size instead, or, for datasets
+    without one (any other TFDS dataset), the size ``tf.data`` gives the split.
     """
-    spec = get_dataset_spec(config.dataset.name)
+    spec = spec_from_config(config.dataset)
+    data_dir = config.dataset.get("data_dir")
     try:
-        n = num_examples(spec.name, spec.pretrain_split, data_dir=config.dataset.get("data_dir"))
+        n = num_examples(spec, spec.pretrain_split, data_dir=data_dir)
     except KeyError:
         n = None
+        if not spec.pretrain_examples:
+            try:
+                n = _host_examples(get_builder(spec, data_dir=data_dir), spec.pretrain_split)
+            except ValueError:
+                n = None
     return facts_from_spec(spec, n)
 
 
@@ -351,6 +471,7 @@ def _read(
     without, examples come in file order. With ``shard_offsets`` (see ``_shard_offsets``)
     each example also carries its ``index`` in the split.
     """
+    check_split(builder, spec, split)
     read_config = tfds.ReadConfig(
         shuffle_seed=shuffle_seed,
         options=data_options(),
@@ -374,10 +495,59 @@ def _decoded(
     return ds.with_options(data_options())
 
 
-def _to_arrays(ds: tf.data.Dataset, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """Materialises a decoded dataset as ``(images uint8, labels int32)``."""
+def _raise_if_unreadable(
+    err: Exception,
+    builder: tfds.core.DatasetBuilder,
+    spec: DatasetSpec,
+    split: Any,
+    *,
+    training: bool,
+) -> None:
+    """After reading ``split`` failed with ``err``: for an image folder, raises an
+    :class:`~ssljax.data.datasets.ImageDecodeError` naming the first file that cannot be
+    read or decoded (found in one extra parallel pass over the split); otherwise returns."""
+    if not isinstance(builder, image_folder.ImageFolderBuilder):
+        return
+    resize_crop = spec.preprocess_for(training)
+    channels = spec.image_shape[-1]
+
+    def decode(encoded):
+        if resize_crop is None:
+            return tf.io.decode_image(encoded, channels=channels, expand_animations=False)
+        return decode_resize_crop(encoded, resize_crop, channels=channels)
+
+    found = image_folder.unreadable_image_error(builder, split, decode)
+    if found is not None:
+        raise found from err
+
+
+def _reading(
+    batches: Iterator[Batch],
+    builder: tfds.core.DatasetBuilder,
+    spec: DatasetSpec,
+    split: Any,
+    *,
+    training: bool,
+) -> Iterator[Batch]:
+    """``batches``, with a read failure of an image folder named by its file."""
+    try:
+        yield from batches
+    except tf.errors.OpError as err:
+        _raise_if_unreadable(err, builder, spec, split, training=training)
+        raise
+
+
+def _to_arrays(
+    ds: tf.data.Dataset,
+    shape: tuple[int, ...],
+    explain: Optional[Callable[[Iterator[Batch]], Iterator[Batch]]] = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Materialises a decoded dataset as ``(images uint8, labels int32)``; ``explain``
+    wraps the chunk iterator (e.g. :func:`_reading`, naming unreadable files)."""
     count = int(ds.cardinality())
     chunks = ds.batch(1024).prefetch(2).as_numpy_iterator()
+    if explain is not None:
+        chunks = explain(chunks)
     if count >= 0:  # Known size: fill preallocated arrays (no extra copy).
         images = np.empty((count, *shape), np.uint8)
         labels = np.empty((count,), np.int32)
@@ -398,7 +568,7 @@ def _to_arrays(ds: tf.data.Dataset, shape: tuple[int, ...]) -> tuple[np.ndarray,
 
 
 def load_split_arrays(
-    name: str,
+    dataset: Dataset,
     split: str,
     *,
     data_dir: Optional[str] = None,
@@ -411,7 +581,7 @@ def load_split_arrays(
     splits). Every process loads the full split.
 
     Args:
-      name: ssljax dataset name.
+      dataset: a registered name or a spec (``spec_from_config(config.dataset)``).
       split: TFDS split (e.g. ``'test'``, ``'train[:1000]'``).
       data_dir: TFDS data directory.
       max_examples: keep only the first ``max_examples`` examples.
@@ -421,12 +591,16 @@ def load_split_arrays(
     """
     if max_examples is not None and max_examples < 0:
         raise ValueError(f"max_examples must be >= 0, got {max_examples}")
-    spec = get_dataset_spec(name)
-    builder = get_builder(name, data_dir=data_dir)
+    spec = as_spec(dataset)
+    builder = get_builder(spec, data_dir=data_dir)
     ds = _decoded(builder, spec, split, training=False)
     if max_examples is not None:
         ds = ds.take(max_examples)
-    return _to_arrays(ds, spec.image_shape)
+    return _to_arrays(
+        ds,
+        spec.image_shape,
+        lambda chunks: _reading(chunks, builder, spec, split, training=False),
+    )
 
 
 def pad_batch(batch: Batch, batch_size: int) -> Batch:
@@ -461,7 +635,7 @@ def eval_process_split(split: str, *, process_index: int = 0, process_count: int
 
 
 def eval_shard_sizes(
-    name: str, split: str, *, process_count: int = 1, data_dir: Optional[str] = None
+    dataset: Dataset, split: str, *, process_count: int = 1, data_dir: Optional[str] = None
 ) -> list[int]:
     """Number of examples in each process's share of ``split`` (:func:`eval_process_split`).
 
@@ -469,7 +643,9 @@ def eval_shard_sizes(
     cardinality TFDS gives the share), so every process computes the same list without
     communicating.
     """
-    builder = get_builder(name, data_dir=data_dir)
+    spec = as_spec(dataset)
+    builder = get_builder(spec, data_dir=data_dir)
+    check_split(builder, spec, split)
     sizes = []
     for i in range(process_count):
         share = eval_process_split(split, process_index=i, process_count=process_count)
@@ -481,7 +657,7 @@ def eval_shard_sizes(
 
 
 def eval_batches(
-    name: str,
+    dataset: Dataset,
     split: str,
     *,
     batch_size: int,
@@ -504,13 +680,15 @@ def eval_batches(
     """
     if batch_size <= 0:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
-    spec = get_dataset_spec(name)
-    builder = get_builder(name, data_dir=data_dir)
+    spec = as_spec(dataset)
+    builder = get_builder(spec, data_dir=data_dir)
+    check_split(builder, spec, split)
     share = eval_process_split(split, process_index=process_index, process_count=process_count)
     ds = _decoded(builder, spec, share, training=False)
     ds = ds.map(lambda example: {"image": example["image"], "label": example["label"]})
     ds = ds.batch(batch_size).prefetch(2)
-    return (pad_batch(batch, batch_size) for batch in ds.as_numpy_iterator())
+    batches = _reading(ds.as_numpy_iterator(), builder, spec, share, training=False)
+    return (pad_batch(batch, batch_size) for batch in batches)
 
 
 # --------------------------------------------------------------------------
@@ -680,7 +858,7 @@ def _streamed_batches(
             per_device=per_device,
             shard_offsets=shard_offsets,
         )
-        yield from ds.as_numpy_iterator()
+        yield from _reading(ds.as_numpy_iterator(), builder, spec, host_split, training=True)
         epoch, skip = epoch + 1, 0
 
 
@@ -693,7 +871,7 @@ def _host_examples(builder: tfds.core.DatasetBuilder, host_split: Any) -> int:
 
 
 def train_iterator(
-    name: str,
+    dataset: Dataset,
     *,
     global_batch_size: int,
     seed: int,
@@ -716,7 +894,7 @@ def train_iterator(
     yields from its step ``k`` on.
 
     Args:
-      name: ssljax dataset name.
+      dataset: a registered name or a spec (``spec_from_config(config.dataset)``).
       global_batch_size: examples per step over all processes; must be
         divisible by the number of devices.
       seed: shuffling seed.
@@ -739,16 +917,19 @@ def train_iterator(
     """
     if start_step < 0:
         raise ValueError(f"start_step must be >= 0, got {start_step}")
-    spec = get_dataset_spec(name)
+    spec = as_spec(dataset)
+    name = spec.name
     local_devices, per_device = batch_layout(global_batch_size, num_devices)
     per_host = local_devices * per_device
-    builder = get_builder(name, data_dir=data_dir)
+    builder = get_builder(spec, data_dir=data_dir)
     split = spec.pretrain_split if split is None else split
 
     if spec.fits_in_memory:
         # Every process holds the whole split and feeds its slice of each global batch.
         images, labels = _to_arrays(
-            _decoded(builder, spec, split, training=True), spec.train_image_shape
+            _decoded(builder, spec, split, training=True),
+            spec.train_image_shape,
+            lambda chunks: _reading(chunks, builder, spec, split, training=True),
         )
         steps = len(labels) // (per_host * jax.process_count())
         if steps == 0:
@@ -768,6 +949,7 @@ def train_iterator(
             process_count=jax.process_count(),
         )
     # Streamed splits: each process reads its own disjoint share of the files.
+    check_split(builder, spec, split)
     host_split = tfds.split_for_jax_process(split, drop_remainder=True)
     count = _host_examples(builder, host_split)
     steps = count // per_host
@@ -791,7 +973,7 @@ def train_iterator(
 
 
 def steps_per_epoch(
-    name: str,
+    dataset: Dataset,
     *,
     global_batch_size: int,
     split: Optional[str] = None,
@@ -800,5 +982,6 @@ def steps_per_epoch(
     """``num_examples(split) // global_batch_size`` (default: pretrain split)."""
     if global_batch_size <= 0:
         raise ValueError(f"global_batch_size must be positive, got {global_batch_size}")
-    split = get_dataset_spec(name).pretrain_split if split is None else split
-    return num_examples(name, split, data_dir=data_dir) // global_batch_size
+    spec = as_spec(dataset)
+    split = spec.pretrain_split if split is None else split
+    return num_examples(spec, split, data_dir=data_dir) // global_batch_size

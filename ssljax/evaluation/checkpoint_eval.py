@@ -42,6 +42,10 @@ EVAL_DEFAULTS = {
     "probe_epochs": 20,
     "probe_batch_size": 256,
     "probe_learning_rate": 1e-2,
+    # The kNN monitor during pretraining (ssljax.training.monitor): its fixed bank of train
+    # examples and its queries from the test split.
+    "monitor_bank_examples": 5000,
+    "monitor_query_examples": 1000,
 }
 
 
@@ -231,7 +235,7 @@ def raw_pixel_skip_reason(num_train: int, image_shape, dtype, max_bytes: int) ->
 
 
 def split_features(
-    name: str,
+    dataset,
     split: str,
     extractors: dict,
     dims: dict,
@@ -247,6 +251,8 @@ def split_features(
     of ``batch_size`` (the last one padded and masked), then the shares are gathered
     (``features.gather_rows``; nothing to gather on one process).
 
+    ``dataset`` is a registered name or a ``DatasetSpec`` (``spec_from_config``).
+
     Returns:
       ``({name: dtype [N, dims[name]]}, labels int32 [N])``.
     """
@@ -254,9 +260,9 @@ def split_features(
     from ssljax.evaluation.features import extract_split, gather_rows
 
     index, count = jax.process_index(), jax.process_count()
-    counts = eval_shard_sizes(name, split, process_count=count, data_dir=data_dir)
+    counts = eval_shard_sizes(dataset, split, process_count=count, data_dir=data_dir)
     batches = eval_batches(
-        name,
+        dataset,
         split,
         batch_size=batch_size,
         data_dir=data_dir,
@@ -296,7 +302,7 @@ def evaluate_workdir(
     layers only), and (with baselines) ``raw_pixels`` (or ``raw_pixels_skipped``) and
     ``random_init`` reports.
     """
-    from ssljax.data.datasets import get_dataset_spec
+    from ssljax.data.datasets import spec_from_config
     from ssljax.data.input_pipeline import eval_shard_sizes
     from ssljax.evaluation import features as feats
     from ssljax.models import encoder_layer_names
@@ -310,7 +316,7 @@ def evaluate_workdir(
     baselines = bool(eval_cfg.get("baselines", True) if baselines is None else baselines)
     dtype_name = eval_setting(eval_cfg, "feature_dtype")
     dtype = feats.feature_dtype(dtype_name)
-    spec = get_dataset_spec(config.dataset.name)
+    spec = spec_from_config(config.dataset)
     data_dir = config.dataset.get("data_dir")
 
     encoder, variables = encoder_of(setup, state.params, state.model_state)
@@ -328,7 +334,7 @@ def evaluate_workdir(
     if baselines:
         init = initial_state(config, setup)
         encoders["random_init"] = encoder_of(setup, init.params, init.model_state)[1]
-        num_train = sum(eval_shard_sizes(spec.name, spec.train_split, data_dir=data_dir))
+        num_train = sum(eval_shard_sizes(spec, spec.train_split, data_dir=data_dir))
         raw_skipped = raw_pixel_skip_reason(
             num_train, spec.image_shape, dtype, eval_setting(eval_cfg, "max_raw_pixel_bytes")
         )
@@ -347,7 +353,7 @@ def evaluate_workdir(
     def read(split):
         t = time.perf_counter()
         out = split_features(
-            spec.name,
+            spec,
             split,
             extractors,
             dims,

@@ -29,7 +29,14 @@ CHECKPOINT_SUBDIR = "checkpoints"
 DAMAGED_SUBDIR = "checkpoints_damaged"
 CONFIG_FILE = "config.json"
 # Keys that only steer logging and saving; a resumed run may change them freely.
-RUN_CONTROL_KEYS = ("log_every_steps", "checkpoint_every_steps", "keep_checkpoints")
+RUN_CONTROL_KEYS = (
+    "log_every_steps",
+    "eval_every_steps",
+    "eval.monitor_bank_examples",
+    "eval.monitor_query_examples",
+    "checkpoint_every_steps",
+    "keep_checkpoints",
+)
 
 
 class CheckpointSaveError(ValueError):
@@ -74,6 +81,19 @@ LATER_DEFAULTS = {
     "optimizer.lr_multipliers": {"encoder": 1.0, "projector": 1.0, "predictor": 1.0},
     # (eval.* keys added with the streamed evaluation default to EVAL_DEFAULTS.)
     "accumulate_steps": 1,
+    # Users' own data (image folders, any TFDS dataset): None is the registered dataset's own.
+    **{
+        f"dataset.{key}": None
+        for key in (
+            "image_key",
+            "label_key",
+            "image_size",
+            "channels",
+            "pretrain_split",
+            "train_split",
+            "test_split",
+        )
+    },
 }
 
 
@@ -106,7 +126,7 @@ def config_differences(old: dict, new: dict, prefix: str = "") -> list[str]:
     diffs = []
     for key in sorted(set(old) | set(new)):
         path = f"{prefix}{key}"
-        if not prefix and key in RUN_CONTROL_KEYS:
+        if path in RUN_CONTROL_KEYS:
             continue
         missing = _later_default(path, "<missing>")
         a, b = old.get(key, missing), new.get(key, missing)

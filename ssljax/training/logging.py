@@ -1,5 +1,8 @@
 """Run output people can read: a progress bar, ``metrics.jsonl`` and TensorBoard events.
 
+The metric files are written by writers of clu's ``metric_writers.MetricWriter`` interface
+(ours where clu has none that fits), so a run's writer can be composed with any of clu's.
+
 Every file goes through ``ssljax.io`` (``etils.epath``), so a workdir may be a local path or
 an object-store URI such as ``gs://bucket/run``.
 """
@@ -110,8 +113,175 @@ def route_tensorboard_through_epath(scheme: str) -> None:
     record_writer.register_writer_factory(scheme, _BufferedRecordFactory())
 
 
+def _warn_once(message: str) -> None:
+    from absl import logging as absl_logging
+
+    absl_logging.log_first_n(absl_logging.WARNING, message, 1)
+
+
+class JsonlWriter:
+    """clu ``MetricWriter`` of ``metrics.jsonl``: one ``{'step': s, **scalars}`` line per
+    ``write_scalars`` call (values as plain floats/bools, :func:`to_python`).
+
+    ``start_step``: the step the run starts (or resumes) from; records of later steps from
+    an earlier, cut-off run are moved to ``metrics.superseded.jsonl`` first
+    (:func:`set_aside_records_after`). A local log is appended to and flushed line by line;
+    on an object store (no appends) the whole log is uploaded again at every write, so a
+    killed run loses no record. The log holds scalars only: the other kinds of values are
+    left to the other writers (TensorBoard).
+    """
+
+    def __init__(self, path: str, *, start_step: int = 0):
+        self._path = path
+        self._remote = wio.is_remote(path)
+        moved = set_aside_records_after(path, start_step)
+        if moved:
+            print(
+                f"moved {moved} records logged after step {start_step} by the cut-off run "
+                f"to {SUPERSEDED_FILE}",
+                flush=True,
+            )
+        if self._remote:
+            self._text = wio.read_text(path) or ""
+            self._file = None
+        else:
+            self._file = open(path, "a")
+
+    def write_scalars(self, step: int, scalars) -> None:
+        line = json.dumps({"step": int(step), **to_python(scalars)}) + "\n"
+        if self._remote:
+            self._text += line
+            write_text_atomic(self._path, self._text)
+        else:
+            self._file.write(line)
+            self._file.flush()
+
+    def write_summaries(self, step, values, metadata=None) -> None:
+        del step, values, metadata  # scalars only
+
+    def write_images(self, step, images) -> None:
+        del step, images
+
+    def write_videos(self, step, videos) -> None:
+        del step, videos
+
+    def write_audios(self, step, audios, *, sample_rate) -> None:
+        del step, audios, sample_rate
+
+    def write_texts(self, step, texts) -> None:
+        del step, texts
+
+    def write_histograms(self, step, arrays, num_buckets=None) -> None:
+        del step, arrays, num_buckets
+
+    def write_hparams(self, hparams) -> None:
+        del hparams  # the run's config is config.json
+
+    def flush(self) -> None:
+        if self._file is not None:
+            self._file.flush()
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+class TensorboardXWriter:
+    """clu ``MetricWriter`` of TensorBoard event files through tensorboardX (after clu's
+    ``TorchTensorboardWriter``, whose ``SummaryWriter`` API tensorboardX shares).
+
+    clu's own ``SummaryWriter`` writes through TensorFlow's file system, whose gs:// client
+    cannot be pointed at a GCS emulator (so the object-store path could not be tested) and
+    appends to objects, which object stores do not do; here a ``scheme://`` logdir is written
+    through ``etils.epath`` (:func:`route_tensorboard_through_epath`) and the event file is
+    uploaded again whole at every write. Scalars, images, texts and histograms are written;
+    raw summaries, videos, audios and hyperparameters are not (a warning, once).
+    """
+
+    def __init__(self, logdir: str):
+        from tensorboardX import SummaryWriter
+
+        self._remote = wio.is_remote(logdir)
+        if self._remote:
+            route_tensorboard_through_epath(wio.scheme_of(logdir))
+        self._tb = SummaryWriter(logdir)
+
+    def _written(self) -> None:
+        if self._remote:
+            self._tb.flush()
+
+    def write_scalars(self, step: int, scalars) -> None:
+        for key, value in to_python(scalars).items():
+            self._tb.add_scalar(key, float(value), global_step=int(step))
+        self._written()
+
+    def write_images(self, step: int, images) -> None:
+        for key, value in images.items():
+            value = np.asarray(value)
+            if value.ndim == 4:
+                self._tb.add_images(key, value, global_step=int(step), dataformats="NHWC")
+            else:
+                self._tb.add_image(key, value, global_step=int(step), dataformats="HWC")
+        self._written()
+
+    def write_texts(self, step: int, texts) -> None:
+        for key, value in texts.items():
+            self._tb.add_text(key, str(value), global_step=int(step))
+        self._written()
+
+    def write_histograms(self, step: int, arrays, num_buckets=None) -> None:
+        for key, value in arrays.items():
+            bins = None if num_buckets is None else num_buckets.get(key)
+            self._tb.add_histogram(
+                key, np.asarray(value), global_step=int(step), bins="auto", max_bins=bins
+            )
+        self._written()
+
+    def write_summaries(self, step, values, metadata=None) -> None:
+        del step, values, metadata
+        _warn_once("TensorboardXWriter does not write raw summaries")
+
+    def write_videos(self, step, videos) -> None:
+        del step, videos
+        _warn_once("TensorboardXWriter does not write videos")
+
+    def write_audios(self, step, audios, *, sample_rate) -> None:
+        del step, audios, sample_rate
+        _warn_once("TensorboardXWriter does not write audios")
+
+    def write_hparams(self, hparams) -> None:
+        del hparams
+        _warn_once("TensorboardXWriter does not write hyperparameters (see config.json)")
+
+    def flush(self) -> None:
+        self._tb.flush()
+
+    def close(self) -> None:
+        self._tb.flush()
+        self._tb.close()
+
+
+def clu_writer_interface():
+    """``clu.metric_writers.MetricWriter``, with :class:`JsonlWriter` and
+    :class:`TensorboardXWriter` registered as implementations of it.
+
+    clu's package imports TensorFlow (its ``SummaryWriter``), so it is imported here, when
+    a run builds its writers, and not when this module is imported.
+    """
+    from clu import metric_writers
+
+    for cls in (JsonlWriter, TensorboardXWriter):
+        if not issubclass(cls, metric_writers.MetricWriter):
+            metric_writers.MetricWriter.register(cls)
+    return metric_writers.MetricWriter
+
+
 class MetricWriter:
-    """Appends ``{'step': s, **metrics}`` lines to ``metrics.jsonl`` and writes TB scalars.
+    """A run's metrics: ``metrics.jsonl`` (:class:`JsonlWriter`) and TensorBoard scalars in
+    ``tensorboard/`` (:class:`TensorboardXWriter`), and any ``extra`` clu writers (e.g.
+    ``clu.metric_writers.LoggingWriter()``), all behind one ``clu.metric_writers.MultiWriter``
+    (``self.writer``, which takes every kind of value clu's interface has).
 
     ``start_step``: the step the run starts (or resumes) from; records of later steps from
     an earlier, cut-off run are moved to ``metrics.superseded.jsonl`` first.
@@ -120,51 +290,22 @@ class MetricWriter:
     appended to), and so is the TensorBoard event file, so a killed run loses no record.
     """
 
-    def __init__(self, workdir: str, *, tensorboard: bool = True, start_step: int = 0):
-        wio.ensure_dir(workdir)
-        self._remote = wio.is_remote(workdir)
-        self._path = wio.join(workdir, METRICS_FILE)
-        moved = set_aside_records_after(self._path, start_step)
-        if moved:
-            print(
-                f"moved {moved} records logged after step {start_step} by the cut-off run "
-                f"to {SUPERSEDED_FILE}",
-                flush=True,
-            )
-        if self._remote:
-            self._text = wio.read_text(self._path) or ""
-            self._jsonl = None
-        else:
-            self._jsonl = open(self._path, "a")
-        self._tb = None
-        if tensorboard:
-            from tensorboardX import SummaryWriter
+    def __init__(self, workdir: str, *, tensorboard: bool = True, start_step: int = 0, extra=()):
+        from clu import metric_writers
 
-            if self._remote:
-                route_tensorboard_through_epath(wio.scheme_of(workdir))
-            self._tb = SummaryWriter(wio.join(workdir, TENSORBOARD_SUBDIR))
+        clu_writer_interface()
+        wio.ensure_dir(workdir)
+        writers = [JsonlWriter(wio.join(workdir, METRICS_FILE), start_step=start_step)]
+        if tensorboard:
+            writers.append(TensorboardXWriter(wio.join(workdir, TENSORBOARD_SUBDIR)))
+        self.writer = metric_writers.MultiWriter([*writers, *extra])
 
     def write(self, step: int, metrics: dict) -> None:
-        values = to_python(metrics)
-        line = json.dumps({"step": int(step), **values}) + "\n"
-        if self._remote:
-            self._text += line
-            write_text_atomic(self._path, self._text)
-        else:
-            self._jsonl.write(line)
-            self._jsonl.flush()
-        if self._tb is not None:
-            for k, v in values.items():
-                self._tb.add_scalar(k, float(v), global_step=int(step))
-            if self._remote:
-                self._tb.flush()
+        """Writes the scalars ``metrics`` of ``step`` to every writer."""
+        self.writer.write_scalars(int(step), metrics)
 
     def close(self) -> None:
-        if self._jsonl is not None:
-            self._jsonl.close()
-        if self._tb is not None:
-            self._tb.flush()
-            self._tb.close()
+        self.writer.close()
 
 
 class Progress:
@@ -222,13 +363,17 @@ class Progress:
         )
 
     def line(self, step: int, metrics: dict | None = None) -> str:
-        """``[####------] 40/100 2.50 step/s ETA 0:24 loss 1.2345``."""
+        """``[####------] 40/100 2.50 step/s ETA 0:24 loss 1.2345 knn 0.8123`` (the loss and
+        the kNN monitor's top-1 when ``metrics`` has ``loss`` / ``knn_top1``)."""
         rate = self.rate()
         eta = (self.total - step) / rate if rate > 0 else float("nan")
         frac = min(max(step / max(self.total, 1), 0.0), 1.0)
         bar = "#" * int(30 * frac) + "-" * (30 - int(30 * frac))
-        loss = "" if not metrics or "loss" not in metrics else f" loss {float(metrics['loss']):.4f}"
-        return f"[{bar}] {step}/{self.total} {rate:.2f} step/s ETA {format_seconds(eta)}{loss}"
+        shown = ""
+        for key, name in (("loss", "loss"), ("knn_top1", "knn")):
+            if metrics and key in metrics:
+                shown += f" {name} {float(metrics[key]):.4f}"
+        return f"[{bar}] {step}/{self.total} {rate:.2f} step/s ETA {format_seconds(eta)}{shown}"
 
 
 def format_seconds(seconds: float) -> str:

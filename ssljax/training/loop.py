@@ -18,6 +18,7 @@ import numpy as np
 from ssljax import objectives, parallel
 from ssljax.training import checkpoint as ckpt_lib
 from ssljax.training.logging import MetricWriter, Progress, to_python
+from ssljax.training.monitor import KnnMonitor
 from ssljax.training.optimizers import build_optimizer, with_param_groups
 from ssljax.training.state import TrainState, create_train_state
 from ssljax.training.step import (
@@ -51,11 +52,11 @@ class Setup:
 def validate_config(config) -> None:
     """Fails fast, with one line each, on names and sizes that cannot work (before any data
     is read; checks that need the dataset's facts run in ``build_setup``)."""
-    from ssljax.data.datasets import get_dataset_spec
+    from ssljax.data.datasets import spec_from_config
     from ssljax.models import build_encoder
 
     objectives.build(config.objective)  # unknown names, keys and bad values
-    get_dataset_spec(config.dataset.name)
+    spec_from_config(config.dataset)
     build_encoder(config.model.encoder)  # unknown names raise with the valid choices
     parallel.check_global_batch(config.batch_size)
     check_dtype(config)
@@ -82,9 +83,9 @@ def build_setup(config, facts: objectives.DatasetFacts | None = None) -> Setup:
     used and no data is read. The objective's own checks against them run here.
     """
     if facts is None:
-        from ssljax.data.datasets import facts_from_spec, get_dataset_spec
+        from ssljax.data.datasets import facts_from_spec, spec_from_config
 
-        facts = facts_from_spec(get_dataset_spec(config.dataset.name))
+        facts = facts_from_spec(spec_from_config(config.dataset))
     objective = objectives.build(config.objective)
     run = objectives.Run.from_config(config, facts)
     objective.check(run)
@@ -107,13 +108,16 @@ def build_setup(config, facts: objectives.DatasetFacts | None = None) -> Setup:
 def prefill(config, setup: Setup, state: TrainState) -> TrainState:
     """Runs the objective's ``prefill_state`` (fresh runs); it loads the pretraining split
     only if it needs it."""
+    from ssljax.data.datasets import spec_from_config
     from ssljax.data.input_pipeline import load_split_arrays
 
     facts = setup.run.facts
 
     def load_images():
         return load_split_arrays(
-            facts.name, facts.pretrain_split, data_dir=config.dataset.get("data_dir")
+            spec_from_config(config.dataset),
+            facts.pretrain_split,
+            data_dir=config.dataset.get("data_dir"),
         )[0]
 
     start = time.perf_counter()
@@ -195,13 +199,15 @@ def train_and_evaluate(
       where status is
       'completed', 'stopped' (max_steps) or 'preempted' (SIGTERM).
     """
+    from ssljax.data.datasets import spec_from_config
     from ssljax.data.input_pipeline import dataset_facts, get_builder, train_iterator
 
     validate_config(config)
     config = with_resolved_objective(config)  # config.json lists every hyperparameter
-    get_builder(config.dataset.name, data_dir=config.dataset.get("data_dir"))  # data first
+    get_builder(spec_from_config(config.dataset), data_dir=config.dataset.get("data_dir"))
     setup = build_setup(config, dataset_facts(config))  # the data's facts, once; checks
     main = parallel.is_main_process()
+    monitor = KnnMonitor.for_run(config, setup, verbose=main)  # None: off (eval_every_steps)
     # Every process checks the workdir's config; only process 0 writes it.
     config_dict = ckpt_lib.prepare_workdir(workdir, config, write=main)
     parallel.sync("ssljax:prepare_workdir")
@@ -239,7 +245,7 @@ def train_and_evaluate(
         mesh,
     )
     data = train_iterator(
-        config.dataset.name,
+        spec_from_config(config.dataset),  # after get_builder: a prepared dataset's sizes
         global_batch_size=config.batch_size,
         seed=config.seed,
         start_step=start,
@@ -267,9 +273,13 @@ def train_and_evaluate(
                     )
                 step += 1
                 last = metrics
-                if writer is not None and (step % config.log_every_steps == 0 or step == end):
-                    writer.write(step, dict(metrics, steps_per_second=bar.rate()))
-                bar.update(step, metrics, force=step == end)
+                # kNN top-1 at the monitor's steps (every process; it leaves the state as is).
+                knn = monitor.after_step(step, state) if monitor else {}
+                if writer is not None and (
+                    step % config.log_every_steps == 0 or step == end or knn
+                ):
+                    writer.write(step, dict(metrics, steps_per_second=bar.rate(), **knn))
+                bar.update(step, dict(metrics, **knn), force=step == end or bool(knn))
                 if step % config.checkpoint_every_steps == 0 and step < end:
                     checkpointer.save(step, state, config_dict)
                 # A SIGTERM to any process stops every process after this same step.

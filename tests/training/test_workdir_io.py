@@ -442,6 +442,44 @@ def test_disabled_progress_prints_nothing():
     assert stream.getvalue() == ""
 
 
+def test_progress_shows_the_knn_monitor_when_given():
+    bar = Progress(total=4, stream=_Stream(tty=False), every=1)
+    assert bar.line(2, {"loss": 1.5, "knn_top1": 0.81234}).endswith(" loss 1.5000 knn 0.8123")
+    assert bar.line(2, {"loss": 1.5}).endswith(" loss 1.5000")
+
+
+def test_metric_writer_is_built_of_clu_writers_and_keeps_its_formats(tmp_path, caplog):
+    """metrics.jsonl keeps one ``{"step": s, ...}`` line per write with plain floats and
+    bools; TensorBoard gets scalars, images, texts and histograms; any clu writer may be
+    added (here clu's LoggingWriter)."""
+    import logging
+
+    import numpy as np
+    from clu import metric_writers
+
+    caplog.set_level(logging.INFO, logger="absl")
+    writer = MetricWriter(str(tmp_path), extra=[metric_writers.LoggingWriter()])
+    assert isinstance(writer.writer, metric_writers.MultiWriter)
+    assert all(isinstance(w, metric_writers.MetricWriter) for w in writer.writer._writers)
+    writer.write(2, {"loss": np.float32(1.5), "finite": np.bool_(True)})
+    writer.write(4, {"loss": 0.25})
+    writer.writer.write_images(4, {"views": np.zeros((2, 4, 4, 1), np.float32)})
+    writer.writer.write_texts(4, {"note": "hello"})
+    writer.writer.write_histograms(4, {"weights": np.arange(10.0)})
+    writer.close()
+    assert (tmp_path / "metrics.jsonl").read_text() == (
+        '{"step": 2, "loss": 1.5, "finite": true}\n{"step": 4, "loss": 0.25}\n'
+    )
+    (event_file,) = (tmp_path / "tensorboard").iterdir()
+    events = read_events(event_file.read_bytes())
+    assert scalar_steps(events, "loss") == [2, 4]
+    tags = {v.tag for e in events for v in e.summary.value}
+    assert {"loss", "finite", "note/text_summary", "weights"} <= tags
+    assert any(t.startswith("views") for t in tags)
+    logged = [r.getMessage() for r in caplog.records if r.name == "absl"]
+    assert any(m.startswith("[4] loss=0.25") for m in logged)
+
+
 def test_read_only_checkpointer_logs_no_orbax_notices(tmp_path, caplog):
     import logging
 

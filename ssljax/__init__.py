@@ -10,3 +10,15 @@ _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 _os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
 __version__ = "0.1.0"
+
+__all__ = ["load_encoder"]
+
+
+def __getattr__(name: str):
+    # ``ssljax.load_encoder`` is imported on first use, so ``import ssljax`` stays light
+    # (no JAX models, no TensorFlow).
+    if name == "load_encoder":
+        from ssljax.encoder import load_encoder
+
+        return load_encoder
+    raise AttributeError(f"module 'ssljax' has no attribute {name!r}")

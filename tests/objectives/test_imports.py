@@ -7,6 +7,9 @@ import sys
 
 HEAVY = ("tensorflow", "tensorflow_datasets")
 LIGHT = (
+    "ssljax",
+    "ssljax.encoder",
+    "ssljax.evaluation.adapt",
     "ssljax.objectives",
     "ssljax.views.augment",
     "ssljax.views.corruptions",

@@ -49,6 +49,7 @@ setup(
         "console_scripts": [
             "ssljax-train=ssljax.train:cli_main",
             "ssljax-linear-eval=ssljax.linear_eval:cli_main",
+            "ssljax-evaluate=ssljax.evaluate:cli_main",
             "ssljax-evaluate-disentanglement=ssljax.evaluate_disentanglement:cli_main",
         ]
     },

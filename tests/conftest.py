@@ -14,6 +14,13 @@ if "TFDS_DATA_DIR" not in os.environ:
     import tempfile
 
     os.environ["TFDS_DATA_DIR"] = tempfile.mkdtemp(prefix="ssljax_tests_tfds_")
+# One persistent XLA compilation cache for the session, its xdist workers and the processes
+# the tests start: the many tiny runs compile the same steps. (Programs that compile in under
+# a second, JAX's default threshold, are not cached.)
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+    import tempfile
+
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="ssljax_tests_xla_")
 
 import gzip  # noqa: E402
 import struct  # noqa: E402

@@ -52,7 +52,7 @@ class Encoder:
             f"{len(self.devices)} device(s))"
         )
 
-    def _extractor(self, layer: str, grid: int):
+    def extractor(self, layer: str, grid: int):
         """``(extract, dim)`` for ``layer`` / ``grid``, built once (one copy of the variables
         per device, one compilation per batch size)."""
         key = (layer, grid)
@@ -97,7 +97,7 @@ class Encoder:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
         images = as_nhwc(images)  # rank, dtype and range checked before any work
         adapt_images(images[:1], self.image_shape)  # and the channels
-        extract, dim = self._extractor(layer, int(grid))
+        extract, dim = self.extractor(layer, int(grid))
         n = images.shape[0]
         batch = round_up(min(int(batch_size), max(n, 1)), len(self.devices))
         out = np.empty((n, dim), np.float32)
@@ -132,14 +132,22 @@ def load_encoder(
       ValueError: (one line) no checkpoint in the workdir (naming the directory searched),
         or the requested step cannot be read.
     """
+    from ssljax.training.loop import restore_for_eval
+
+    config, setup, state, step = restore_for_eval(str(workdir), step)
+    return encoder_from_state(config, setup, state, step, devices=devices)
+
+
+def encoder_from_state(
+    config, setup, state, step: int, *, devices: Sequence[Any] | None = None
+) -> Encoder:
+    """The :class:`Encoder` of a restored checkpoint (``restore_for_eval``'s values)."""
     import jax
 
     from ssljax.data.datasets import spec_from_config
     from ssljax.evaluation.checkpoint_eval import encoder_of
     from ssljax.models import encoder_layer_names
-    from ssljax.training.loop import restore_for_eval
 
-    config, setup, state, step = restore_for_eval(str(workdir), step)
     module, variables = encoder_of(setup, state.params, state.model_state)
     # The evaluation input, as linear_eval reads it (ImageNet: the 224 centre crop).
     image_shape = tuple(spec_from_config(config.dataset).image_shape)

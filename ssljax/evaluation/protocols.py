@@ -32,7 +32,6 @@ import time
 from typing import Any, Mapping, Sequence
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from etils import epath
@@ -316,23 +315,19 @@ class _Encoder:
     """The checkpoint's encoder: frozen features of one layer, and fine-tuning networks."""
 
     def __init__(self, config, setup, state, *, layer: str | None, grid: int | None):
+        from ssljax.data.datasets import spec_from_config
+        from ssljax.encoder import encoder_from_state
         from ssljax.evaluation import checkpoint_eval
         from ssljax.evaluation import features as feats
-        from ssljax.models import encoder_layer_names
 
         self.config, self.setup = config, setup
         eval_cfg = config.eval
-        self.module, self.variables = checkpoint_eval.encoder_of(
-            setup, state.params, state.model_state
-        )
-        from ssljax.data.datasets import spec_from_config
-
+        frozen = encoder_from_state(config, setup, state, int(state.step))
+        self.module, self.variables = frozen.module, frozen.variables
         self.spec = spec_from_config(config.dataset)
-        self.image_shape = tuple(self.spec.image_shape)
-        sample = jax.ShapeDtypeStruct((1, *self.image_shape), jnp.float32)
-        available = encoder_layer_names(self.module, self.variables, sample)
+        self.image_shape = frozen.image_shape
         layers = checkpoint_eval.resolve_layers(
-            eval_cfg.layer if layer is None else layer, available
+            eval_cfg.layer if layer is None else layer, list(frozen.layers)
         )
         if len(layers) != 1:
             raise ValueError(
@@ -341,13 +336,8 @@ class _Encoder:
             )
         self.layer = layers[0]
         self.grid = int(eval_cfg.grid if grid is None else grid)
-        self.mesh = feats.local_mesh()
-        fn = checkpoint_eval.encoder_feature_fn(self.module, layer=self.layer, grid=self.grid)
-        self.extract = feats.device_extractor(
-            feats.shard_rows(fn, self.mesh), self.variables, self.mesh
-        )
-        self.dim = feats.output_dim(fn, self.variables, self.image_shape)
-        self.batch_size = feats.round_up(int(eval_cfg.batch_size), self.mesh.size)
+        self.extract, self.dim = frozen.extractor(self.layer, self.grid)
+        self.batch_size = feats.round_up(int(eval_cfg.batch_size), len(frozen.devices))
 
     def features(self, images: np.ndarray) -> np.ndarray:
         """Frozen features ``float32 [N, D]`` of uint8 images (on every local device)."""

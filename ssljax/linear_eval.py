@@ -23,6 +23,12 @@ _LAYER = flags.DEFINE_string(
 _GRID = flags.DEFINE_integer("grid", None, "Spatial pooling grid for feature maps.")
 _STEP = flags.DEFINE_integer("step", None, "Checkpoint step (default: latest).")
 _BASELINES = flags.DEFINE_bool("baselines", None, "Also probe raw pixels and a random encoder.")
+_BASELINE_CACHE = flags.DEFINE_bool(
+    "baseline_cache",
+    True,
+    "Read the baselines from the per-machine cache when it holds them, and store them there "
+    "($SSLJAX_CACHE_DIR, default ~/.cache/ssljax/baselines); --nobaseline_cache recomputes.",
+)
 
 
 def main() -> int:
@@ -36,6 +42,7 @@ def main() -> int:
         grid=_GRID.value,
         step=_STEP.value,
         baselines=_BASELINES.value,
+        baseline_cache=_BASELINE_CACHE.value,
     )
     from ssljax import parallel
 

@@ -22,6 +22,13 @@ if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
 
     os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="ssljax_tests_xla_")
 
+# The linear evaluation's per-machine baseline cache lives in a folder of the session, never
+# in the user's ~/.cache.
+if "SSLJAX_CACHE_DIR" not in os.environ:
+    import tempfile
+
+    os.environ["SSLJAX_CACHE_DIR"] = tempfile.mkdtemp(prefix="ssljax_tests_baselines_")
+
 import gzip  # noqa: E402
 import struct  # noqa: E402
 
@@ -111,3 +118,16 @@ def identity_augment(config):
 def make_identity_config():
     """The tiny config with identity augmentations (device-count equality tests)."""
     return lambda: identity_augment(tiny_config())
+
+
+@pytest.fixture(scope="session")
+def tiny_pretrained_workdir(tiny_fashion_mnist, tmp_path_factory):
+    """A completed tiny pretraining run (``tiny_config``, no kNN monitor), shared by the
+    tests that only read a checkpoint. Tests that write into a workdir copy it first."""
+    from ssljax.training.loop import train_and_evaluate
+
+    workdir = str(tmp_path_factory.mktemp("tiny_pretrained") / "run")
+    config = tiny_config(tiny_fashion_mnist)
+    config.eval_every_steps = 0
+    train_and_evaluate(config, workdir, progress=False)
+    return workdir

@@ -276,6 +276,64 @@ def split_features(
     return gathered, gather_rows(labels, counts)
 
 
+def baseline_keys(
+    spec, data_root, num_train, num_test, eval_cfg, init_variables, layers, grid, directory
+):
+    """``{'dir', 'keys': {kind: key}, 'fields': {kind: fields}}`` of this evaluation's
+    baselines in the per-machine cache (:mod:`ssljax.evaluation.baseline_cache`)."""
+    from ssljax.evaluation import baseline_cache as bc
+
+    data = bc.dataset_fields(spec, num_train, num_test, bc.files_fingerprint(data_root))
+    probe_cfg = bc.probe_settings(eval_cfg, EVAL_DEFAULTS)
+    fields = {
+        "raw_pixels": {**data, "probe": probe_cfg},
+        "random_init": {
+            **data,
+            "probe": probe_cfg,
+            "encoder": bc.variables_digest(init_variables),
+            "layers": list(layers),
+            "grid": int(grid),
+        },
+    }
+    return {
+        "dir": bc.cache_dir(directory),
+        "keys": {kind: bc.cache_key(kind, f) for kind, f in fields.items()},
+        "fields": fields,
+    }
+
+
+def read_baselines(cache, *, with_raw_pixels: bool) -> dict:
+    """The cached baseline reports (``cached: true``, ``cache_file``) every process holds;
+    a baseline missing on any process is computed by all (feature extraction is
+    collective)."""
+    from ssljax import parallel
+    from ssljax.evaluation import baseline_cache as bc
+
+    kinds = ["random_init"] + (["raw_pixels"] if with_raw_pixels else [])
+    out = {}
+    for kind in kinds:
+        entry = bc.read_entry(cache["dir"], kind, cache["keys"][kind])
+        if parallel.any_process(entry is None):
+            continue
+        path = bc.entry_path(cache["dir"], kind, cache["keys"][kind])
+        out[kind] = dict(entry["report"], cached=True, cache_file=str(path))
+        _log(f"{kind}: read from the baseline cache {path}")
+    return out
+
+
+def store_baselines(cache, report: dict, cached: dict) -> None:
+    """Writes the baselines computed in this evaluation to the cache (process 0)."""
+    from ssljax.evaluation import baseline_cache as bc
+
+    for kind in bc.KINDS:
+        if kind in report and kind not in cached:
+            path = bc.write_entry(
+                cache["dir"], kind, cache["keys"][kind], report[kind], cache["fields"][kind]
+            )
+            if path is not None:
+                _log(f"{kind}: stored in the baseline cache {path}")
+
+
 def evaluate_workdir(
     workdir: str,
     *,
@@ -283,6 +341,8 @@ def evaluate_workdir(
     grid: int | None = None,
     step: int | None = None,
     baselines: bool | None = None,
+    baseline_cache: bool = True,
+    cache_dir: str | None = None,
 ) -> dict:
     """Evaluates the checkpoint in ``workdir`` and writes ``workdir/linear_eval.json``.
 
@@ -297,13 +357,20 @@ def evaluate_workdir(
     writes the report. Raw pixels whose train features would exceed
     ``eval.max_raw_pixel_bytes`` are skipped (``raw_pixels_skipped`` says why).
 
+    The baselines depend only on the dataset, the encoder's initial variables, the layers,
+    the grid and the probe settings, so with ``baseline_cache`` they are read from a
+    per-machine cache when it holds them (:mod:`ssljax.evaluation.baseline_cache`; its
+    directory is ``cache_dir``, default ``$SSLJAX_CACHE_DIR`` or
+    ``~/.cache/ssljax/baselines``), and stored there after they are computed. A cached
+    baseline's report says ``cached: true`` and names its ``cache_file``.
+
     Returns the report: ``top1``, ``top5``, ``l2``, ``knn``, ``checkpoint_step``, the probed
     ``layer``/``grid``, ``solver``, ``feature_dtype``, ``layers`` (per-layer summary, several
     layers only), and (with baselines) ``raw_pixels`` (or ``raw_pixels_skipped``) and
     ``random_init`` reports.
     """
     from ssljax.data.datasets import spec_from_config
-    from ssljax.data.input_pipeline import eval_shard_sizes
+    from ssljax.data.input_pipeline import eval_shard_sizes, get_builder
     from ssljax.evaluation import features as feats
     from ssljax.models import encoder_layer_names
     from ssljax.training.loop import initial_state, restore_for_eval
@@ -331,13 +398,30 @@ def evaluate_workdir(
     batch_size = feats.round_up(int(eval_cfg.batch_size), mesh.size)
     encoders = {"pretrained": variables}
     raw_skipped = None
+    cached, cache = {}, None
     if baselines:
         init = initial_state(config, setup)
-        encoders["random_init"] = encoder_of(setup, init.params, init.model_state)[1]
+        init_variables = encoder_of(setup, init.params, init.model_state)[1]
         num_train = sum(eval_shard_sizes(spec, spec.train_split, data_dir=data_dir))
         raw_skipped = raw_pixel_skip_reason(
             num_train, spec.image_shape, dtype, eval_setting(eval_cfg, "max_raw_pixel_bytes")
         )
+        if baseline_cache:
+            num_test = sum(eval_shard_sizes(spec, spec.test_split, data_dir=data_dir))
+            cache = baseline_keys(
+                spec,
+                get_builder(spec, data_dir=data_dir).data_dir,
+                num_train,
+                num_test,
+                eval_cfg,
+                init_variables,
+                layers,
+                grid,
+                cache_dir,
+            )
+            cached = read_baselines(cache, with_raw_pixels=raw_skipped is None)
+        if "random_init" not in cached:
+            encoders["random_init"] = init_variables
     extractors, dims = {}, {}
     for layer_name in layers:
         fn = encoder_feature_fn(encoder, layer=layer_name, grid=grid)
@@ -346,7 +430,7 @@ def evaluate_workdir(
             key = f"{prefix}/{layer_name}"
             extractors[key] = feats.device_extractor(mapped, vars_, mesh)
             dims[key] = feats.output_dim(fn, vars_, spec.image_shape)
-    if baselines and raw_skipped is None:
+    if baselines and raw_skipped is None and "raw_pixels" not in cached:
         extractors["raw_pixels"] = feats.pixel_features
         dims["raw_pixels"] = math.prod(spec.image_shape)
 
@@ -406,11 +490,13 @@ def evaluate_workdir(
     )
     if baselines:
         if raw_skipped is None:
-            report["raw_pixels"] = probe_one("raw_pixels", "raw pixels")
+            report["raw_pixels"] = cached.get("raw_pixels") or probe_one("raw_pixels", "raw pixels")
         else:
             report["raw_pixels_skipped"] = raw_skipped
             _log(f"raw pixels skipped: {raw_skipped}")
-        report["random_init"] = probe("random_init", "random encoder")
+        report["random_init"] = cached.get("random_init") or probe("random_init", "random encoder")
+        if cache is not None and is_main_process():
+            store_baselines(cache, report, cached)
     report["seconds"] = time.perf_counter() - t0
     if is_main_process():
         write_json_atomic(str(epath.Path(workdir) / REPORT_FILE), report)
@@ -443,7 +529,8 @@ def format_report(report: dict) -> str:
     for key, name in (("random_init", "random-init encoder"), ("raw_pixels", "raw pixels")):
         if key in report:
             r = report[key]
-            label = f"{name} ({r['layer']})" if "layer" in r else name
+            notes = ([r["layer"]] if "layer" in r else []) + (["cached"] if r.get("cached") else [])
+            label = f"{name} ({', '.join(notes)})" if notes else name
             rows.append(
                 dict(features=label, top1=r["top1"], top5=r["top5"], knn_top1=r["knn"]["top1"])
             )

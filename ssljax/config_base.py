@@ -48,6 +48,14 @@ Keys:
                        masked off biases and normalisation parameters, warmup + cosine;
                        lr_multipliers.<part> scales one part's updates (1: unchanged).
   augment.*            SimCLR augmentation parameters (ssljax.views.augment).
+  augment.crop_on      where the random resized crop is taken: 'auto' (default: on the host
+                       for imagenet2012, image folders and variable-size TFDS datasets when
+                       the objective makes two augmented views, else on the device), 'host'
+                       (Inception crops cut from the encoded image, ssljax.data.host_views)
+                       or 'device'.
+  augment.local_crops, augment.local_crop_size, augment.local_crop_scale
+                       multi-crop: local crops per image (0: none), their side and area
+                       range; host crops only (batch['local_image']).
   log_every_steps      steps between logged metrics.
   eval_every_steps     steps between kNN monitor evaluations during pretraining (0: off): the
                        weighted-kNN top-1 of the current encoder (eval.layer, eval.knn_*) on
@@ -83,6 +91,14 @@ def augment_defaults(image_size: int) -> ml_collections.ConfigDict:
             grayscale_prob=0.2,
             blur_prob=0.5 if image_size >= 96 else 0.0,
             blur_sigma=(0.1, 2.0),
+            # Where the random resized crop is taken (ssljax.data.host_views): 'auto' (the
+            # host for ImageNet, image folders and variable-size TFDS datasets with a
+            # two-view objective, else the device), 'host' or 'device'.
+            crop_on="auto",
+            # Multi-crop (SwAV, DINO): local crops per image, their side and area range.
+            local_crops=0,
+            local_crop_size=96,
+            local_crop_scale=(0.05, 0.14),
         )
     )
 

@@ -222,7 +222,7 @@ NEW_OBJECTIVE_KEYS = {
 
 # Keys added after these configs were recorded, with the value every config file has.
 ADDED_KEYS = {
-    **{k: v for k, v in LATER_DEFAULTS.items() if k.startswith("dataset.")},
+    **{k: v for k, v in LATER_DEFAULTS.items() if k.startswith(("dataset.", "augment."))},
     "eval_every_steps": EVAL_EVERY_STEPS,
     **{f"eval.{k}": v for k, v in EVAL_DEFAULTS.items() if k.startswith("monitor_")},
 }

@@ -6,7 +6,9 @@ builder's supervised image key, else ``'image'``, else its only ``Image`` featur
 image shape and channels, the label feature (``dataset.label_key``, default the supervised
 label key, else ``'label'``, else the only ``ClassLabel``) the number of classes. Images of
 variable size (a ``None`` height or width) need ``dataset.image_size``: the host resizes the
-shorter side and takes the central square, as for image folders.
+shorter side and takes the central square, as for image folders; two-view pretraining cuts
+``image_size`` Inception crops of the whole image on the host instead
+(:mod:`ssljax.data.host_views`).
 
 Preparing a TFDS dataset downloads its source files. Without network TFDS retries each
 download for about two minutes; :func:`check_download_reachable` instead opens one TCP

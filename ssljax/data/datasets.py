@@ -1,20 +1,27 @@
 """Registry of the datasets ssljax knows how to feed.
 
-Every dataset is read through TFDS. The host only decodes, (for ImageNet)
-resizes and centre-crops to a fixed square, shuffles and batches ``uint8``
-images; all augmentations run later on the accelerator.
+Every dataset is read through TFDS. The host decodes, shuffles and batches ``uint8``
+images, and for variable-size images either cuts the views' random resized crops or
+resizes and centre-crops to a fixed square; every other augmentation runs on the
+accelerator.
 
 Host-side image sizes:
 
 * Fixed-size datasets (Fashion-MNIST, CIFAR, STL-10) are used at their native
-  size for every purpose.
-* ImageNet images vary in size, so the host resizes the shorter side and takes
-  a central square crop:
+  size for every purpose; their random resized crops are taken on the device.
+* ImageNet images vary in size:
 
-  - training (``train_iterator``, i.e. pretraining and linear-probe training):
-    shorter side -> 256, central 256x256 crop. This keeps the whole central
-    square so the on-device random-resized-crop (output 224) has room to pick
-    crops of any scale and position inside it.
+  - pretraining of the two-view methods (``config.augment.crop_on='auto'``, the default,
+    resolves to ``'host'``; :mod:`ssljax.data.host_views`): per view, an Inception crop
+    (Szegedy et al. 2015) of area 0.08-1 and aspect 3/4-4/3 is sampled over the whole
+    JPEG (``tf.image.stateless_sample_distorted_bounding_box``), only that window is
+    decoded (``tf.io.decode_and_crop_jpeg``) and resized (bicubic) to 224, as the
+    SimCLR (Chen et al. 2020) and BYOL (Grill et al. 2020) reference pipelines do;
+    ``train_iterator(..., host_views=...)`` yields ``[..., 2, 224, 224, 3]`` crops.
+  - training without host views (``crop_on='device'``, the objectives that make their
+    own views, linear-probe training through ``train_iterator``): ``train_preprocess``,
+    shorter side -> 256, central 256x256 crop, which keeps the whole central square so
+    the on-device random-resized-crop (output 224) has room inside it.
   - evaluation (``load_split_arrays`` / ``eval_batches``): shorter side -> 256,
     central 224x224 crop (the usual 0.875 crop ratio).
 
@@ -26,7 +33,8 @@ a :class:`DatasetSpec`):
   (:mod:`ssljax.data.any_tfds`); variable-size images need ``dataset.image_size``;
 * ``image_folder``: ``DIR/<split>/<label>/*.png|jpg|jpeg`` read by TFDS's ``ImageFolder``
   (:mod:`ssljax.data.image_folder`), every image resized (shorter side) and centre-cropped
-  to ``dataset.image_size`` and converted to ``dataset.channels`` (3 by default);
+  to ``dataset.image_size`` (or, for two-view pretraining, cut into ``image_size`` host
+  crops as ImageNet) and converted to ``dataset.channels`` (3 by default);
 * a registered name with overrides (splits, keys, image size).
 """
 
@@ -420,18 +428,29 @@ def spec_from_config(dataset_cfg: Any) -> DatasetSpec:
     )
 
 
-def facts_from_spec(spec: DatasetSpec, num_examples: int | None = None):
+def facts_from_spec(spec: DatasetSpec, num_examples: int | None = None, *, host_views=None):
     """The ``DatasetFacts`` objectives see, from a spec and the pretraining split's size
-    (by default the published size, ``spec.pretrain_examples``)."""
+    (by default the published size, ``spec.pretrain_examples``).
+
+    With ``host_views`` (a :class:`ssljax.data.host_views.HostViews`: the views' crops are
+    cut on the host) the training images are the global crops, ``(S, S, C)``, and are not
+    held in memory.
+    """
     if num_examples is None:
         num_examples = spec.pretrain_examples
     from ssljax.objectives.base import DatasetFacts
 
+    image_shape = tuple(int(d) for d in spec.train_image_shape)
+    in_memory = bool(spec.fits_in_memory and spec.train_preprocess is None)
+    if host_views is not None:
+        size = int(host_views.global_crops.size)
+        image_shape = (size, size, image_shape[-1])
+        in_memory = False
     return DatasetFacts(
         name=spec.name,
-        image_shape=tuple(int(d) for d in spec.train_image_shape),
+        image_shape=image_shape,
         num_examples=int(num_examples),
         num_classes=int(spec.num_classes),
         pretrain_split=spec.pretrain_split,
-        in_memory=bool(spec.fits_in_memory and spec.train_preprocess is None),
+        in_memory=in_memory,
     )

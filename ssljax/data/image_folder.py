@@ -20,7 +20,9 @@ Conventions:
   (a class missing from one split keeps its id). Files of other types are ignored.
 * **Order**: a split's file order is ImageFolder's, a fixed shuffle seeded by the split name.
 * **Size**: every image, of any size, is resized on the host (shorter side to
-  ``image_size``, antialiased bilinear) and centre-cropped to ``image_size x image_size``.
+  ``image_size``, antialiased bilinear) and centre-cropped to ``image_size x image_size``;
+  two-view pretraining instead cuts ``image_size`` Inception crops of the whole image on the
+  host (:mod:`ssljax.data.host_views`, ``config.augment.crop_on``).
 * **Channels** (``dataset.channels``, default 3): grey images are replicated to RGB, an
   alpha channel is dropped (not composited over a background); with ``channels=1`` colour
   images become luma (libpng's / libjpeg's conversion). Mixed grey, RGB and RGBA files in one

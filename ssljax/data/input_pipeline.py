@@ -16,7 +16,9 @@ Two paths feed :func:`train_iterator`:
   (``tfds.split_for_jax_process``); TFDS files are read in an order shuffled by the epoch
   seed, the encoded records go through a bounded shuffle buffer, then are
   decoded/cropped in parallel, batched and prefetched by ``tf.data`` with
-  ``deterministic=True``.
+  ``deterministic=True``. With ``host_views`` (:mod:`ssljax.data.host_views`) every
+  dataset streams, and each view is an Inception crop cut from the encoded image
+  (``[..., n_views, S, S, C]`` per example) instead of one centre-cropped image.
 
 Every function here takes the dataset as a registered name (``'cifar10'``) or as a
 :class:`~ssljax.data.datasets.DatasetSpec` (``spec_from_config(config.dataset)``: any TFDS
@@ -52,6 +54,7 @@ from ssljax.data.datasets import (
     get_dataset_spec,
     spec_from_config,
 )
+from ssljax.data.host_views import HostViews, crop_seed, host_views_for_config, views_map_fn
 
 # A registered dataset name, or any dataset's spec.
 Dataset = Union[str, DatasetSpec]
@@ -339,7 +342,7 @@ def dataset_facts(config):
                 n = _host_examples(get_builder(spec, data_dir=data_dir), spec.pretrain_split)
             except ValueError:
                 n = None
-    return facts_from_spec(spec, n)
+    return facts_from_spec(spec, n, host_views=host_views_for_config(config, spec))
 
 
 # --------------------------------------------------------------------------
@@ -442,9 +445,10 @@ def _decode_fn(spec: DatasetSpec, *, training: bool) -> Callable[[dict], dict]:
     return decode
 
 
-def _decoders(spec: DatasetSpec, *, training: bool) -> Optional[dict]:
-    """TFDS decoders: keep images encoded when the host resizes/crops them."""
-    if spec.preprocess_for(training) is None:
+def _decoders(spec: DatasetSpec, *, training: bool, keep_encoded: bool = False) -> Optional[dict]:
+    """TFDS decoders: keep images encoded when the host resizes/crops them (or cuts host
+    views from them, ``keep_encoded``)."""
+    if spec.preprocess_for(training) is None and not keep_encoded:
         return None
     return {spec.image_key: tfds.decode.SkipDecoding()}
 
@@ -464,12 +468,14 @@ def _read(
     training: bool,
     shuffle_seed: Optional[int] = None,
     shard_offsets: Optional[np.ndarray] = None,
+    keep_encoded: bool = False,
 ) -> tf.data.Dataset:
     """Selected (still encoded if the host crops) examples of ``split``.
 
     With ``shuffle_seed`` the file order is shuffled deterministically from it;
     without, examples come in file order. With ``shard_offsets`` (see ``_shard_offsets``)
-    each example also carries its ``index`` in the split.
+    each example also carries its ``index`` in the split. With ``keep_encoded`` images stay
+    encoded whatever the spec's preprocessing (host views are cut from them).
     """
     check_split(builder, spec, split)
     read_config = tfds.ReadConfig(
@@ -480,7 +486,7 @@ def _read(
     ds = builder.as_dataset(
         split=split,
         shuffle_files=shuffle_seed is not None,
-        decoders=_decoders(spec, training=training),
+        decoders=_decoders(spec, training=training, keep_encoded=keep_encoded),
         read_config=read_config,
     )
     return ds.map(_select_fn(spec, shard_offsets), num_parallel_calls=tf.data.AUTOTUNE)
@@ -804,10 +810,17 @@ def _stream_epoch(
     local_devices: int,
     per_device: int,
     shard_offsets: Optional[np.ndarray] = None,
+    host_views: Optional[HostViews] = None,
+    crop_base_seed: Optional[np.ndarray] = None,
 ) -> tf.data.Dataset:
-    """One epoch of the streaming path, starting after ``skip`` batches."""
+    """One epoch of the streaming path, starting after ``skip`` batches.
+
+    With ``host_views`` the views of each image are cut from its encoded file
+    (:mod:`ssljax.data.host_views`), seeded by ``crop_base_seed`` and the example's position
+    in the epoch's stream (counted before the resume skip, so a resumed epoch cuts the same
+    crops).
+    """
     per_host = local_devices * per_device
-    shape = spec.train_image_shape
     ds = _read(
         builder,
         spec,
@@ -815,19 +828,25 @@ def _stream_epoch(
         training=True,
         shuffle_seed=shuffle_seed,
         shard_offsets=shard_offsets,
+        keep_encoded=host_views is not None,
     )
     ds = ds.shuffle(buffer_size, seed=shuffle_seed, reshuffle_each_iteration=False)
-    # Skipping encoded records (before decoding) makes resuming cheap.
-    ds = ds.skip(skip * per_host)
-    ds = ds.map(_decode_fn(spec, training=True), num_parallel_calls=tf.data.AUTOTUNE)
+    layout = {}  # key -> its batch shape
+    if host_views is None:
+        layout["image"] = (local_devices, per_device, *spec.train_image_shape)
+        # Skipping encoded records (before decoding) makes resuming cheap.
+        ds = ds.skip(skip * per_host)
+        ds = ds.map(_decode_fn(spec, training=True), num_parallel_calls=tf.data.AUTOTUNE)
+    else:
+        channels = spec.image_shape[-1]
+        for key, crops in zip(("image", "local_image"), host_views.crops):
+            layout[key] = (local_devices, per_device, crops.count, crops.size, crops.size, channels)
+        make = views_map_fn(host_views, channels=channels, base_seed=crop_base_seed)
+        ds = ds.enumerate().skip(skip * per_host)
+        ds = ds.map(make, num_parallel_calls=tf.data.AUTOTUNE)
+    layout["label"] = layout["index"] = (local_devices, per_device)
     ds = ds.batch(per_host, drop_remainder=True)
-    ds = ds.map(
-        lambda b: {
-            "image": tf.reshape(b["image"], (local_devices, per_device, *shape)),
-            "label": tf.reshape(b["label"], (local_devices, per_device)),
-            "index": tf.reshape(b["index"], (local_devices, per_device)),
-        }
-    )
+    ds = ds.map(lambda b: {key: tf.reshape(b[key], shape) for key, shape in layout.items()})
     return ds.prefetch(tf.data.AUTOTUNE).with_options(data_options())
 
 
@@ -843,10 +862,14 @@ def _streamed_batches(
     local_devices: int,
     per_device: int,
     shard_offsets: Optional[np.ndarray] = None,
+    host_views: Optional[HostViews] = None,
 ) -> Iterator[Batch]:
     """Endless batches read from TFDS files, from ``start_step`` on."""
     epoch, skip = divmod(start_step, steps)
     while True:
+        crop_base_seed = None
+        if host_views is not None:
+            crop_base_seed = crop_seed(seed, epoch, jax.process_index())
         ds = _stream_epoch(
             builder,
             spec,
@@ -857,6 +880,8 @@ def _streamed_batches(
             local_devices=local_devices,
             per_device=per_device,
             shard_offsets=shard_offsets,
+            host_views=host_views,
+            crop_base_seed=crop_base_seed,
         )
         yield from _reading(ds.as_numpy_iterator(), builder, spec, host_split, training=True)
         epoch, skip = epoch + 1, 0
@@ -879,6 +904,7 @@ def train_iterator(
     data_dir: Optional[str] = None,
     split: Optional[str] = None,
     num_devices: Optional[int] = None,
+    host_views: Optional[HostViews] = None,
 ) -> Iterator[Batch]:
     """Endless, deterministically shuffled training batches for this process.
 
@@ -902,13 +928,22 @@ def train_iterator(
       data_dir: TFDS data directory.
       split: TFDS split; defaults to the dataset's ``pretrain_split``.
       num_devices: total device count, default ``jax.device_count()``.
+      host_views: cut the views' crops on the host (``ssljax.data.host_views``;
+        ``host_views_for_config(config)`` gives a run's): every image is read encoded
+        and each view is an Inception crop of it, seeded by ``(seed, epoch, process,
+        position in the epoch's stream, view)``. Such runs always stream (also datasets
+        that would fit in memory), so every epoch cuts new crops. None: the host feeds
+        whole images (``spec.train_image_shape``) and the device crops.
 
     Returns:
       An iterator of ``{'image': uint8 [local_devices, per_device, H, W, C],
       'label': int32 [local_devices, per_device], 'index': int32 [local_devices,
       per_device]}`` (label -1 for unlabelled examples, e.g. STL-10 ``unlabelled``;
       index is the example's position in the split, read from TFDS ids when streaming,
-      -1 where the reader gives none).
+      -1 where the reader gives none). With ``host_views``: ``'image'`` is ``uint8
+      [local_devices, per_device, n_global, S, S, C]`` (the global crops) and, when
+      ``host_views`` has local crops, ``'local_image'`` is ``uint8 [local_devices,
+      per_device, n_local, s, s, C]``.
 
     Raises:
       ValueError: bad batch size / start step, unknown dataset, or fewer
@@ -924,7 +959,7 @@ def train_iterator(
     builder = get_builder(spec, data_dir=data_dir)
     split = spec.pretrain_split if split is None else split
 
-    if spec.fits_in_memory:
+    if spec.fits_in_memory and host_views is None:
         # Every process holds the whole split and feeds its slice of each global batch.
         images, labels = _to_arrays(
             _decoded(builder, spec, split, training=True),
@@ -969,6 +1004,7 @@ def train_iterator(
         local_devices=local_devices,
         per_device=per_device,
         shard_offsets=_shard_offsets(builder, split) if isinstance(split, str) else None,
+        host_views=host_views,
     )
 
 

@@ -14,7 +14,9 @@ The hooks, in the order a run calls them::
                                           optimizer (discriminators); {} for most methods
   init_state(params, model_state, run)    the method's typed state (EMA target, queue, bank)
   prefill_state(state, params, ...)       once before the first step of a fresh run
-  make_views(rng, images, run)            on-device inputs of the model (augmented views, ...)
+  make_views(rng, images, run)            on-device inputs of the model (augmented views, ...);
+                                          images [B, V, S, S, C] when crops come from the host
+                                          (objectives with host_crops = True)
   loss(params, model_state, views, rng, ctx) -> (loss, LossAux)
   update_state(state, outputs, ctx)       after the optimiser update
 
@@ -195,6 +197,10 @@ class Objective:
     description: ClassVar[str] = ""
     # Whether the loss reads batch['index'] (each example's position in the split).
     needs_index: ClassVar[bool] = False
+    # Whether ``make_views`` is ``augmented_views`` (two SimCLR-style views), so its crops can
+    # be cut on the host (``ssljax.data.host_views``): ``make_views`` then receives
+    # ``[B, 2, S, S, C]`` host crops and only flips, jitters and blurs them.
+    host_crops: ClassVar[bool] = False
     # Old config keys accepted and ignored (stored runs), with why; not hyperparameters.
     RETIRED_KEYS: ClassVar[Mapping[str, str]] = {}
 

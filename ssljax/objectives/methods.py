@@ -141,6 +141,7 @@ class MoCo(Objective):
     """
 
     name: ClassVar[str] = "moco"
+    host_crops: ClassVar[bool] = True  # augmented_views: crops may come from the host
     description: ClassVar[str] = (
         "MoCo v2: momentum key encoder and a queue of negatives (He et al. 2020)"
     )
@@ -229,6 +230,7 @@ class BYOL(Objective):
     """
 
     name: ClassVar[str] = "byol"
+    host_crops: ClassVar[bool] = True  # augmented_views: crops may come from the host
     description: ClassVar[str] = (
         "BYOL: predict an EMA target's projection of the other view (Grill et al. 2020)"
     )
@@ -275,6 +277,7 @@ class SimSiam(Objective):
     """``D(p1, z2) / 2 + D(p2, z1) / 2`` with a stop-gradient on z (no target network)."""
 
     name: ClassVar[str] = "simsiam"
+    host_crops: ClassVar[bool] = True  # augmented_views: crops may come from the host
     description: ClassVar[str] = (
         "SimSiam: predictor + stop-gradient, no negatives, no target (Chen & He 2021)"
     )
@@ -501,6 +504,8 @@ class InstanceDiscrimination(Objective):
 @dataclasses.dataclass(frozen=True)
 class TwoViewObjective(Objective):
     """Two augmented views through the encoder + projector; ``projection_loss`` scores them."""
+
+    host_crops: ClassVar[bool] = True  # augmented_views: crops may come from the host
 
     def build_model(self, run, axis_name):
         return build_network(run, axis_name)

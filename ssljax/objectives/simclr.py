@@ -33,7 +33,11 @@ def build_simclr_model(run: Run, axis_name):
 
 
 def augmented_views(rng, images, run: Run, num_views: int = 2):
-    """``num_views`` independent SimCLR augmentations (``run.augment``) of a uint8 batch."""
+    """``num_views`` independent SimCLR augmentations (``run.augment``) of a uint8 batch.
+
+    ``images`` is ``[B, H, W, C]`` (each view crops on the device), or ``[B, num_views, S,
+    S, C]`` crops cut on the host (``ssljax.data.host_views``; objectives with
+    ``host_crops = True``), which are flipped, jittered and blurred per view."""
     from ssljax.views.augment import make_views
 
     return make_views(rng, images, run.augment, num_views=num_views)
@@ -81,6 +85,7 @@ class SimCLR(Objective):
     """
 
     name: ClassVar[str] = "simclr"
+    host_crops: ClassVar[bool] = True  # augmented_views: crops may come from the host
     description: ClassVar[str] = "SimCLR NT-Xent over two augmented views (Chen et al. 2020)"
 
     temperature: float = 0.5

@@ -23,6 +23,7 @@ import jax
 import orbax.checkpoint as ocp
 
 from ssljax import io as wio
+from ssljax.data.host_views import HOST_AUGMENT_DEFAULTS
 from ssljax.training.logging import write_json_atomic
 
 CHECKPOINT_SUBDIR = "checkpoints"
@@ -93,6 +94,13 @@ LATER_DEFAULTS = {
             "train_split",
             "test_split",
         )
+    },
+    # Where the crop is taken, and multi-crop (ssljax.data.host_views): crop_on='auto' keeps
+    # Fashion-MNIST, CIFAR and STL-10 runs on the device as before; no local crops. Tuples
+    # as the stored JSON holds them: lists.
+    **{
+        f"augment.{key}": list(value) if isinstance(value, tuple) else value
+        for key, value in HOST_AUGMENT_DEFAULTS.items()
     },
 }
 

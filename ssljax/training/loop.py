@@ -53,10 +53,11 @@ def validate_config(config) -> None:
     """Fails fast, with one line each, on names and sizes that cannot work (before any data
     is read; checks that need the dataset's facts run in ``build_setup``)."""
     from ssljax.data.datasets import spec_from_config
+    from ssljax.data.host_views import host_views_for_config
     from ssljax.models import build_encoder
 
     objectives.build(config.objective)  # unknown names, keys and bad values
-    spec_from_config(config.dataset)
+    host_views_for_config(config, spec_from_config(config.dataset))  # augment.crop_on
     build_encoder(config.model.encoder)  # unknown names raise with the valid choices
     parallel.check_global_batch(config.batch_size)
     check_dtype(config)
@@ -84,8 +85,10 @@ def build_setup(config, facts: objectives.DatasetFacts | None = None) -> Setup:
     """
     if facts is None:
         from ssljax.data.datasets import facts_from_spec, spec_from_config
+        from ssljax.data.host_views import host_views_for_config
 
-        facts = facts_from_spec(spec_from_config(config.dataset))
+        spec = spec_from_config(config.dataset)
+        facts = facts_from_spec(spec, host_views=host_views_for_config(config, spec))
     objective = objectives.build(config.objective)
     run = objectives.Run.from_config(config, facts)
     objective.check(run)
@@ -200,6 +203,7 @@ def train_and_evaluate(
       'completed', 'stopped' (max_steps) or 'preempted' (SIGTERM).
     """
     from ssljax.data.datasets import spec_from_config
+    from ssljax.data.host_views import host_views_for_config
     from ssljax.data.input_pipeline import dataset_facts, get_builder, train_iterator
 
     validate_config(config)
@@ -244,12 +248,15 @@ def train_and_evaluate(
         ),
         mesh,
     )
+    spec = spec_from_config(config.dataset)  # after get_builder: a prepared dataset's sizes
     data = train_iterator(
-        spec_from_config(config.dataset),  # after get_builder: a prepared dataset's sizes
+        spec,
         global_batch_size=config.batch_size,
         seed=config.seed,
         start_step=start,
         data_dir=config.dataset.get("data_dir"),
+        # Crops cut on the host (augment.crop_on); batch['local_image'] is not read yet.
+        host_views=host_views_for_config(config, spec),
     )
     # Logs, TensorBoard files and the progress bar belong to process 0; every process
     # takes part in the checkpoint saves.

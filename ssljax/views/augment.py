@@ -75,6 +75,8 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from ssljax.data.host_views import HOST_AUGMENT_DEFAULTS
+
 __all__ = [
     "LUMA_WEIGHTS",
     "adjust_brightness",
@@ -90,6 +92,7 @@ __all__ = [
     "gaussian_blur_fixed",
     "hsv_to_rgb",
     "make_views",
+    "post_crop_augment",
     "random_flip_left_right",
     "random_grayscale",
     "random_resized_crop",
@@ -816,7 +819,10 @@ def augment_config(image_size: int, **overrides: Any) -> ml_collections.ConfigDi
     """SimCLR augmentation defaults for square images of side ``image_size``.
 
     Keys: ``crop_scale, crop_ratio, flip, color_jitter_strength,
-    color_jitter_prob, grayscale_prob, blur_prob, blur_sigma, output_size``.
+    color_jitter_prob, grayscale_prob, blur_prob, blur_sigma, output_size``, and
+    where the crop is taken: ``crop_on`` (``'auto'``, ``'host'`` or ``'device'``),
+    ``local_crops``, ``local_crop_size``, ``local_crop_scale`` (read by
+    :func:`ssljax.data.host_views.host_views_from_config`).
     Blur is on (``0.5``) only for ``image_size >= 96``.  SimCLR uses
     ``color_jitter_strength=0.5`` on CIFAR.
 
@@ -840,6 +846,9 @@ def augment_config(image_size: int, **overrides: Any) -> ml_collections.ConfigDi
         "blur_prob": 0.5 if image_size >= 96 else 0.0,
         "blur_sigma": (0.1, 2.0),
         "output_size": None,
+        # Where the random resized crop is taken (ssljax.data.host_views): 'auto', 'host',
+        # 'device'; and the local crops of multi-crop (host crops only).
+        **HOST_AUGMENT_DEFAULTS,
     }
     for key, value in overrides.items():
         if key not in defaults:
@@ -867,8 +876,10 @@ def simclr_augment(
 ) -> jax.Array:
     """One SimCLR view: crop -> flip -> colour jitter -> grayscale -> blur.
 
-    Ops whose probability/strength is 0 (or ``flip=False``) are skipped at
-    trace time.  ``cfg`` is read in Python, so close over it under ``jax.jit``.
+    The random resized crop (key ``split(rng, 5)[0]``) is followed by
+    :func:`post_crop_augment` with the same ``rng``.  Ops whose
+    probability/strength is 0 (or ``flip=False``) are skipped at trace time.
+    ``cfg`` is read in Python, so close over it under ``jax.jit``.
 
     Args:
       rng: PRNG key.
@@ -880,7 +891,7 @@ def simclr_augment(
     """
     images = to_float(images)
     _check_images(images)
-    k_crop, k_flip, k_color, k_gray, k_blur = jax.random.split(rng, 5)
+    k_crop = jax.random.split(rng, 5)[0]
     out = random_resized_crop(
         k_crop,
         images,
@@ -888,6 +899,33 @@ def simclr_augment(
         scale=_cfg(cfg, "crop_scale"),
         ratio=_cfg(cfg, "crop_ratio"),
     )
+    return post_crop_augment(rng, out, cfg)
+
+
+def post_crop_augment(
+    rng: chex.PRNGKey,
+    images: jax.Array,
+    cfg: Mapping[str, Any] | ml_collections.ConfigDict,
+) -> jax.Array:
+    """Everything of :func:`simclr_augment` after the crop: flip -> colour jitter ->
+    grayscale -> blur, on images already cropped (on the device, or on the host by
+    :mod:`ssljax.data.host_views`).
+
+    Uses the keys ``split(rng, 5)[1:]`` (the first one is the crop's), so
+    ``simclr_augment(rng, x, cfg) == post_crop_augment(rng, crop(split(rng, 5)[0], x),
+    cfg)``.
+
+    Args:
+      rng: PRNG key (the view's key).
+      images: ``[B, H, W, C]`` uint8 or float cropped images.
+      cfg: augmentation config.
+
+    Returns:
+      ``[B, H, W, C] float32`` in [0, 1].
+    """
+    out = to_float(images)
+    _check_images(out)
+    _, k_flip, k_color, k_gray, k_blur = jax.random.split(rng, 5)
     if _cfg(cfg, "flip"):
         out = random_flip_left_right(k_flip, out, prob=0.5)
     strength = float(_cfg(cfg, "color_jitter_strength"))
@@ -912,22 +950,38 @@ def make_views(
 ) -> tuple[jax.Array, ...]:
     """``num_views`` independently augmented copies of a batch.
 
-    The views are computed as one program vmapped over the view keys, so
-    ``make_views(rng, x, cfg)[i]`` equals ``simclr_augment(split(rng,
-    num_views)[i], x, cfg)`` up to float rounding.
+    ``images`` of rank 4 ``[B, H, W, C]``: the views are computed as one program
+    vmapped over the view keys, so ``make_views(rng, x, cfg)[i]`` equals
+    ``simclr_augment(split(rng, num_views)[i], x, cfg)`` up to float rounding.
+
+    ``images`` of rank 5 ``[B, V, S, S, C]``: the crops were already taken on the
+    host (:mod:`ssljax.data.host_views`), one per view, so view ``i`` is
+    ``post_crop_augment(split(rng, V)[i], images[:, i], cfg)`` (up to float
+    rounding): flip, colour, grayscale and blur, without a second crop.
 
     Args:
       rng: PRNG key (split into one key per view).
-      images: ``[B, H, W, C]`` images.
+      images: ``[B, H, W, C]`` images, or ``[B, V, S, S, C]`` host crops.
       cfg: augmentation config.
-      num_views: number of views (>= 1).
+      num_views: number of views (>= 1); must equal ``V`` for host crops.
 
     Returns:
-      Tuple of ``num_views`` arrays ``[B, out_h, out_w, C] float32``.
+      Tuple of ``num_views`` arrays ``[B, out_h, out_w, C] float32``
+      (``[B, S, S, C]`` for host crops).
     """
     if not isinstance(num_views, int) or num_views < 1:
         raise ValueError(f"num_views={num_views} is invalid; valid: an int >= 1")
     num_views = int(num_views)
     keys = jax.random.split(rng, num_views)
-    views = jax.vmap(lambda key: simclr_augment(key, images, cfg))(keys)
+    if jnp.ndim(images) == 5:
+        if images.shape[1] != num_views:
+            raise ValueError(
+                f"num_views={num_views} but the host crops hold {images.shape[1]} views "
+                f"(images of shape {tuple(images.shape)}); valid: num_views={images.shape[1]}"
+            )
+        views = jax.vmap(lambda key, x: post_crop_augment(key, x, cfg), in_axes=(0, 1))(
+            keys, images
+        )
+    else:
+        views = jax.vmap(lambda key: simclr_augment(key, images, cfg))(keys)
     return tuple(views[i] for i in range(num_views))

@@ -1,0 +1,491 @@
+"""Views cut on the host: Inception-style crops taken from the encoded image, one per view.
+
+The random resized crop of Szegedy et al. 2015 ("Going deeper with convolutions", the
+"Inception crop") is the first and most important augmentation of SimCLR (Chen et al. 2020)
+and BYOL (Grill et al. 2020). Their reference pipelines (SimCLR's TF code, deepmind-research
+``byol/utils/dataset.py``) take it on the host, per view, from the encoded JPEG:
+
+1. ``tf.image.extract_jpeg_shape`` reads the image's size from the JPEG header;
+2. ``tf.image.stateless_sample_distorted_bounding_box`` samples a window of area fraction in
+   ``scale`` and aspect ratio (width / height) in ``ratio`` (here: :func:`crop_window`);
+3. ``tf.io.decode_and_crop_jpeg`` decodes only that window;
+4. the window is resized to the view's side (:func:`inception_crop`).
+
+So a crop sees the whole image (not only a central square) and a small crop keeps the
+image's full resolution. Colour, blur, flips and solarisation stay on the device
+(:func:`ssljax.views.augment.post_crop_augment`). Images in other formats (PNG in image
+folders) are decoded whole and the same sampled window is cut out.
+
+Multi-crop (Caron et al. 2020, SwAV; Caron et al. 2021, DINO) adds small "local" crops
+(e.g. 6 x 96 pixels of area fraction 0.05-0.14) beside the global ones: a
+:class:`HostViews` holds the global :class:`CropSpec` and optionally a local one.
+
+The window sampler (TensorFlow's ``GenerateRandomCrop``), for each of ``MAX_ATTEMPTS``
+attempts: an aspect ratio ``r ~ U[ratio]`` (uniform, not log-uniform), a height uniform
+over the integers from ``round(sqrt(min_area / r))`` to ``round(sqrt(max_area / r))``
+(clipped so the window fits the image), width ``round(h * r)``; the first window whose
+area lies in ``[scale] * H * W`` is placed at a uniform random position (top uniform on
+``{0, ..., H - h - 1}``, left likewise). So the area fraction is not uniform on ``scale``
+(the height is): for a given ``r`` its density falls as ``1 / sqrt(area)``, small crops
+being more frequent than torchvision's uniform area would make them. ``min_object_covered`` is 0 here, so ``scale[0]`` is the true lower bound (the
+reference codes pass 0.1, which raises their lower bound from 0.08 to 0.1 of the image).
+When every attempt fails TensorFlow returns the whole image; that window is then replaced
+by the central window whose aspect ratio is the image's clamped into ``ratio`` and whose
+area is the largest at most ``scale[1]`` of the image (the whole image when its aspect lies
+in ``ratio`` and ``scale[1] = 1``, as torchvision's ``RandomResizedCrop`` falls back).
+
+Resizing is bicubic without anti-aliasing, exactly as in both reference pipelines
+(SimCLR's ``tf.image.resize_bicubic``, BYOL's ``tf.image.resize(..., BICUBIC)``), so the
+views are the ones the papers' numbers come from. Bicubic keeps edges sharper than bilinear
+when a window is enlarged. On a typical ImageNet image (500x375) with 224 views, 42% of
+the windows are enlarged (geometric-mean side below 224; sides 107-500 pixels) and the rest
+shrunk, by at most 2.2x (24% by more than 1.5x), where the missing anti-aliasing aliases
+fine texture a little, as in the references (``antialias=True`` would differ from them by up
+to 76 levels on noise at a 1.33x shrink). Bicubic overshoots, so values are clipped to
+[0, 255] before rounding to ``uint8``.
+
+Randomness is stateless: the views of the example at ``position`` of an epoch's stream use
+``stateless_split(stateless_fold_in(crop_seed(seed, epoch, process), position), n)``, so
+the views of one image come from independent windows, every epoch draws new windows, and a
+resumed run (which skips the same stream positions) cuts exactly the same crops.
+
+The configuration types and :func:`host_views_from_config` need no TensorFlow; the
+functions that cut crops import it when called.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, Optional
+
+import numpy as np
+
+CROP_ON_CHOICES = ("auto", "host", "device")
+# Keys of ``config.augment`` read here, with their defaults (stored configs may lack them).
+HOST_AUGMENT_DEFAULTS = {
+    "crop_on": "auto",
+    "local_crops": 0,
+    "local_crop_size": 96,
+    "local_crop_scale": (0.05, 0.14),
+}
+# Global views made by the objectives that take host crops (two-view methods).
+GLOBAL_VIEWS = 2
+# Attempts of the window sampler before the central fallback (the reference codes' value).
+MAX_ATTEMPTS = 10
+
+__all__ = [
+    "CROP_ON_CHOICES",
+    "CropSpec",
+    "HOST_AUGMENT_DEFAULTS",
+    "HostViews",
+    "crop_seed",
+    "crop_window",
+    "example_views",
+    "host_views_for_config",
+    "host_views_from_config",
+    "inception_crop",
+    "view_seeds",
+    "views_map_fn",
+]
+
+
+def _pair(name: str, value: Any, *, upper: Optional[float]) -> tuple[float, float]:
+    """``value`` as ``(lo, hi)`` floats with ``0 < lo <= hi (<= upper)``; one-line error."""
+    bound = "" if upper is None else f" <= {upper:g}"
+    message = f"{name}={value!r} is invalid; valid: a pair (lo, hi) with 0 < lo <= hi{bound}"
+    try:
+        lo, hi = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise ValueError(message) from None
+    if not (0.0 < lo <= hi) or (upper is not None and hi > upper):
+        raise ValueError(message)
+    return lo, hi
+
+
+def _positive_int(name: str, value: Any, *, low: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise ValueError(f"{name}={value!r} is invalid; valid: an integer >= {low}")
+    return int(value)
+
+
+@dataclasses.dataclass(frozen=True)
+class CropSpec:
+    """``count`` crops of side ``size`` with area fraction in ``scale`` and aspect ratio
+    (width / height) in ``ratio``.
+
+    Attributes:
+      count: number of crops (views) of this kind per image, >= 1.
+      size: side of the square ``uint8`` crop in pixels, >= 1.
+      scale: ``(lo, hi)`` with ``0 < lo <= hi <= 1``: area fraction of the image.
+      ratio: ``(lo, hi)`` with ``0 < lo <= hi``: aspect ratio range.
+    """
+
+    count: int
+    size: int
+    scale: tuple[float, float]
+    ratio: tuple[float, float]
+
+    def __post_init__(self):
+        object.__setattr__(self, "count", _positive_int("CropSpec.count", self.count))
+        object.__setattr__(self, "size", _positive_int("CropSpec.size", self.size))
+        object.__setattr__(self, "scale", _pair("CropSpec.scale", self.scale, upper=1.0))
+        object.__setattr__(self, "ratio", _pair("CropSpec.ratio", self.ratio, upper=None))
+
+
+@dataclasses.dataclass(frozen=True)
+class HostViews:
+    """The crops the host cuts from every training image.
+
+    Attributes:
+      crops: the global crops (e.g. ``CropSpec(2, 224, (0.08, 1), (3/4, 4/3))``), then
+        optionally the local crops of multi-crop (e.g. ``CropSpec(6, 96, (0.05, 0.14),
+        (3/4, 4/3))``, Caron et al. 2020/2021).
+    """
+
+    crops: tuple[CropSpec, ...]
+
+    def __post_init__(self):
+        crops = tuple(self.crops) if isinstance(self.crops, (list, tuple)) else None
+        if not crops or len(crops) > 2 or not all(isinstance(c, CropSpec) for c in crops):
+            raise ValueError(
+                f"HostViews.crops={self.crops!r} is invalid; valid: one CropSpec (global "
+                "crops) or two (global, local)"
+            )
+        object.__setattr__(self, "crops", crops)
+
+    @property
+    def global_crops(self) -> CropSpec:
+        return self.crops[0]
+
+    @property
+    def local_crops(self) -> Optional[CropSpec]:
+        return self.crops[1] if len(self.crops) > 1 else None
+
+    @property
+    def num_views(self) -> int:
+        """All crops of one image, global and local."""
+        return sum(c.count for c in self.crops)
+
+
+# ---------------------------------------------------------------------------------------------
+# config.augment -> HostViews
+
+
+def _get(cfg: Any, key: str) -> Any:
+    if cfg is None:
+        return HOST_AUGMENT_DEFAULTS.get(key)
+    get = getattr(cfg, "get", None)
+    value = get(key, None) if get is not None else None
+    return HOST_AUGMENT_DEFAULTS.get(key) if value is None else value
+
+
+def _square_side(value: Any, what: str) -> int:
+    """The side of a square size given as an int or ``(h, w)``; one-line error otherwise."""
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        side = (int(value), int(value))
+    else:
+        try:
+            side = tuple(int(v) for v in value)
+        except (TypeError, ValueError):
+            side = ()
+    if len(side) != 2 or side[0] != side[1] or side[0] < 1:
+        raise ValueError(
+            f"{what}={value!r} cannot be the side of host crops; valid: a positive int or a "
+            "square (S, S)"
+        )
+    return side[0]
+
+
+def varies_in_size(spec) -> bool:
+    """Whether ``spec``'s training images are resized on the host from images of their own
+    sizes (ImageNet, image folders, TFDS datasets given ``dataset.image_size``), rather than
+    being fixed-size images (Fashion-MNIST, CIFAR, STL-10, also when resized by an
+    ``image_size`` override)."""
+    from ssljax.data.datasets import DATASETS
+
+    registered = DATASETS.get(spec.name) if spec.folder is None else None
+    if registered is not None:
+        return registered.train_preprocess is not None
+    return spec.train_preprocess is not None
+
+
+def _host_crop_objectives() -> list[str]:
+    from ssljax import objectives
+
+    return [n for n in objectives.names() if getattr(objectives.get(n), "host_crops", False)]
+
+
+def host_views_from_config(augment_cfg: Any, spec, objective) -> Optional[HostViews]:
+    """The host crops ``config.augment`` asks for, or None for crops on the device.
+
+    ``augment.crop_on``: ``'device'`` -> None; ``'host'`` -> host crops (the objective must
+    take them); ``'auto'`` -> host crops for datasets whose images vary in size
+    (:func:`varies_in_size`: ImageNet, image folders, variable-size TFDS datasets) when the
+    objective takes them, else the device. Host crops: ``GLOBAL_VIEWS`` global crops of side
+    ``augment.output_size`` (default: the dataset's evaluation image side, 224 for
+    ImageNet), area ``augment.crop_scale``, aspect ``augment.crop_ratio``; with
+    ``augment.local_crops = n > 0`` also ``n`` local crops of side
+    ``augment.local_crop_size`` and area ``augment.local_crop_scale``.
+
+    Args:
+      augment_cfg: ``config.augment`` (missing keys take :data:`HOST_AUGMENT_DEFAULTS` or
+        the SimCLR defaults).
+      spec: the pretraining data's :class:`~ssljax.data.datasets.DatasetSpec`.
+      objective: the objective (class or instance); its ``host_crops`` says whether its
+        views can be made from host crops.
+
+    Raises:
+      ValueError: one line: a bad ``crop_on`` (listing the choices), host crops for an
+        objective that cannot take them (naming those that can), local crops without host
+        crops, or a bad size / range.
+    """
+    crop_on = _get(augment_cfg, "crop_on")
+    if crop_on not in CROP_ON_CHOICES:
+        raise ValueError(
+            f"augment.crop_on={crop_on!r} is invalid; valid: {', '.join(CROP_ON_CHOICES)}"
+        )
+    local = _positive_int("augment.local_crops", _get(augment_cfg, "local_crops"), low=0)
+    takes = bool(getattr(objective, "host_crops", False))
+    name = getattr(objective, "name", type(objective).__name__)
+    if crop_on == "host" and not takes:
+        raise ValueError(
+            f"augment.crop_on='host': objective {name!r} cannot take host crops; objectives "
+            f"that can: {', '.join(_host_crop_objectives())} (or set augment.crop_on to "
+            "'auto' or 'device')"
+        )
+    host = crop_on == "host" or (crop_on == "auto" and takes and varies_in_size(spec))
+    if not host:
+        if local:
+            raise ValueError(
+                f"augment.local_crops={local} needs crops made on the host, but augment."
+                f"crop_on={crop_on!r} resolves to the device for dataset {spec.name!r} and "
+                f"objective {name!r}; set augment.local_crops=0 or augment.crop_on='host'"
+            )
+        return None
+    output_size = _get(augment_cfg, "output_size")
+    if output_size is None:
+        size = _square_side(tuple(spec.image_shape[:2]), f"dataset {spec.name!r} image size")
+    else:
+        size = _square_side(output_size, "augment.output_size")
+    scale = _get(augment_cfg, "crop_scale") or (0.08, 1.0)
+    ratio = _get(augment_cfg, "crop_ratio") or (3.0 / 4.0, 4.0 / 3.0)
+    crops = [CropSpec(count=GLOBAL_VIEWS, size=size, scale=tuple(scale), ratio=tuple(ratio))]
+    if local:
+        crops.append(
+            CropSpec(
+                count=local,
+                size=_positive_int("augment.local_crop_size", _get(augment_cfg, "local_crop_size")),
+                scale=tuple(_get(augment_cfg, "local_crop_scale")),
+                ratio=tuple(ratio),
+            )
+        )
+    return HostViews(crops=tuple(crops))
+
+
+def host_views_for_config(config, spec=None) -> Optional[HostViews]:
+    """:func:`host_views_from_config` of a run's config: its ``augment``, its dataset's spec
+    (``spec_from_config(config.dataset)`` unless given) and its objective. A config without
+    an objective (only a dataset) takes no host crops."""
+    from ssljax import objectives
+
+    if config.get("objective") is None:
+        return None
+    if spec is None:
+        from ssljax.data.datasets import spec_from_config
+
+        spec = spec_from_config(config.dataset)
+    objective = objectives.build(config.objective)
+    return host_views_from_config(config.get("augment"), spec, objective)
+
+
+# ---------------------------------------------------------------------------------------------
+# Crops (TensorFlow, host side).
+
+
+def crop_seed(seed: int, epoch: int, process_index: int = 0) -> np.ndarray:
+    """The stateless base seed ``int64 [2]`` of one epoch's crops on one process, derived
+    from ``(seed, epoch, process_index)`` (independent of the epoch's shuffle seed)."""
+    entropy = [int(seed) % 2**64, int(epoch), int(process_index), 0x63726F70]  # "crop"
+    state = np.random.SeedSequence(entropy).generate_state(2, np.uint64)
+    return (state >> np.uint64(1)).astype(np.int64)
+
+
+def view_seeds(base_seed, position, num_views: int):
+    """``int64 [num_views, 2]`` stateless seeds of the views of the example at ``position``
+    of the stream: ``stateless_split(stateless_fold_in(base_seed, position), num_views)``."""
+    import tensorflow as tf
+
+    example = tf.random.experimental.stateless_fold_in(
+        tf.cast(base_seed, tf.int64), tf.cast(position, tf.int64)
+    )
+    return tf.random.experimental.stateless_split(example, num=int(num_views))
+
+
+def _central_window(height, width, max_area: float, ratio: tuple[float, float]):
+    """The fallback window (module docstring): central, aspect ratio clamped to ``ratio``,
+    area at most ``max_area`` of the image. Int32 scalars ``(top, left, h, w)``."""
+    import tensorflow as tf
+
+    h_img = tf.cast(height, tf.float32)
+    w_img = tf.cast(width, tf.float32)
+    aspect = tf.clip_by_value(w_img / h_img, ratio[0], ratio[1])
+    area = max_area * h_img * w_img
+    w = tf.sqrt(area * aspect)
+    h = tf.sqrt(area / aspect)
+    shrink = tf.minimum(1.0, tf.minimum(w_img / w, h_img / h))
+    h = tf.clip_by_value(tf.cast(tf.round(h * shrink), tf.int32), 1, height)
+    w = tf.clip_by_value(tf.cast(tf.round(w * shrink), tf.int32), 1, width)
+    return (height - h) // 2, (width - w) // 2, h, w
+
+
+def crop_window(
+    image_shape_hw,
+    seed,
+    *,
+    scale: tuple[float, float],
+    ratio: tuple[float, float],
+    max_attempts: int = MAX_ATTEMPTS,
+):
+    """Samples one Inception-style window (Szegedy et al. 2015) of an image, statelessly.
+
+    ``tf.image.stateless_sample_distorted_bounding_box`` over the whole image (no object
+    boxes, ``min_object_covered=0``), with the central fallback of the module docstring.
+
+    Args:
+      image_shape_hw: ``int32 [>= 2]``, the image's ``(H, W, ...)``.
+      seed: stateless seed, ``int [2]``.
+      scale: ``(lo, hi)`` area fraction, ``0 < lo <= hi <= 1``.
+      ratio: ``(lo, hi)`` aspect ratio (width / height).
+      max_attempts: windows tried before the fallback.
+
+    Returns:
+      ``(offset_y, offset_x, h, w)``, int32 scalars.
+    """
+    import tensorflow as tf
+
+    scale = _pair("scale", scale, upper=1.0)
+    ratio = _pair("ratio", ratio, upper=None)
+    shape = tf.cast(image_shape_hw, tf.int32)
+    height, width = shape[0], shape[1]
+    begin, size, _ = tf.image.stateless_sample_distorted_bounding_box(
+        tf.stack([height, width, 1]),
+        bounding_boxes=tf.constant([[[0.0, 0.0, 1.0, 1.0]]], tf.float32),
+        seed=seed,
+        min_object_covered=0.0,
+        aspect_ratio_range=ratio,
+        area_range=scale,
+        max_attempts=int(max_attempts),
+        use_image_if_no_bounding_boxes=True,
+    )
+    window = tf.stack([begin[0], begin[1], size[0], size[1]])
+    failed = tf.logical_and(tf.equal(size[0], height), tf.equal(size[1], width))
+    fallback = tf.stack(_central_window(height, width, scale[1], ratio))
+    window = tf.where(failed, fallback, window)
+    return window[0], window[1], window[2], window[3]
+
+
+def inception_crop(
+    encoded,
+    seed,
+    *,
+    size: int,
+    scale: tuple[float, float],
+    ratio: tuple[float, float],
+    channels: int,
+):
+    """One view: a :func:`crop_window` of an encoded image, decoded and resized to ``size``.
+
+    JPEGs are decoded only inside the window (``tf.io.decode_and_crop_jpeg``, with one
+    column of margin each side so that the pixels equal those of a full decode; the window
+    comes from ``tf.image.extract_jpeg_shape``); other formats (PNG, ...) are decoded whole
+    and cropped to the same window. Resizing is bicubic without anti-aliasing (module
+    docstring).
+
+    Args:
+      encoded: a scalar string tensor, the image file's bytes.
+      seed: stateless seed ``int [2]`` of this view.
+      size: output side.
+      scale, ratio: the window's area fraction and aspect ratio ranges.
+      channels: 1 or 3; images are converted to it (grey replicated, alpha dropped).
+
+    Returns:
+      ``uint8 [size, size, channels]``.
+    """
+    import tensorflow as tf
+
+    def from_jpeg():
+        shape = tf.image.extract_jpeg_shape(encoded)
+        top, left, h, w = crop_window(shape, seed, scale=scale, ratio=ratio)
+        # libjpeg upsamples subsampled chroma (4:2:0) treating the cut's first and last
+        # columns as image edges; one more column each side (where the image has one),
+        # dropped after decoding, gives exactly the pixels of a full decode.
+        before = tf.minimum(left, 1)
+        after = tf.minimum(shape[1] - left - w, 1)
+        window = tf.stack([top, left - before, h, w + before + after])
+        wide = tf.image.decode_and_crop_jpeg(encoded, window, channels=channels)
+        return wide[:, before : before + w]
+
+    def from_other():
+        image = tf.io.decode_image(encoded, channels=channels, expand_animations=False)
+        top, left, h, w = crop_window(tf.shape(image), seed, scale=scale, ratio=ratio)
+        return image[top : top + h, left : left + w]
+
+    crop = tf.cond(tf.io.is_jpeg(encoded), from_jpeg, from_other)
+    resized = tf.image.resize(crop, [size, size], method="bicubic", antialias=False)
+    out = tf.cast(tf.clip_by_value(tf.round(resized), 0.0, 255.0), tf.uint8)
+    return tf.ensure_shape(out, (size, size, channels))
+
+
+def example_views(encoded, seeds, host_views: HostViews, *, channels: int) -> dict:
+    """All views of one encoded image.
+
+    Args:
+      encoded: scalar string tensor, the image file.
+      seeds: ``int [host_views.num_views, 2]`` one stateless seed per view
+        (:func:`view_seeds`): the global crops take the first ones, the local crops the
+        rest.
+      host_views: the crops to cut.
+      channels: output channels.
+
+    Returns:
+      ``{'image': uint8 [n_global, S, S, C]}`` plus ``'local_image': uint8 [n_local, s, s,
+      C]`` when ``host_views`` has local crops.
+    """
+    import tensorflow as tf
+
+    out, first = {}, 0
+    for key, spec in zip(("image", "local_image"), host_views.crops):
+        views = [
+            inception_crop(
+                encoded,
+                seeds[first + i],
+                size=spec.size,
+                scale=spec.scale,
+                ratio=spec.ratio,
+                channels=channels,
+            )
+            for i in range(spec.count)
+        ]
+        out[key] = tf.stack(views)
+        first += spec.count
+    return out
+
+
+def views_map_fn(host_views: HostViews, *, channels: int, base_seed) -> Callable:
+    """A ``tf.data`` map function ``(position, example) -> example`` replacing the encoded
+    ``example['image']`` by its views (:func:`example_views`), seeded by ``base_seed``
+    (:func:`crop_seed`) and the example's ``position`` in the epoch's stream."""
+    import tensorflow as tf
+
+    base = tf.constant(np.asarray(base_seed, np.int64))
+
+    # Plain TensorFlow ops (no Python control flow on tensors): AutoGraph's conversion,
+    # which would only cost seconds per epoch's pipeline, is skipped.
+    @tf.autograph.experimental.do_not_convert
+    def fn(position, example):
+        seeds = view_seeds(base, position, host_views.num_views)
+        return dict(
+            example, **example_views(example["image"], seeds, host_views, channels=channels)
+        )
+
+    return fn

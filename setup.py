@@ -44,6 +44,11 @@ setup(
         # UMAP maps of embeddings (ssljax.evaluation.plots.embedding_map(method="umap"));
         # t-SNE needs only scikit-learn.
         "umap": ["umap-learn>=0.5"],
+        # Peers measured side by side (experiments/benchmark_input.py,
+        # experiments/lightly_simclr.py); never imported by ssljax itself. torch 2.14.1 and
+        # torchvision 0.29.1 are the builds that install together offline on the project's
+        # machines.
+        "compare": ["torch==2.14.1", "torchvision==0.29.1", "lightly==1.6.0"],
     },
     entry_points={
         "console_scripts": [

@@ -527,6 +527,11 @@ def _raise_if_unreadable(
         raise found from err
 
 
+# Bound at import: a generator closed while the interpreter exits may run its ``except``
+# clause after TensorFlow's modules were torn down (``tf.errors`` is then None).
+_OP_ERROR = tf.errors.OpError
+
+
 def _reading(
     batches: Iterator[Batch],
     builder: tfds.core.DatasetBuilder,
@@ -538,7 +543,7 @@ def _reading(
     """``batches``, with a read failure of an image folder named by its file."""
     try:
         yield from batches
-    except tf.errors.OpError as err:
+    except _OP_ERROR as err:
         _raise_if_unreadable(err, builder, spec, split, training=training)
         raise
 

@@ -15,6 +15,19 @@ encoder's ``'pooled'`` features (grid 1), and writes to ``--out``:
   the test set, and the NMI of k-means (k = 10) on the test embeddings.
 
 Existing files are kept unless ``--overwrite`` is given.
+
+The per-layer linear probe is a separate step (several minutes of CPU: every layer of the
+pretrained and of the random-init encoder is probed on all 60,000 train images):
+
+  python experiments/demo_figures.py --workdir runs/demo --out docs/figures \
+      --layers=block1,block2,block3,block4,pooled
+
+writes only ``demo_layers.png``: ``python -m ssljax.linear_eval --layer ...`` (its
+``evaluate_workdir``, with the random-init baseline) on the workdir's stored evaluation
+settings (grid, L2 grid, kNN k), the test top-1 of the linear probe and of the kNN
+classifier per layer, the random-init encoder's beside each bar. Linear evaluation writes
+``linear_eval.json`` into the workdir it reads, so it reads a temporary copy and the
+workdir is left as it was. ``--layers_grid`` overrides the pooling grid.
 """
 
 from __future__ import annotations
@@ -36,14 +49,92 @@ _QUERIES = flags.DEFINE_integer("queries", 8, "Rows of the retrieval grid.")
 _NEIGHBOURS = flags.DEFINE_integer("neighbours", 8, "Train neighbours per query.")
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of the subsets, t-SNE/UMAP and k-means.")
 _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace existing output files.")
+_LAYERS = flags.DEFINE_string(
+    "layers",
+    None,
+    "Only the per-layer probe step: comma-separated layers (or 'all') -> demo_layers.png.",
+)
+_LAYERS_GRID = flags.DEFINE_integer(
+    "layers_grid", None, "Pooling grid of the per-layer probes (default: the run's eval.grid)."
+)
 
 
 def _stamp(message: str, start: float) -> None:
     print(f"[{time.perf_counter() - start:7.1f} s] {message}", flush=True)
 
 
+def probe_layers(workdir: str, layers: str, grid: int | None) -> dict:
+    """The linear-eval report (``checkpoint_eval.evaluate_workdir``) of ``layers`` of the
+    workdir's newest checkpoint, with the random-init baseline; computed on a temporary
+    copy of the workdir (checkpoints and stored config), which is then deleted."""
+    import shutil
+    import tempfile
+
+    from ssljax import io as wio
+    from ssljax.evaluation.checkpoint_eval import evaluate_workdir
+
+    if wio.is_remote(workdir):
+        raise ValueError(f"--layers copies the workdir locally; {workdir} is remote")
+    with tempfile.TemporaryDirectory(prefix="demo_layers_") as tmp:
+        copy = os.path.join(tmp, "run")
+        shutil.copytree(os.path.join(workdir, "checkpoints"), os.path.join(copy, "checkpoints"))
+        shutil.copy2(os.path.join(workdir, "config.json"), copy)
+        return evaluate_workdir(copy, layer=layers, grid=grid, baselines=True)
+
+
+def layers_table(report: dict) -> str:
+    """Per layer: feature dimension, linear-probe and kNN test top-1 of the pretrained and
+    the random-init encoder, and the probe's validation top-1 (Markdown)."""
+    from ssljax.training.logging import format_table
+
+    base = report["random_init"]["layers"]
+    rows = [
+        dict(
+            layer=name,
+            dim=r["feature_dim"],
+            probe_top1=r["top1"],
+            knn_top1=r["knn_top1"],
+            val_top1=r["val_top1"],
+            random_probe_top1=base[name]["top1"],
+            random_knn_top1=base[name]["knn_top1"],
+        )
+        for name, r in report["layers"].items()
+    ]
+    return format_table(rows, list(rows[0]))
+
+
+def layers_main(start: float) -> int:
+    """The ``--layers`` step: probes every layer, draws ``demo_layers.png``."""
+    from ssljax import io as wio
+    from ssljax.evaluation import plots
+
+    workdir = _WORKDIR.value
+    path = wio.join(_OUT.value, "demo_layers.png")
+    if not _OVERWRITE.value and wio.as_path(path).exists():
+        print(f"{path} exists; pass --overwrite to replace it", file=sys.stderr)
+        return 1
+    wio.ensure_dir(_OUT.value)
+    report = probe_layers(workdir, _LAYERS.value, _LAYERS_GRID.value)
+    _stamp(f"probed {', '.join(report['layers'])} at grid {report['grid']}", start)
+    print(layers_table(report))
+    print(f"best layer by validation top-1: {report['layer']}")
+    plots.layer_probe_bars(
+        report["layers"],
+        path,
+        baseline=report["random_init"]["layers"],
+        keys=("top1", "knn_top1"),
+        title=f"{report['objective']} {report['encoder']} on Fashion-MNIST, step "
+        f"{report['checkpoint_step']}: frozen features per layer (grid {report['grid']})",
+        overwrite=_OVERWRITE.value,
+    )
+    print(path)
+    return 0
+
+
 def main(argv) -> int:
     del argv
+    if _LAYERS.value:
+        return layers_main(time.perf_counter())
     import numpy as np
 
     from ssljax import io as wio

@@ -13,6 +13,17 @@ probe, fine-tuning and from-scratch training on class-balanced label fractions),
 of ``ssljax.evaluation.finetune.default_config`` is a flag ``--finetune.KEY=VALUE``
 (``--finetune.crop_scale=0.5,1``). Writes ``DIR/evaluate.json`` (one
 row per protocol and label fraction) and prints a table.
+
+``--layer all`` (or ``--layer block1,block2``) with ``--protocols=linear,knn`` probes each
+layer: one row per layer, the best by validation top-1 named in the report.
+
+Figures (``--figures``, on by default; ``--nofigures`` writes none) go beside the report,
+after it, from the features the protocols computed: ``evaluate_tsne.png`` (t-SNE of up to
+2,000 test embeddings; ``evaluate_umap.png`` too with ``--figures_umap`` and umap-learn),
+``evaluate_retrieval.png`` (test queries and their nearest train images),
+``evaluate_curves.png`` (from ``DIR/metrics.jsonl``) and, with several layers,
+``evaluate_layers.png``. An existing figure stops the run before it computes anything,
+unless ``--overwrite_figures``; the report itself is replaced.
 """
 
 from __future__ import annotations
@@ -37,7 +48,8 @@ def define_flags() -> None:
         "string",
         "layer",
         None,
-        "Encoder layer the probes read (a sown name; default: config.eval.layer).",
+        "Encoder layer the probes read (a sown name; default: config.eval.layer); with "
+        "--protocols=linear,knn also a comma-separated list or 'all' (one row per layer).",
     )
     define("integer", "grid", None, "Spatial pooling grid for feature maps.")
     define(
@@ -66,6 +78,15 @@ def define_flags() -> None:
         None,
         "Directory of the transfer dataset (TFDS data_dir, or the image folder).",
     )
+    define(
+        "bool",
+        "figures",
+        True,
+        "Write PNG figures beside evaluate.json (t-SNE, retrieval grid, training curves, "
+        "per-layer bars with several layers).",
+    )
+    define("bool", "figures_umap", False, "Also a UMAP map (needs umap-learn).")
+    define("bool", "overwrite_figures", False, "Replace existing figure files.")
     for key, value in finetune.default_config().items():
         help_text = f"finetune.{key} of the fine-tuning recipe (default {value!r})."
         if isinstance(value, bool):
@@ -119,9 +140,14 @@ def main() -> int:
         finetune=finetune_overrides(),
         transfer_dataset=f.transfer_dataset,
         transfer_data_dir=f.transfer_data_dir,
+        figures=f.figures,
+        figures_umap=f.figures_umap,
+        overwrite_figures=f.overwrite_figures,
     )
     if parallel.is_main_process():
         print(format_report(report), flush=True)
+        for path in report.get("figures", {}).values():
+            print(f"figure: {path}", flush=True)
     return 0
 
 

@@ -21,6 +21,9 @@ FAST = [
     "--finetune.eval_batch_size=40",
     "--finetune.warmup_epochs=0",
 ]
+# The figures have their own tests (tests/test_evaluate_figures.py); these runs share one
+# workdir, where a second run would refuse to replace the first run's figures.
+NOFIGURES = ["--nofigures"]
 
 
 @pytest.fixture(scope="module")
@@ -71,6 +74,7 @@ def test_evaluate_writes_one_row_per_protocol_and_fraction(workdir, capsys):
             "--label_fractions=0.1,0.5",
             "--seed=3",
             *FAST,
+            *NOFIGURES,
         ],
         capsys,
     )
@@ -130,6 +134,7 @@ def test_the_same_seed_gives_the_same_report(workdir, capsys):
         "--protocols=label_efficiency",
         "--label_fractions=0.1",
         *FAST,
+        *NOFIGURES,
     ]
     assert run_cli(args, capsys)[0] == 0
     first = json.load(open(workdir / "evaluate.json"))["rows"]
@@ -183,6 +188,7 @@ def test_transfer_probes_an_image_folder_at_the_encoder_input_shape(workdir, tmp
             "--protocols=transfer",
             "--transfer_dataset=image_folder",
             f"--transfer_data_dir={tmp_path / 'folder'}",
+            *NOFIGURES,
         ],
         capsys,
     )

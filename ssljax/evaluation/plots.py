@@ -426,10 +426,28 @@ LAYER_BARS = (
 )
 
 
+def _lighter(rgba, amount: float) -> tuple[float, float, float, float]:
+    """``rgba`` moved ``amount`` of the way towards white (alpha kept)."""
+    r, g, b, a = (float(v) for v in rgba)
+    return (r + (1 - r) * amount, g + (1 - g) * amount, b + (1 - b) * amount, a)
+
+
+def _check_layer_entries(name: str, layers) -> None:
+    if not isinstance(layers, Mapping) or not layers:
+        raise ValueError(f"{name} must be a non-empty dict {{layer_name: {{'top1': ..., ...}}}}")
+    for layer, entry in layers.items():
+        if not isinstance(entry, Mapping) or "top1" not in entry:
+            keys = sorted(entry) if isinstance(entry, Mapping) else entry
+            raise ValueError(f"layer {layer!r} has no 'top1' (keys: {keys})")
+
+
 def layer_probe_bars(
     layers: Mapping[str, Mapping[str, float]],
     path,
     *,
+    baseline: Mapping[str, Mapping[str, float]] | None = None,
+    baseline_name: str = "random-init encoder",
+    keys: Sequence[str] | None = None,
     title: str | None = None,
     dpi: int = 100,
     overwrite: bool = False,
@@ -437,34 +455,82 @@ def layer_probe_bars(
     """Grouped bars of linear-probe top-1, kNN top-1 and validation top-1 per encoder layer.
 
     ``layers`` is the ``'layers'`` dict of a linear-eval report
-    (``ssljax.evaluation.checkpoint_eval.summarise_layers``): ``{layer: {'top1', 'top5',
+    (``ssljax.evaluation.checkpoint_eval.summarise_layers``, or the ``'layers'`` of a
+    multi-layer ``python -m ssljax.evaluate`` report): ``{layer: {'top1', 'top5',
     'knn_top1', 'val_top1', 'feature_dim'}}``, drawn in its order. ``top1`` is required;
-    ``knn_top1`` and ``val_top1`` are drawn when every layer has them. The PNG is ``8 x 4.5``
-    inches: 800 x 450 pixels at ``dpi=100``.
+    ``knn_top1`` and ``val_top1`` are drawn when every layer has them. With ``baseline`` (the
+    same kind of dict for a reference encoder, e.g. the ``random_init`` report's
+    ``'layers'``), each bar has the baseline's value drawn beside it as a lighter, hatched
+    bar of the same colour. The PNG is ``8 x 4.5`` inches: 800 x 450 pixels at ``dpi=100``.
+
+    Args:
+      layers: per-layer results, in drawing order.
+      path: output ``.png`` path.
+      baseline: per-layer results of a reference encoder, with every layer of ``layers``.
+      baseline_name: the reference encoder's name in the legend.
+      keys: the results drawn, a subset of ``('top1', 'knn_top1', 'val_top1')`` in
+        :data:`LAYER_BARS` order (default: every one all layers have).
+      title: figure title.
+      dpi: pixels per inch.
+      overwrite: replace an existing file.
 
     Returns:
       ``path``.
     """
-    if not isinstance(layers, Mapping) or not layers:
-        raise ValueError("layers must be a non-empty dict {layer_name: {'top1': ..., ...}}")
-    for name, entry in layers.items():
-        if not isinstance(entry, Mapping) or "top1" not in entry:
-            raise ValueError(f"layer {name!r} has no 'top1' (keys: {sorted(entry or {})})")
+    _check_layer_entries("layers", layers)
+    names = list(layers)
+    valid = [key for key, _ in LAYER_BARS]
+    if keys is not None:
+        keys = list(keys)
+        bad = [k for k in keys if k not in valid]
+        if bad or not keys:
+            raise ValueError(f"unknown bar key {(bad or [keys])[0]!r}; valid keys: {valid}")
+        for key in keys:
+            missing = [n for n in names if key not in layers[n]]
+            if missing:
+                raise ValueError(f"layer {missing[0]!r} has no {key!r} (keys asked: {keys})")
+    if baseline is not None:
+        _check_layer_entries("baseline", baseline)
+        missing = [n for n in names if n not in baseline]
+        if missing:
+            raise ValueError(
+                f"baseline has no layer {missing[0]!r}; it must cover every layer of layers "
+                f"({names})"
+            )
     dpi = _check_dpi(dpi)
     _check_target(path, overwrite)
-    names = list(layers)
-    bars = [(key, text) for key, text in LAYER_BARS if all(key in layers[n] for n in names)]
+    bars = [
+        (key, text)
+        for key, text in LAYER_BARS
+        if (key in keys if keys is not None else all(key in layers[n] for n in names))
+    ]
+    # (key, legend text, values, colour, baseline?) in drawing order: each baseline bar
+    # directly right of the bar it is compared with.
+    series = []
+    colours = _class_colours(len(bars))
+    for colour, (key, text) in zip(colours, bars, strict=True):
+        series.append((text, [float(layers[n][key]) for n in names], colour, False))
+        if baseline is not None and all(key in baseline[n] for n in names):
+            values = [float(baseline[n][key]) for n in names]
+            series.append(("_nolegend_", values, colour, True))
 
     fig = _new_figure(8 * dpi, int(4.5 * dpi), dpi)
     ax = fig.add_axes((0.08, 0.2, 0.9, 0.68))
-    width = 0.8 / len(bars)
+    width = 0.8 / len(series)
     positions = np.arange(len(names))
-    colours = _class_colours(len(bars))
-    for i, (key, text) in enumerate(bars):
-        values = np.array([float(layers[n][key]) for n in names])
-        offset = (i - (len(bars) - 1) / 2) * width
-        rects = ax.bar(positions + offset, values, width, label=text, color=colours[i])
-        ax.bar_label(rects, labels=[f"{v:.3f}" for v in values], fontsize=7, padding=1)
+    for i, (text, values, colour, is_baseline) in enumerate(series):
+        offset = (i - (len(series) - 1) / 2) * width
+        style = dict(color=colour)
+        if is_baseline:
+            style = dict(color=_lighter(colour, 0.6), edgecolor=colour, hatch="///", linewidth=0)
+        rects = ax.bar(positions + offset, values, width, label=text, **style)
+        ax.bar_label(
+            rects,
+            labels=[f"{v:.3f}" for v in values],
+            fontsize=7 if len(series) <= 4 else 6,
+            padding=1,
+            rotation=0 if len(series) <= 4 else 90,
+        )
     labels = [
         f"{n}\n({layers[n]['feature_dim']}-d)" if "feature_dim" in layers[n] else n for n in names
     ]
@@ -472,7 +538,23 @@ def layer_probe_bars(
     ax.set_ylim(0.0, 1.1)
     ax.set_ylabel("top-1 accuracy")
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=len(bars), frameon=False)
+    handles, _ = ax.get_legend_handles_labels()
+    if any(is_baseline for *_, is_baseline in series):
+        from matplotlib.patches import Patch
+
+        handles.append(
+            Patch(
+                facecolor="white", edgecolor="0.35", hatch="///", label=f"{baseline_name} (hatched)"
+            )
+        )
+    ax.legend(
+        handles=handles,
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.16),
+        ncol=len(handles) if len(handles) <= 3 else 2,
+        frameon=False,
+        fontsize=8 if len(handles) > 3 else None,
+    )
     ax.set_title(title if title is not None else "Frozen features per encoder layer")
     return _save(fig, path, dpi)
 

@@ -126,8 +126,9 @@ def cache_key(kind: str, fields: Mapping[str, Any]) -> str:
 
 def files_fingerprint(root) -> str:
     """SHA-256 of the files under ``root``: every relative path with its size and
-    modification time (local folders), or every name with its size (remote ones). The
-    data are not read: rewriting or adding a file changes the fingerprint."""
+    modification time (local folders), or every file name of the folder itself with its size
+    (remote ones); a folder that cannot be listed (mocked data) is named instead. The data are
+    not read: rewriting or adding a file changes the fingerprint."""
     digest = hashlib.sha256()
     root_text = os.fspath(root)
     if os.path.isdir(root_text):
@@ -138,10 +139,13 @@ def files_fingerprint(root) -> str:
                 stat = os.stat(path)
                 rel = os.path.relpath(path, root_text)
                 digest.update(f"{rel}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
-    else:
-        for path in sorted(epath.Path(root_text).rglob("*"), key=str):
-            if path.is_file():
-                digest.update(f"{path}\0{path.stat().length}\n".encode())
+    else:  # a remote (or absent) folder: its own files, one level (a TFDS version folder)
+        try:
+            for path in sorted(epath.Path(root_text).iterdir(), key=str):
+                if path.is_file():
+                    digest.update(f"{path.name}\0{path.stat().length}\n".encode())
+        except (OSError, NotImplementedError, ValueError):
+            digest.update(f"unlisted:{root_text}".encode())
     return digest.hexdigest()
 
 

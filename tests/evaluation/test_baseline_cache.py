@@ -110,3 +110,10 @@ def test_a_second_evaluation_reads_the_baselines_a_new_layer_misses_the_encoder_
     assert not other["random_init"].get("cached") and other["random_init"]["layer"] == "block2"
     assert other["raw_pixels"]["cached"]
     assert len(os.listdir(cache)) == 3
+
+
+def test_a_folder_that_cannot_be_listed_is_named_instead(tmp_path):
+    # Mocked TFDS data point data_dir at a folder that does not exist.
+    first = bc.files_fingerprint(str(tmp_path / "absent" / "cifar10" / "3.0.2"))
+    assert first == bc.files_fingerprint(str(tmp_path / "absent" / "cifar10" / "3.0.2"))
+    assert first != bc.files_fingerprint(str(tmp_path / "absent" / "cifar100" / "3.0.2"))

@@ -42,9 +42,8 @@ batches.
 The stage profile cuts (b)'s work per image into cumulative single-threaded ``tf.data``
 passes over the distinct images (pinned to one core, sequential map, no ``tf.data`` rewrites),
 each the fastest of ``--repeats`` passes taken in interleaved rounds, less the time of an
-identity pass (the pass's own cost): full decode (a separate pass, for comparison); window
-sampling (``extract_jpeg_shape`` + ``crop_window``, two views); + partial decode
-(``decode_and_crop_jpeg``, two views); + resize to 224 (``views_map_fn``, ssljax's own map
+identity pass (the pass's own cost): one whole decode per image; + two windows sampled and
+cut from it; + resize to 224 (``views_map_fn``, ssljax's own map
 function). Each stage's ms/image is the difference of consecutive cumulative passes (noise
 can make a small one negative). Batching (``batch`` and numpy conversion) is timed alone, on
 ready views, and added to the cumulative figure.
@@ -71,10 +70,11 @@ Prints a summary with the derived figures and their arithmetic, then one JSON li
   ``images_per_s``, ``rates``, ``epoch_restart_in_window``, ``steps_per_epoch``,
   ``included`` (what the pipeline does); (b) also ``first_batch_s`` and ``batch_shape``, (c)
   ``versions``; or ``skipped`` (why);
-* ``stages``: ``ms_per_image`` (decode, window_sampling, partial_decode, resize, batch,
+* ``stages``: ``ms_per_image`` (decode, windows_and_cuts, resize, batch,
   device_put), ``cumulative_ms_per_image``, ``pass_overhead_ms_per_image``,
-  ``decode_once_two_crops_ms_per_image`` (one whole decode and two windows cut from it, to
-  compare with the cumulative ``partial_decode``: two windows decoded apart),
+  ``partial_decode_two_views_ms_per_image`` (windows from the JPEG header and one
+  ``decode_and_crop_jpeg`` per view, as the reference pipelines decode, to compare with the
+  cumulative ``windows_and_cuts``: one decode cut twice),
   ``decoded_pixels`` and ``decoded_pixels_match``, ``bytes_per_batch``, ``batch_shape``,
   ``device_put_ms_per_batch``, ``device_put_tf_batch_ms_per_batch``,
   ``tf_batch_aliased_on_cpu``, ``pcie_ms_per_batch`` (at ``PCIE_BYTES_PER_S``), ``note``; or
@@ -150,7 +150,7 @@ TARGET_B_OVER_C = 1.4
 TARGET_B_OVER_A = 1.0
 # Practical host-to-device bandwidth of PCIe 4.0 x16 (bytes/s), for the transfer estimate.
 PCIE_BYTES_PER_S = 25e9
-STAGES = ("decode", "window_sampling", "partial_decode", "resize", "batch", "device_put")
+STAGES = ("decode", "windows_and_cuts", "resize", "batch", "device_put")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -496,9 +496,8 @@ def measure_ssljax(
     out["batch_shape"] = list(first["image"].shape)
     out["included"] = (
         "train_iterator(image_folder spec streamed, host_views=2 x CropSpec(224, scale "
-        "(0.08, 1), ratio (3/4, 4/3))): file read, shuffle buffer, extract_jpeg_shape + "
-        "stateless window + decode_and_crop_jpeg + bicubic resize per view, batch, prefetch, "
-        "numpy"
+        "(0.08, 1), ratio (3/4, 4/3))): file read, shuffle buffer, one decode per image, "
+        "stateless window + cut + bicubic resize per view, batch, prefetch, numpy"
     )
     return out
 
@@ -740,10 +739,10 @@ def stage_profile(
     pipelines = {
         "overhead": positioned.map(lambda p, b: b),
         "decode": positioned.map(lambda p, b: tf.io.decode_jpeg(b, channels=3)),
-        "window_sampling": positioned.map(lambda p, b: tf.stack(windows(p, b))),
-        "partial_decode": positioned.map(crops),
+        "windows_and_cuts": positioned.map(decode_once),
         "resize": positioned.map(lambda p, b: views(p, {"image": b})["image"]),
-        "decode_once_two_crops": positioned.map(decode_once),
+        # The reference pipelines' way, for comparison: a partial decode per view.
+        "partial_decode_two_views": positioned.map(crops),
     }
     options = _tf_options(1, single=True)
 
@@ -796,12 +795,11 @@ def stage_profile(
     batching = passes.pop("batch")
     cumulative = {name: ms - overhead for name, ms in passes.items()}
     cumulative["batch"] = cumulative["resize"] + batching
-    alternative = cumulative.pop("decode_once_two_crops")
+    alternative = cumulative.pop("partial_decode_two_views")
     per_image = {
         "decode": cumulative["decode"],
-        "window_sampling": cumulative["window_sampling"],
-        "partial_decode": cumulative["partial_decode"] - cumulative["window_sampling"],
-        "resize": cumulative["resize"] - cumulative["partial_decode"],
+        "windows_and_cuts": cumulative["windows_and_cuts"] - cumulative["decode"],
+        "resize": cumulative["resize"] - cumulative["windows_and_cuts"],
         "batch": batching,
         "device_put": put_seconds / batch_size * 1e3,
     }
@@ -810,7 +808,7 @@ def stage_profile(
         "cumulative_ms_per_image": cumulative
         | {"device_put": cumulative["batch"] + put_seconds / batch_size * 1e3},
         "pass_overhead_ms_per_image": overhead,
-        "decode_once_two_crops_ms_per_image": alternative,
+        "partial_decode_two_views_ms_per_image": alternative,
         "decoded_pixels": decoded,
         "decoded_pixels_match": decoded == expected,
         "bytes_per_batch": int(batch.nbytes),
@@ -820,10 +818,12 @@ def stage_profile(
         "tf_batch_aliased_on_cpu": bool(aliased),
         "pcie_ms_per_batch": batch.nbytes / PCIE_BYTES_PER_S * 1e3,
         "note": "single-threaded, one core, fastest of the repeated passes, less the cost of "
-        "an identity pass; decode is a separate pass (a whole-image decode, not part of (b)); "
-        "window_sampling, partial_decode and resize are differences of cumulative passes, "
-        "batch is timed alone (batch + numpy conversion of ready views); decode_once_two_crops (one whole decode, two windows cut from it) is the "
-        "alternative to cumulative partial_decode (two windows decoded apart); device_put is "
+        "an identity pass; decode (one whole decode per image), windows_and_cuts (two windows "
+        "sampled and cut from the decoded image) and resize (views_map_fn) are differences "
+        "of cumulative passes, batch is timed alone (batch + numpy conversion of ready "
+        "views); partial_decode_two_views (windows from the JPEG header and one "
+        "decode_and_crop_jpeg per view, the reference pipelines' way) is the alternative to "
+        "cumulative windows_and_cuts; device_put is "
         "jax.device_put of a writeable copy of a batch to the CPU device (a host memcpy; the "
         "read-only tf.data batch itself is aliased there, device_put_tf_batch_ms_per_batch); "
         "on an accelerator it is a PCIe copy of bytes_per_batch",
@@ -928,9 +928,8 @@ def plot(results: dict, path: str) -> str:
     left.set_title(f"Views/s per core ({config['workers']} workers, batch {config['batch_size']})")
     stages = results["stages"].get("ms_per_image", {})
     names = list(stages)
-    labels = ["whole decode\n(not in (b))" if n == "decode" else n for n in names]
-    colors = ["0.6" if n == "decode" else "tab:blue" for n in names]
-    right.barh(labels, [max(stages[n], 0.0) for n in names], color=colors)
+    labels = ["one decode" if n == "decode" else n.replace("_", " ") for n in names]
+    right.barh(labels, [max(stages[n], 0.0) for n in names], color="tab:blue")
     for y, name in enumerate(names):
         right.annotate(f" {stages[name]:.3f}", (max(stages[name], 0.0), y), va="center")
     right.invert_yaxis()

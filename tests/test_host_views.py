@@ -204,11 +204,21 @@ def test_example_views_global_and_local():
     seeds_ = hv.view_seeds(hv.crop_seed(3, 0), 5, views.num_views)
     out = hv.example_views(encoded, seeds_, views, channels=3)
     assert out["image"].shape == (2, 24, 24, 3) and out["local_image"].shape == (2, 12, 12, 3)
-    # View i is inception_crop with the i-th seed (locals after the globals).
-    want = hv.inception_crop(
-        encoded, seeds_[3], size=12, scale=LOCAL.scale, ratio=LOCAL.ratio, channels=3
-    )
-    np.testing.assert_array_equal(out["local_image"][1].numpy(), want.numpy())
+    # View i, cut from one decode, is inception_crop (a partial decode per view) with the
+    # i-th seed bit for bit (locals after the globals), for 4:2:0 JPEGs and PNGs.
+    for image_bytes in (encoded, tf.io.encode_png(textured(50, 70))):
+        out_i = hv.example_views(image_bytes, seeds_, views, channels=3)
+        for i in range(4):
+            spec, key, j = (GLOBAL, "image", i) if i < 2 else (LOCAL, "local_image", i - 2)
+            want = hv.inception_crop(
+                image_bytes,
+                seeds_[i],
+                size=spec.size,
+                scale=spec.scale,
+                ratio=spec.ratio,
+                channels=3,
+            )
+            np.testing.assert_array_equal(out_i[key][j].numpy(), want.numpy())
     assert not np.array_equal(out["image"][0].numpy(), out["image"][1].numpy())
 
 

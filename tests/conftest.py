@@ -80,6 +80,15 @@ def tiny_config(data_dir: str | None = None):
 
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     c = config_base.load_config(os.path.join(root, "configs", "simclr.py") + ":fashion_mnist")
+    # The LARS recipe the stored test runs (tests/data/old_workdirs) were made with; the demo
+    # itself now trains with SGD (configs/simclr.py), which test_end_to_end runs.
+    c.objective.temperature = 0.1
+    c.optimizer.name = "lars"
+    c.optimizer.base_learning_rate = 0.075
+    c.optimizer.lr_scaling = "sqrt"
+    c.optimizer.weight_decay = 1e-6
+    c.augment.crop_scale = (0.2, 1.0)
+    c.augment.color_jitter_strength = 0.5
     c.batch_size = 16
     c.total_steps = 6
     c.dataset.data_dir = data_dir

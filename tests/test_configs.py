@@ -219,6 +219,22 @@ NEW_OBJECTIVE_KEYS = {
     "denoising_autoencoder_fashion_mnist": {"likelihood", "gaussian_std"},
 }
 
+# - The demo trains with the recipe of lightly's SimCLR tutorial since it beat the LARS recipe
+#   at equal steps (0.9000 against 0.8928 at 800 steps; docs/demo_tuning.md): these keys of
+#   configs/simclr.py:fashion_mnist changed on purpose, to exactly these values.
+RETUNED = {
+    "simclr_fashion_mnist": {
+        "total_steps": 800,
+        "optimizer.name": "sgd",
+        "optimizer.base_learning_rate": 0.06,
+        "optimizer.lr_scaling": "none",
+        "optimizer.weight_decay": 5e-4,
+        "optimizer.warmup_steps": 0,
+        "augment.crop_scale": [0.08, 1.0],
+        "augment.color_jitter_strength": 1.0,
+        "objective.temperature": 0.5,
+    }
+}
 
 # Keys added after these configs were recorded, with the value every config file has.
 ADDED_KEYS = {
@@ -250,6 +266,10 @@ def test_new_files_cover_exactly_the_old_configs():
 @pytest.mark.parametrize("old_name", sorted(BEFORE))
 def test_same_config_as_before_except_objective(old_name):
     before = flatten({k: v for k, v in BEFORE[old_name].items() if k != "objective"})
+    for key, value in RETUNED.get(old_name, {}).items():
+        if not key.startswith("objective."):
+            assert key in before, key
+            before[key] = value
     c = as_json(load(*new_spec(old_name)).to_dict())
     now = flatten({k: v for k, v in c.items() if k != "objective"})
     # Keys added since, at the value an old stored config is read with.
@@ -273,6 +293,9 @@ def test_same_objective_as_before(old_name):
         dict(name=c.objective.name, **dataclasses.asdict(cls.from_config(c.objective)))
     )
     before = dict(BEFORE[old_name]["objective"])
+    for key, value in RETUNED.get(old_name, {}).items():
+        if key.startswith("objective."):
+            before[key.split(".", 1)[1]] = value
     if old_name in RENAMED_OBJECTIVES:
         old, new = RENAMED_OBJECTIVES[old_name]
         assert before["name"] == old and filled["name"] == new

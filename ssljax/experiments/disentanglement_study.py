@@ -1,5 +1,8 @@
 """A small version of Locatello et al. 2019's study on dSprites: models x seeds -> metrics.
 
+(``experiments/disentanglement_study.py`` runs :func:`main`; the training helpers live here so
+``ssljax.identifiability.rotation`` can train its VAE from an installed package.)
+
 Trains beta-VAE with beta in {1, 4, 16}, FactorVAE and beta-TCVAE (the configs
 ``configs/{vae,beta_vae,factor_vae,beta_tcvae}.py:dsprites``: Locatello et al.'s architecture,
 batch 64, Adam 1e-4) for the same number of steps with several seeds, evaluates every
@@ -74,10 +77,10 @@ TABLE_COLUMNS = (
 def model_config(name: str, *, seed: int, steps: int):
     """The config of study model ``name`` for one seed and a budget of ``steps``."""
     from ssljax import config_base
+    from ssljax.experiments.compare_methods import config_path
 
     method, settings = MODELS[name]
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    c = config_base.load_config(os.path.join(root, "configs", f"{method}.py") + ":dsprites")
+    c = config_base.load_config(config_path(method) + ":dsprites")
     for key, value in settings.items():
         c.objective[key] = value
     c.seed = int(seed)

@@ -337,20 +337,25 @@ def main(argv=None) -> int:
     if existing and not args.overwrite:
         parser.error(f"{args.out_dir} already holds {existing}; pass --overwrite or another dir")
     os.makedirs(args.out_dir, exist_ok=True)
-    results = run_studies(
-        studies,
-        out_dir=args.out_dir,
-        full=args.full,
-        seed=args.seed,
-        rotation_workdir=args.rotation_workdir,
-    )
     setting = "the papers' settings" if args.full else "CPU-sized settings"
-    markdown = f"# Identifiability studies ({setting}, seed {args.seed})\n\n" + "\n\n".join(
-        results.pop("sections")
-    )
-    with open(os.path.join(args.out_dir, "identifiability.md"), "w") as f:
-        f.write(markdown + "\n")
-    with open(os.path.join(args.out_dir, "identifiability.json"), "w") as f:
-        json.dump(results, f, indent=1)
+    results: dict = {}
+    sections: list[str] = []
+    for study in studies:  # the record is rewritten after each study: a failure keeps the rest
+        done = run_studies(
+            [study],
+            out_dir=args.out_dir,
+            full=args.full,
+            seed=args.seed,
+            rotation_workdir=args.rotation_workdir,
+        )
+        sections += done.pop("sections")
+        results.update(done)
+        markdown = f"# Identifiability studies ({setting}, seed {args.seed})\n\n" + "\n\n".join(
+            sections
+        )
+        with open(os.path.join(args.out_dir, "identifiability.md"), "w") as f:
+            f.write(markdown + "\n")
+        with open(os.path.join(args.out_dir, "identifiability.json"), "w") as f:
+            json.dump(results, f, indent=1)
     print(f"wrote {args.out_dir}/identifiability.md and .json", flush=True)
     return 0

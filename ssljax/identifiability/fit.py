@@ -156,7 +156,7 @@ def fit(
             print(f"step {i + 1}/{steps}: loss {np.mean(window):.4f}", flush=True)
     # The first device's copy (``flax.jax_utils.unreplicate`` keeps a leading axis of 1 when
     # the state was replicated over one of several devices).
-    state: TrainState = jax.tree.map(lambda a: np.asarray(jax.device_get(a))[0], state)
+    state: TrainState = jax.tree.map(lambda a: a[0], state)
     return FitResult(
         params=state.params,
         model_state=state.model_state,

@@ -344,7 +344,27 @@ def _data_dim(run: Run) -> int:
 
 
 @dataclasses.dataclass(frozen=True)
-class TCL(Objective):
+class VectorObjective(Objective):
+    """An objective over observation vectors ``[n, D]`` (``fit``'s ``batch['image']``): the
+    model is ``self.network(D)`` and the one view is the observations as float32."""
+
+    def network(self, data_dim: int):
+        raise NotImplementedError
+
+    def check(self, run):
+        _data_dim(run)
+
+    def build_model(self, run, axis_name):
+        del axis_name
+        return self.network(_data_dim(run))
+
+    def make_views(self, rng, images, run):
+        del rng, run
+        return (images.astype(jnp.float32),)
+
+
+@dataclasses.dataclass(frozen=True)
+class TCL(VectorObjective):
     """Time-contrastive learning (Hyvarinen & Morioka 2016): classify each point's segment.
 
     The loss is the cross-entropy of ``batch['segment']`` under a multinomial logistic
@@ -391,17 +411,6 @@ class TCL(Objective):
             maxout_k=int(self.maxout_k),
             feature_nonlinearity=self.feature_nonlinearity,
         )
-
-    def check(self, run):
-        _data_dim(run)
-
-    def build_model(self, run, axis_name):
-        del axis_name
-        return self.network(_data_dim(run))
-
-    def make_views(self, rng, images, run):
-        del rng, run
-        return (images.astype(jnp.float32),)
 
     def loss(self, params, model_state, views, rng, ctx: LossContext):
         del rng
@@ -550,7 +559,7 @@ def negative_elbo(
 
 
 @dataclasses.dataclass(frozen=True)
-class IVAE(Objective):
+class IVAE(VectorObjective):
     """The identifiable VAE (Khemakhem et al. 2020): the negative ELBO with a prior
     conditioned on the segment ``batch['segment']``; ``conditional_prior=False`` is the plain
     VAE baseline (prior ``N(0, I)``, encoder on ``x`` alone, as the paper's VAE).
@@ -604,17 +613,6 @@ class IVAE(Objective):
             conditional_prior=bool(self.conditional_prior),
             learn_prior_mean=bool(self.learn_prior_mean),
         )
-
-    def check(self, run):
-        _data_dim(run)
-
-    def build_model(self, run, axis_name):
-        del axis_name
-        return self.network(_data_dim(run))
-
-    def make_views(self, rng, images, run):
-        del rng, run
-        return (images.astype(jnp.float32),)
 
     def elbo_terms(self, model, params, x, segment, noise) -> tuple[Array, Array]:
         """``negative_elbo``'s ``(nll, kl)`` per example for the reparameterisation ``noise``

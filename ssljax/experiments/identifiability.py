@@ -178,17 +178,29 @@ def format_tcl(rows: Sequence[Mapping], paper: Mapping) -> str:
 
 
 def format_ivae(r: Mapping) -> str:
+    labels = {"ivae": "iVAE", "vae": "VAE", "ivae_elbo": "iVAE, plain ELBO"}
     rows = [
-        [name, _f(r[name]["mcc"]), _f(r[name]["mcc_untrained"]), _f(r[name]["final_loss"], 2)]
-        for name in ("ivae", "vae")
+        [
+            labels[name],
+            "ELBO" if r[name]["weights"] is None else str(tuple(r[name]["weights"])),
+            _f(r[name]["mcc"]),
+            ", ".join(_f(v, 2) for v in r[name].get("mcc_per_seed", [])),
+            _f(r[name]["mcc_untrained"]),
+            _f(r[name]["final_loss"], 2),
+        ]
+        for name in labels
+        if name in r
     ]
     paper = r["paper"]
+    wins = r.get("ivae_above_vae", [])
+    header = ("model", "weights (a, b, c, d)", "median MCC", "per seed", "untrained", "loss")
     return "\n".join(
         [
             f"### iVAE against a VAE ({r['setting']})",
             "",
-            table(("model", "MCC", "MCC untrained", "final -ELBO"), rows),
+            table(header, rows),
             "",
+            f"iVAE above the VAE in {sum(wins)} of {len(wins)} seeds.",
             f"Paper: iVAE about {paper['ivae_mcc_approx']}, VAE about "
             f"{_f(paper['vae_mcc_approx'], 1)} ({paper['note']}).",
         ]

@@ -67,3 +67,24 @@ def test_main_refuses_to_overwrite_before_any_work(tmp_path, capsys):
     with pytest.raises(SystemExit):
         exp.main(["--studies", "linear,nope", "--out_dir", str(tmp_path / "new")])
     assert not (tmp_path / "new").exists()
+
+
+def test_ivae_section_has_one_row_per_model_with_its_weights():
+    from ssljax.identifiability.nonlinear_ica import IVAE_PAPER
+
+    r = {"setting": {"steps": 10}, "paper": IVAE_PAPER}
+    for name, w, mcc in (("ivae", [100, 1, 0, 10], 0.91), ("vae", [1000, 1, 1, 1], 0.62)):
+        r[name] = {"weights": w, "mcc": mcc, "mcc_untrained": 0.4, "final_loss": -1.0}
+        r[name]["mcc_per_seed"] = [mcc - 0.01, mcc, mcc + 0.02]
+    r["ivae_elbo"] = {"weights": None, "mcc": 0.7, "mcc_untrained": 0.4, "final_loss": 3.0}
+    r["ivae_above_vae"] = [True, False, True]
+    text = exp.format_ivae(r)
+    lines = [
+        line for line in text.splitlines() if line.startswith("| iVAE") or line.startswith("| VAE")
+    ]
+    assert len(lines) == 3
+    assert "(100, 1, 0, 10)" in lines[0] and "0.910" in lines[0]
+    assert "(1000, 1, 1, 1)" in lines[1] and "0.620" in lines[1]
+    assert "| ELBO |" in lines[2] and "0.700" in lines[2]
+    assert "0.90, 0.91, 0.93" in lines[0]
+    assert "iVAE above the VAE in 2 of 3 seeds." in text

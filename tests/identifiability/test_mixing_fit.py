@@ -103,3 +103,53 @@ def test_fit_on_one_of_several_devices_returns_unreplicated_parameters():
     result = fit_lib.fit(_Regression(), data, steps=2, batch_size=16, max_devices=1)
     assert result.num_devices == 1
     assert np.shape(result.params["Dense_0"]["kernel"]) == (3, 1)
+
+
+def test_xtanh_mixing_is_invertible_and_its_jacobian_matches_autodiff():
+    m = mixing.random_mixing(
+        jax.random.PRNGKey(2),
+        5,
+        3,
+        activation="xtanh",
+        negative_slope=0.1,
+        matrices="uniform",
+        shared=True,
+        bias_scale=0.0,
+    )
+    # shared: one matrix in every layer; uniform: unit-norm input-side columns, below the
+    # 25th percentile of such matrices' condition numbers; no biases.
+    for w in m.weights[1:]:
+        np.testing.assert_array_equal(w, m.weights[0])
+    w = np.asarray(m.weights[0], np.float64)
+    np.testing.assert_allclose(np.linalg.norm(w, axis=1), 1.0, rtol=1e-6)
+    threshold = mixing.uniform_condition_threshold(jax.random.PRNGKey(9), 5)
+    assert np.linalg.cond(w) <= 1.5 * threshold  # thresholds from other keys agree closely
+    for b in m.biases:
+        np.testing.assert_array_equal(b, 0.0)
+    s = 2.0 * jax.random.normal(jax.random.PRNGKey(7), (300, 5))
+    x = mixing.apply_mixing(m, s)
+    h = np.asarray(s, np.float64)
+    for layer in range(3):  # an independent float64 forward pass
+        h = h @ w.T
+        if layer < 2:
+            h = np.tanh(h) + 0.1 * h
+    np.testing.assert_allclose(x, h, rtol=1e-4, atol=1e-5)
+    # The inverse of xtanh has slope up to 1 / 0.1, so float32 rounding of x grows by at most
+    # cond(W) / 0.1 per layer.
+    scale = float(np.max(np.abs(x)))
+    cond = float(np.linalg.cond(w))
+    tol = 8 * np.finfo(np.float32).eps * scale * cond**3 / 0.1**2
+    np.testing.assert_allclose(mixing.invert_mixing(m, x), s, atol=tol)
+    jac = jax.vmap(jax.jacfwd(lambda v: mixing.apply_mixing(m, v)))(s[:20])
+    expected = np.linalg.slogdet(np.asarray(jac, np.float64))[1]
+    np.testing.assert_allclose(mixing.log_abs_det_jacobian(m, s[:20]), expected, atol=1e-4)
+
+
+def test_mixing_options_bad_input_is_one_line():
+    key = jax.random.PRNGKey(0)
+    with pytest.raises(ValueError, match=r"activation='relu' is invalid; valid: \("):
+        mixing.random_mixing(key, 3, 2, activation="relu")
+    with pytest.raises(ValueError, match=r"matrices='normal' is invalid; valid: \("):
+        mixing.random_mixing(key, 3, 2, matrices="normal")
+    with pytest.raises(ValueError, match=r"bias_scale=-1.0 is invalid"):
+        mixing.random_mixing(key, 3, 2, bias_scale=-1.0)

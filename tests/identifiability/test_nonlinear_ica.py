@@ -232,6 +232,127 @@ def test_ivae_negative_elbo_matches_an_independent_computation(prior):
     np.testing.assert_allclose(kl, kl_ref, rtol=1e-4, atol=1e-4)
 
 
+def _weighted_elbo_inputs(seed=0, n=6, d=3):
+    rng = np.random.default_rng(seed)
+    x, recon = rng.standard_normal((n, 4)), rng.standard_normal((n, 4))
+    mean, log_var = rng.standard_normal((n, d)), 0.3 * rng.standard_normal((n, d))
+    z = mean + np.exp(0.5 * log_var) * rng.standard_normal((n, d))
+    prior_log_var = 0.5 * rng.standard_normal((n, d))
+    return x, recon, mean, log_var, z, prior_log_var
+
+
+def _weighted_elbo(weights, prior="gaussian", seed=0):
+    x, recon, mean, log_var, z, prior_log_var = _weighted_elbo_inputs(seed)
+    f32 = lambda a: jnp.asarray(a, jnp.float32)  # noqa: E731
+    return nica.weighted_elbo(
+        f32(x),
+        f32(recon),
+        decoder_var=0.1,
+        mean=f32(mean),
+        log_var=f32(log_var),
+        z=f32(z),
+        prior_mean=jnp.zeros_like(f32(z)),
+        prior_log_var=f32(prior_log_var),
+        weights=weights,
+        prior=prior,
+    )
+
+
+@pytest.mark.parametrize("prior", ["gaussian", "laplace"])
+def test_weighted_elbo_terms_match_an_independent_computation(prior):
+    x, recon, mean, log_var, z, prior_log_var = _weighted_elbo_inputs()
+    n = z.shape[0]
+    sd, sd_p = np.exp(0.5 * log_var), np.exp(0.5 * prior_log_var)
+    nll = -stats.norm.logpdf(x, recon, math.sqrt(0.1)).sum(1)
+    log_q_zx = stats.norm.logpdf(z, mean, sd).sum(1)
+    if prior == "gaussian":
+        log_p = stats.norm.logpdf(z, 0.0, sd_p).sum(1)
+    else:
+        log_p = stats.laplace.logpdf(z, 0.0, sd_p / math.sqrt(2)).sum(1)
+    # Minibatch estimates: q(z_i) = 1/M sum_j q(z_i | x_j), and per coordinate.
+    dens = stats.norm.pdf(z[:, None, :], mean[None], sd[None])  # [i, j, d]
+    log_qz = np.log(np.prod(dens, axis=2).mean(axis=1))
+    log_prod = np.log(dens.mean(axis=1)).sum(1)
+    weights = (3.0, 0.5, 2.0, 7.0)
+    terms = _weighted_elbo(weights, prior)
+    expected = {
+        "nll": nll,
+        "mutual_info": log_q_zx - log_qz,
+        "total_correlation": log_qz - log_prod,
+        "dimwise_kl": log_prod - log_p,
+    }
+    expected["loss"] = (
+        3.0 * nll
+        + 0.5 * expected["mutual_info"]
+        + 2.0 * expected["total_correlation"]
+        + 7.0 * expected["dimwise_kl"]
+    )
+    for name, value in expected.items():
+        # float32 sums of a few terms of size <= 50 (the loss has weights up to 7).
+        np.testing.assert_allclose(terms[name], value, rtol=1e-5, atol=50 * 16 * EPS32 * 7)
+    assert terms["loss"].shape == (n,)
+
+
+def test_weighted_elbo_with_unit_weights_is_the_one_sample_negative_elbo():
+    x, recon, mean, log_var, z, prior_log_var = _weighted_elbo_inputs(seed=1)
+    terms = _weighted_elbo((1.0, 1.0, 1.0, 1.0), seed=1)
+    # The KL split telescopes: nll + log q(z|x) - log p(z|u), whatever q(z) is.
+    sampled = (
+        -stats.norm.logpdf(x, recon, math.sqrt(0.1)).sum(1)
+        + stats.norm.logpdf(z, mean, np.exp(0.5 * log_var)).sum(1)
+        - stats.norm.logpdf(z, 0.0, np.exp(0.5 * prior_log_var)).sum(1)
+    )
+    np.testing.assert_allclose(terms["loss"], sampled, rtol=1e-5, atol=1e-3)
+    # And its mean over reparameterisation noise is nll + the closed-form KL (Monte Carlo).
+    key = jax.random.PRNGKey(0)
+    eps = jax.random.normal(key, (20_000,) + mean.shape)
+    zs = mean + np.exp(0.5 * log_var) * np.asarray(eps)
+    log_ratio = stats.norm.logpdf(zs, mean, np.exp(0.5 * log_var)).sum(-1) - stats.norm.logpdf(
+        zs, 0.0, np.exp(0.5 * prior_log_var)
+    ).sum(-1)
+    closed = nica.gaussian_kl(mean, log_var, 0.0, prior_log_var)
+    stderr = log_ratio.std(axis=0) / math.sqrt(zs.shape[0])
+    assert np.all(np.abs(log_ratio.mean(axis=0) - np.asarray(closed)) < 5 * stderr + 1e-6)
+
+
+def test_weighted_elbo_and_ivae_refuse_bad_weights():
+    with pytest.raises(ValueError, match=r"weights=\(1.0, 2.0\) is invalid; valid: four"):
+        _weighted_elbo((1.0, 2.0))
+    with pytest.raises(ValueError, match=r"weights=\(1, -1, 0, 1\) is invalid"):
+        nica.IVAE(weights=(1, -1, 0, 1))
+
+
+def test_ivae_weighted_loss_trains_and_reports_its_terms(ivae_data):
+    x, segment = ivae_data
+    objective = nica.IVAE(num_segments=4, hidden_dims=(8,), weights=(100.0, 1.0, 0.0, 10.0))
+    model, params = _hand_params(objective, 3)
+    run = Run(facts=DatasetFacts("synthetic", (3,), 256, 0), batch_size=8, total_steps=1)
+    batch = {"image": jnp.asarray(x[:8]), "segment": jnp.asarray(segment[:8])}
+    ctx = LossContext(model=model, state=None, batch=batch, axis_name=None, run=run)
+    loss, aux = jax.jit(
+        lambda p: objective.loss(p, {}, (batch["image"],), jax.random.PRNGKey(5), ctx)
+    )(params)
+    m = aux.metrics
+    expected = 100 * m["nll"] + m["mutual_info"] + 10 * m["dimwise_kl"]
+    assert float(loss) == pytest.approx(float(expected), rel=1e-5)
+    result = fit_lib.fit(
+        objective, {"image": x, "segment": segment}, steps=60, batch_size=64, learning_rate=1e-2
+    )
+    # Starting near 100 * 150 nats of reconstruction error, 60 steps remove most of it.
+    assert np.mean(result.losses[-10:]) < 0.5 * np.mean(result.losses[:10])
+
+
+def test_ivae_dataset_is_the_authors_generator():
+    data, m = nica.ivae_dataset(jax.random.PRNGKey(1), 6, 400, 4, 3, with_mixing=True)
+    assert m.activation == "xtanh" and m.negative_slope == pytest.approx(0.1)
+    assert all(np.array_equal(w, m.weights[0]) for w in m.weights)
+    back = mixing.invert_mixing(m, data["image"])
+    np.testing.assert_allclose(back, data["source"], atol=1e-3 * np.abs(data["source"]).max())
+    sd = np.stack([data["source"][data["segment"] == k].std(0) for k in range(6)])
+    assert sd.min() > 0.5 * 0.85 and sd.max() < 3.0 * 1.15  # IVAE_SCALE_RANGE, 400 draws
+    assert np.abs(data["source"].mean(0)).max() < 0.25  # centred
+
+
 def test_gaussian_kl_matches_monte_carlo():
     rng = np.random.default_rng(0)
     mq, mp = rng.normal(size=4), rng.normal(size=4)
@@ -345,3 +466,27 @@ def test_plot_tcl_writes_a_png_and_keeps_an_existing_file(tmp_path):
     assert path.read_bytes() != first
     with pytest.raises(ValueError, match="key='nope' is not in the rows"):
         nica.plot_tcl(rows, tmp_path / "other.png", key="nope")
+
+
+def test_ivae_study_reports_medians_over_seeds():
+    r = nica.ivae_study(
+        n_segments=4,
+        points_per_segment=32,
+        dim=2,
+        depth=2,
+        steps=10,
+        batch_size=32,
+        seeds=(0, 1),
+        models=("ivae", "vae"),
+        verbose=False,
+    )
+    assert r["setting"]["seeds"] == [0, 1] and "ivae_elbo" not in r
+    for name in ("ivae", "vae"):
+        per_seed = r[name]["mcc_per_seed"]
+        assert len(per_seed) == 2 and all(0.0 <= v <= 1.0 for v in per_seed)
+        assert r[name]["mcc"] == pytest.approx(float(np.median(per_seed)))
+    assert r["ivae_above_vae"] == [
+        a > b for a, b in zip(r["ivae"]["mcc_per_seed"], r["vae"]["mcc_per_seed"])
+    ]
+    with pytest.raises(ValueError, match=r"model='beta' is unknown; valid: ivae, vae, ivae_elbo"):
+        nica.ivae_study(models=("beta",), steps=1, verbose=False)

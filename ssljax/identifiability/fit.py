@@ -90,11 +90,14 @@ def fit(
     max_devices: int | None = None,
     log_every: int = 0,
     tx: optax.GradientTransformation | None = None,
+    sync_every: int = 50,
 ) -> FitResult:
     """Trains ``objective`` for ``steps`` steps of ``batch_size`` examples of ``data``.
 
     The optimiser is Adam(W) with a cosine decay from ``learning_rate`` unless ``tx`` is
-    given. ``log_every > 0`` prints the mean loss of every ``log_every`` steps.
+    given. ``log_every > 0`` prints the mean loss of every ``log_every`` steps. The host reads
+    the per-step loss and finiteness every ``sync_every`` steps (a non-finite step raises
+    then, naming the step), so that it prepares batches while the device computes.
 
     Raises:
       ValueError: arrays of different sample counts, a batch larger than the data, or
@@ -103,6 +106,8 @@ def fit(
     n = check_data(data)
     if int(steps) != steps or steps < 1:
         raise ValueError(f"steps={steps!r} is invalid; valid: an integer >= 1")
+    if int(sync_every) != sync_every or sync_every < 1:
+        raise ValueError(f"sync_every={sync_every!r} is invalid; valid: an integer >= 1")
     if int(batch_size) != batch_size or not 1 <= batch_size <= n:
         raise ValueError(f"batch_size={batch_size!r} is invalid; valid: 1 <= batch_size <= {n}")
     run = synthetic_run(objective, data, batch_size=batch_size, steps=steps, seed=seed)
@@ -139,6 +144,17 @@ def fit(
     losses = np.zeros(steps, np.float32)
     start = time.perf_counter()
     order = None
+    pending: list[tuple[int, Any]] = []  # (step, device metrics) not yet read on the host
+
+    def drain():
+        # Reading metrics waits for the device; doing it every ``sync_every`` steps lets the
+        # host build the next batches while the device runs the queued steps.
+        for j, m in pending:
+            if not bool(m["finite"][0]):
+                raise FloatingPointError(f"the loss or a gradient was not finite at step {j}")
+            losses[j] = float(m["loss"][0]) if "loss" in m else np.nan
+        pending.clear()
+
     for i in range(steps):
         epoch, position = divmod(i, per_epoch)
         if position == 0:
@@ -148,12 +164,13 @@ def fit(
         batch["index"] = idx.astype(np.int32)
         batch = jax.tree.map(lambda a: a.reshape((devices, -1) + a.shape[1:]), batch)
         state, metrics = p_step(state, batch)
-        if not bool(metrics["finite"][0]):
-            raise FloatingPointError(f"the loss or a gradient was not finite at step {i}")
-        losses[i] = float(metrics["loss"][0]) if "loss" in metrics else np.nan
+        pending.append((i, {k: metrics[k] for k in ("finite", "loss") if k in metrics}))
+        if (i + 1) % sync_every == 0 or (log_every and (i + 1) % log_every == 0):
+            drain()
         if log_every and (i + 1) % log_every == 0:
             window = losses[i + 1 - log_every : i + 1]
             print(f"step {i + 1}/{steps}: loss {np.mean(window):.4f}", flush=True)
+    drain()
     # The first device's copy (``flax.jax_utils.unreplicate`` keeps a leading axis of 1 when
     # the state was replicated over one of several devices).
     state: TrainState = jax.tree.map(lambda a: a[0], state)

@@ -153,3 +153,24 @@ def test_mixing_options_bad_input_is_one_line():
         mixing.random_mixing(key, 3, 2, matrices="normal")
     with pytest.raises(ValueError, match=r"bias_scale=-1.0 is invalid"):
         mixing.random_mixing(key, 3, 2, bias_scale=-1.0)
+
+
+def test_fit_reads_losses_in_batches_and_names_the_first_non_finite_step():
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(64, 3)).astype(np.float32)
+    data = {"image": x, "target": x @ np.array([1.0, 2.0, 3.0], np.float32)}
+    a = fit_lib.fit(_Regression(), data, steps=7, batch_size=16, max_devices=1, sync_every=3)
+    b = fit_lib.fit(_Regression(), data, steps=7, batch_size=16, max_devices=1, sync_every=1)
+    np.testing.assert_array_equal(a.losses, b.losses)  # same steps, read at other times
+    assert np.all(np.isfinite(a.losses)) and np.all(a.losses > 0)
+    # A target that is infinite from example 40 on: the first batch holding one fails.
+    data["target"] = np.where(np.arange(64) >= 40, np.inf, data["target"]).astype(np.float32)
+    first = min(
+        i
+        for i in range(4)
+        if np.any(np.random.default_rng([0, 0]).permutation(64)[16 * i : 16 * (i + 1)] >= 40)
+    )
+    with pytest.raises(FloatingPointError, match=f"not finite at step {first}$"):
+        fit_lib.fit(_Regression(), data, steps=4, batch_size=16, max_devices=1, sync_every=4)
+    with pytest.raises(ValueError, match="sync_every=0 is invalid"):
+        fit_lib.fit(_Regression(), data, steps=1, batch_size=16, sync_every=0)

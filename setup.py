@@ -48,7 +48,7 @@ setup(
         # experiments/lightly_simclr.py); never imported by ssljax itself. torch 2.14.1 and
         # torchvision 0.29.1 are the builds that install together offline on the project's
         # machines.
-        "compare": ["torch==2.14.1", "torchvision==0.29.1", "lightly==1.6.0"],
+        "compare": ["torch==2.14.1", "torchvision==0.29.1", "lightly==1.6.0", "gensim==4.4.0"],
     },
     entry_points={
         "console_scripts": [

@@ -1,5 +1,5 @@
 """Host-side data loading: dataset registry, offline Fashion-MNIST, any TFDS dataset, image
-folders, input pipeline.
+folders, input pipeline, and text corpora for word2vec (``ssljax.data.text``).
 
 ``spec_from_config(config.dataset)`` turns a config's dataset settings into a
 ``DatasetSpec`` (a registered name, any TFDS builder name, or ``image_folder``); every
@@ -47,6 +47,24 @@ _LAZY = {
     "num_examples": "ssljax.data.input_pipeline",
     "steps_per_epoch": "ssljax.data.input_pipeline",
     "train_iterator": "ssljax.data.input_pipeline",
+    "Vocabulary": "ssljax.data.text",
+    "SyntheticCorpusParams": "ssljax.data.text",
+    "tokenize": "ssljax.data.text",
+    "build_vocabulary": "ssljax.data.text",
+    "read_text_files": "ssljax.data.text",
+    "keep_probabilities": "ssljax.data.text",
+    "subsample": "ssljax.data.text",
+    "unigram_table": "ssljax.data.text",
+    "sample_negatives": "ssljax.data.text",
+    "expected_pair_weights": "ssljax.data.text",
+    "offset_weights": "ssljax.data.text",
+    "skip_gram_pairs": "ssljax.data.text",
+    "cbow_windows": "ssljax.data.text",
+    "synthetic_corpus": "ssljax.data.text",
+    "true_pair_probabilities": "ssljax.data.text",
+    "true_pmi": "ssljax.data.text",
+    "true_similarity": "ssljax.data.text",
+    "word2vec_examples": "ssljax.data.text",
 }
 
 
@@ -59,6 +77,24 @@ def __getattr__(name):
 
 
 __all__ = [
+    "Vocabulary",
+    "SyntheticCorpusParams",
+    "tokenize",
+    "build_vocabulary",
+    "read_text_files",
+    "keep_probabilities",
+    "subsample",
+    "unigram_table",
+    "sample_negatives",
+    "expected_pair_weights",
+    "offset_weights",
+    "skip_gram_pairs",
+    "cbow_windows",
+    "synthetic_corpus",
+    "true_pair_probabilities",
+    "true_pmi",
+    "true_similarity",
+    "word2vec_examples",
     "DATASETS",
     "DSprites",
     "DSpritesBuilder",

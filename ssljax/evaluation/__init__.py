@@ -17,7 +17,35 @@ from ssljax.evaluation.retrieval import (
     retrieval_metrics,
 )
 
+# word embeddings (word ids, not images): ssljax.evaluation.text
+from ssljax.evaluation.text import (
+    analogy_accuracy,
+    analogy_predictions,
+    empirical_pmi,
+    evaluate_analogy_file,
+    evaluate_word_similarity,
+    normalize_rows,
+    pmi_correlation,
+    read_analogy_file,
+    read_word_similarity,
+    similarity_spearman,
+)
+from ssljax.evaluation.text import (
+    nearest_neighbours as word_nearest_neighbours,
+)
+
 __all__ = [
+    "analogy_accuracy",
+    "analogy_predictions",
+    "empirical_pmi",
+    "evaluate_analogy_file",
+    "evaluate_word_similarity",
+    "normalize_rows",
+    "pmi_correlation",
+    "read_analogy_file",
+    "read_word_similarity",
+    "similarity_spearman",
+    "word_nearest_neighbours",
     "accuracy_report",
     "fit_linear_probe",
     "kmeans_nmi",

@@ -101,7 +101,37 @@ from ssljax.objectives.redundancy import barlow_twins_loss, vicreg_loss
 from ssljax.objectives.registry import build, get, names, register, resolved
 from ssljax.objectives.simclr import SimCLR
 
+# word2vec (Mikolov et al. 2013a,b); registers "skip_gram" and "cbow"
+from ssljax.objectives.word2vec import (
+    CBOW,
+    HuffmanTree,
+    SkipGram,
+    cbow_hidden,
+    hierarchical_softmax_from_tables,
+    hierarchical_softmax_loss,
+    huffman_tree,
+    negative_sampling_from_tables,
+    negative_sampling_loss,
+    skip_gram_negative_sampling,
+    skip_gram_ns_from_tables,
+    word_log_probabilities,
+    word_probabilities,
+)
+
 __all__ = [
+    "CBOW",
+    "HuffmanTree",
+    "SkipGram",
+    "cbow_hidden",
+    "hierarchical_softmax_from_tables",
+    "hierarchical_softmax_loss",
+    "huffman_tree",
+    "negative_sampling_from_tables",
+    "negative_sampling_loss",
+    "skip_gram_negative_sampling",
+    "skip_gram_ns_from_tables",
+    "word_log_probabilities",
+    "word_probabilities",
     "DatasetFacts",
     "LossAux",
     "LossContext",

@@ -689,44 +689,34 @@ class IVAE(VectorObjective):
             learn_prior_mean=bool(self.learn_prior_mean),
         )
 
+    def _elbo_inputs(self, model, params, x, segment, noise) -> dict:
+        """The network's outputs as keyword arguments of ``negative_elbo``/``weighted_elbo``."""
+        out = model.apply({"params": params}, x, segment, noise)
+        keys = ("mean", "log_var", "z", "prior_mean", "prior_log_var")
+        return {
+            "x": x.astype(jnp.float32),
+            "reconstruction": out["reconstruction"],
+            "decoder_var": float(self.decoder_var),
+            "prior": self.prior,
+            **{k: out[k] for k in keys},
+        }
+
     def elbo_terms(self, model, params, x, segment, noise) -> tuple[Array, Array]:
         """``negative_elbo``'s ``(nll, kl)`` per example for the reparameterisation ``noise``
         (``[B, latent_dim]`` standard normal draws)."""
-        out = model.apply({"params": params}, x, segment, noise)
-        return negative_elbo(
-            x.astype(jnp.float32),
-            out["reconstruction"],
-            decoder_var=float(self.decoder_var),
-            mean=out["mean"],
-            log_var=out["log_var"],
-            z=out["z"],
-            prior_mean=out["prior_mean"],
-            prior_log_var=out["prior_log_var"],
-            prior=self.prior,
-        )
+        return negative_elbo(**self._elbo_inputs(model, params, x, segment, noise))
 
     def loss(self, params, model_state, views, rng, ctx: LossContext):
         x = views[0]
         latent = int(self.latent_dim or x.shape[-1])
         noise = jax.random.normal(rng, (x.shape[0], latent), jnp.float32)
+        inputs = self._elbo_inputs(ctx.model, params, x, ctx.batch["segment"], noise)
         if self.weights is None:
-            nll, kl = self.elbo_terms(ctx.model, params, x, ctx.batch["segment"], noise)
+            nll, kl = negative_elbo(**inputs)
             loss = jnp.mean(nll + kl)
             metrics = {"loss": loss, "nll": jnp.mean(nll), "kl": jnp.mean(kl)}
         else:
-            out = ctx.model.apply({"params": params}, x, ctx.batch["segment"], noise)
-            terms = weighted_elbo(
-                x.astype(jnp.float32),
-                out["reconstruction"],
-                decoder_var=float(self.decoder_var),
-                mean=out["mean"],
-                log_var=out["log_var"],
-                z=out["z"],
-                prior_mean=out["prior_mean"],
-                prior_log_var=out["prior_log_var"],
-                weights=self.weights,
-                prior=self.prior,
-            )
+            terms = weighted_elbo(weights=self.weights, **inputs)
             metrics = {k: jnp.mean(v) for k, v in terms.items()}
             loss = metrics["loss"]
         return loss, LossAux(metrics, model_state, Outputs())

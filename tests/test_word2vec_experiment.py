@@ -84,3 +84,9 @@ def test_main_refuses_to_overwrite_and_bad_corpus(tmp_path):
     ):
         w2v_exp.main(["--corpus", "news", "--out_dir", str(tmp_path / "o2")])
     assert json.loads((out / "word2vec.json").read_text()) == {}
+
+
+def test_profile_step_times_every_part():
+    r = w2v_exp.profile_step(vocab_size=50, dim=8, batch=32, negatives=2, repeats=2)
+    assert set(r) == {"loss", "gradient", "gradient_and_sgd", "row_updates"}
+    assert all(v > 0 for v in r.values())

@@ -2,6 +2,7 @@
 
   python experiments/word2vec.py --corpus synthetic --out_dir runs/word2vec
   python experiments/word2vec.py --corpus wiki --out_dir runs/word2vec_wiki   # needs gensim
+  python experiments/word2vec.py --profile   # the parts of one skip-gram step
   python experiments/word2vec.py --corpus files --text a.txt b.txt --wordsim ws.tsv \\
       --analogies questions-words.txt --out_dir runs/word2vec_mine
 
@@ -404,6 +405,60 @@ def gensim_row(token_lists, settings: Settings, *, wordsim=None, analogies=None)
     return row
 
 
+def profile_step(
+    vocab_size: int = 9002, dim: int = 100, batch: int = 4096, negatives: int = 5, repeats: int = 30
+) -> dict:
+    """Median milliseconds, on one device, of the parts of a skip-gram negative-sampling
+    step: the loss, its gradient with respect to the tables (dense ``[V, D]``), gradient and
+    SGD update, and the alternative that updates only the gathered rows."""
+    import jax
+    import jax.numpy as jnp
+    import optax
+
+    from ssljax.objectives.word2vec import negative_sampling_loss, skip_gram_ns_from_tables
+
+    rng = np.random.default_rng(0)
+    tables = {
+        "input": jnp.asarray(0.01 * rng.standard_normal((vocab_size, dim)), jnp.float32),
+        "output": jnp.zeros((vocab_size, dim), jnp.float32),
+    }
+    centre, context = (jnp.asarray(rng.integers(0, vocab_size, batch), jnp.int32) for _ in "ab")
+    noise = jnp.asarray(rng.integers(0, vocab_size, (batch, negatives)), jnp.int32)
+
+    def loss(p):
+        return jnp.mean(skip_gram_ns_from_tables(p["input"], p["output"], centre, context, noise))
+
+    tx = optax.sgd(0.1)
+
+    def dense_step(p, opt_state):
+        updates, opt_state = tx.update(jax.grad(loss)(p), opt_state, p)
+        return optax.apply_updates(p, updates), opt_state
+
+    def row_step(p):
+        rows = (p["input"][centre], p["output"][context], p["output"][noise])
+        g = jax.grad(lambda r: jnp.mean(negative_sampling_loss(*r)))(rows)
+        return {
+            "input": p["input"].at[centre].add(-0.1 * g[0]),
+            "output": p["output"].at[context].add(-0.1 * g[1]).at[noise].add(-0.1 * g[2]),
+        }
+
+    def median_ms(fn, *args):
+        jax.block_until_ready(fn(*args))
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            jax.block_until_ready(fn(*args))
+            times.append(time.perf_counter() - start)
+        return 1e3 * float(np.median(times))
+
+    return {
+        "loss": median_ms(jax.jit(loss), tables),
+        "gradient": median_ms(jax.jit(jax.grad(loss)), tables),
+        "gradient_and_sgd": median_ms(jax.jit(dense_step), tables, tx.init(tables)),
+        "row_updates": median_ms(jax.jit(row_step), tables),
+    }
+
+
 # ---------------------------------------------------------------------------------------
 # Tables and the command line
 # ---------------------------------------------------------------------------------------
@@ -490,7 +545,11 @@ def main(argv=None) -> int:
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--batch_size", type=int, default=None)
     parser.add_argument("--overwrite", action="store_true")
+    parser.add_argument("--profile", action="store_true", help="time a step's parts, then stop")
     args = parser.parse_args(argv)
+    if args.profile:
+        print({k: round(v, 2) for k, v in profile_step().items()}, "ms (median, one device)")
+        return 0
     if args.corpus not in CORPORA:
         raise SystemExit(f"--corpus={args.corpus!r} is invalid; valid: {', '.join(CORPORA)}")
     if args.corpus == "files" and not args.text:

@@ -37,7 +37,7 @@ Keys:
   objective.name       a name from ssljax.objectives.names() (simclr, ...); the other
                        objective.* keys are that objective's hyperparameters, each with its
                        default in the objective class (a config states only what differs).
-  model.encoder        convnet | resnet18 | resnet50 | vae_conv (+ model.encoder_kwargs).
+  model.encoder        convnet | resnet18 | resnet50 | vae_conv | pixel_transformer (+ model.encoder_kwargs).
   model.conv_batch_chunk  images per convolution call (-1 auto: 32 on CPU, whole batch
                        on accelerators); results do not depend on it.
   model.projector      MLP head on the pooled features (hidden_dims, output_dim, use_bn,

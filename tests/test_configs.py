@@ -47,7 +47,11 @@ METHODS = [
     "beta_vae",
     "factor_vae",
     "beta_tcvae",
+    "pixel_autoregressive",
+    "pixel_masked",
 ]
+# Methods added after the redesign: configs_before_redesign.json has no entry for them.
+ADDED_METHODS = {"pixel_autoregressive", "pixel_masked"}
 
 
 def config_path(method: str) -> str:
@@ -260,7 +264,8 @@ def as_json(x):
 
 
 def test_new_files_cover_exactly_the_old_configs():
-    assert sorted(new_spec(old) for old in BEFORE) == sorted(SPECS)
+    old_specs = [s for s in SPECS if s[0] not in ADDED_METHODS]
+    assert sorted(new_spec(old) for old in BEFORE) == sorted(old_specs)
 
 
 @pytest.mark.parametrize("old_name", sorted(BEFORE))

@@ -22,6 +22,7 @@ from ssljax.models.heads import MLPHead
 from ssljax.models.layers import batch_norm, spatial_pool
 from ssljax.models.pretext_heads import PretextClassifier
 from ssljax.models.resnet import ResNet, ResNet18, ResNet50
+from ssljax.models.transformer import PixelNetwork, PixelTransformer
 from ssljax.models.vae import TCDiscriminator, VAEDecoder, VAEEncoder, VAENetwork
 
 Array = Any
@@ -31,6 +32,7 @@ ENCODERS: dict[str, Callable[..., nn.Module]] = {
     "resnet18": ResNet18,
     "resnet50": ResNet50,
     "vae_conv": VAEEncoder,
+    "pixel_transformer": PixelTransformer,
 }
 
 INTERMEDIATES = "intermediates"
@@ -122,6 +124,8 @@ def extract_features(
 
 
 __all__ = [
+    "PixelNetwork",
+    "PixelTransformer",
     "ConvNet",
     "ConvDecoder",
     "ENCODERS",

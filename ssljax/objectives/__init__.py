@@ -75,6 +75,16 @@ from ssljax.objectives.mutual_information import (
     tuba_bound,
 )
 
+# iGPT (Chen et al. 2020); registers "pixel_autoregressive" and "pixel_masked"
+from ssljax.objectives.pixels import (
+    PixelAutoregressive,
+    PixelMasked,
+    bert_mask,
+    masked_pixel_loss,
+    next_pixel_loss,
+    quantize_pixels,
+)
+
 # registers "rotation", "jigsaw" and "relative_patch_location"
 from ssljax.objectives.pretext import (
     Jigsaw,
@@ -119,6 +129,12 @@ from ssljax.objectives.word2vec import (
 )
 
 __all__ = [
+    "PixelAutoregressive",
+    "PixelMasked",
+    "bert_mask",
+    "masked_pixel_loss",
+    "next_pixel_loss",
+    "quantize_pixels",
     "CBOW",
     "HuffmanTree",
     "SkipGram",

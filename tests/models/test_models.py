@@ -255,7 +255,7 @@ def test_mlp_head_without_output_bias():
 
 
 def test_build_encoder_registry():
-    assert set(ENCODERS) == {"convnet", "resnet18", "resnet50", "vae_conv"}
+    assert set(ENCODERS) == {"convnet", "resnet18", "resnet50", "vae_conv", "pixel_transformer"}
     enc = build_encoder("resnet18", axis_name="batch", dtype=jnp.bfloat16, stem="cifar")
     assert isinstance(enc, ResNet)
     assert (enc.axis_name, enc.dtype, enc.stem, enc.block) == (

@@ -41,7 +41,10 @@ fashion_mnist
     python -m ssljax.linear_eval --workdir runs/pixel_ar_fmnist --layer layer1,layer2,layer3,layer4,pooled
     python experiments/demo_figures.py --workdir runs/pixel_ar_fmnist --out runs/pixel_ar_fmnist/figures --layers=layer1,layer2,layer3,layer4,pooled
 
-  Expected: not measured here (no full run was made). The loss is logged in nats per token
+  Measured (2-core AMD EPYC VM, 2026-12-03): 700 steps in 590 s; linear probe per layer,
+  test top-1 (random-init Transformer): layer1 0.7630 (0.6783), layer2 0.7791 (0.6964),
+  layer3 0.7752 (0.7031), layer4 0.7771 (0.7018), pooled 0.7716 (0.7055); validation picks
+  layer3 (docs/figures/pixel_autoregressive_layers.png). The loss is logged in nats per token
   and as ``bits_per_dim`` (bits per quantised 14x14 pixel; a uniform guess is 3 bits).
   Paper reference (Chen et al. 2020, CIFAR-10, iGPT-L, 32x32x3 with a 9-bit palette): 96.3%
   linear-probe top-1 from the best middle layer; no Fashion-MNIST numbers are published.

@@ -138,6 +138,15 @@ def train_word2vec(sentences, counts, *, model: str, output: str, settings: Sett
 # ---------------------------------------------------------------------------------------
 
 
+def _absolute(path):
+    """``path`` as orbax wants it: absolute on a local disk, unchanged for ``gs://`` and
+    other URLs (``etils.epath``)."""
+    from etils import epath
+
+    text = os.fspath(path)
+    return epath.Path(text if "://" in text else os.path.abspath(text))
+
+
 def save_embeddings(directory, params, words: Sequence[str], counts, info: dict) -> str:
     """Writes the tables (an orbax checkpoint in ``directory/checkpoint``), the vocabulary
     (``vocabulary.json``: words and counts) and ``info`` (``run.json``). An existing
@@ -151,7 +160,7 @@ def save_embeddings(directory, params, words: Sequence[str], counts, info: dict)
     root.mkdir(parents=True)
     tables = {k: np.asarray(v, np.float32) for k, v in params.items()}
     checkpointer = ocp.StandardCheckpointer()
-    checkpointer.save(os.path.abspath(os.fspath(root / "checkpoint")), tables)
+    checkpointer.save(_absolute(root / "checkpoint"), tables)
     checkpointer.wait_until_finished()
     vocabulary = {"words": list(words), "counts": [int(c) for c in np.asarray(counts)]}
     (root / "vocabulary.json").write_text(json.dumps(vocabulary))
@@ -169,7 +178,7 @@ def load_embeddings(directory) -> tuple[dict, list[str], np.ndarray, dict]:
     for name in ("checkpoint", "vocabulary.json", "run.json"):
         if not (root / name).exists():
             raise ValueError(f"{os.fspath(root / name)} is missing; valid: a save_embeddings dir")
-    tables = ocp.StandardCheckpointer().restore(os.path.abspath(os.fspath(root / "checkpoint")))
+    tables = ocp.StandardCheckpointer().restore(_absolute(root / "checkpoint"))
     vocabulary = json.loads((root / "vocabulary.json").read_text())
     info = json.loads((root / "run.json").read_text())
     tables = {k: np.asarray(v, np.float32) for k, v in tables.items()}

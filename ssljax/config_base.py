@@ -400,6 +400,42 @@ def sgd(
     return c
 
 
+# word2vec.c's per-pair learning rates (its ``-alpha`` defaults).
+WORD2VEC_ALPHA = {"skip_gram": 0.025, "cbow": 0.05}
+
+
+def word2vec(method: str, corpus: str, **objective) -> ml_collections.ConfigDict:
+    """A word2vec config (``skip_gram`` or ``cbow``) on ``corpus`` (``synthetic_text`` or
+    ``text_files``), its optimizer as ``word2vec.c`` trains: plain SGD whose per-example rate
+    is ``alpha`` (the batch loss is a mean, so the rate is ``alpha x batch``, scaled with
+    the batch), decayed to ``1e-4 alpha`` (cosine here, linear in the C code); no weight
+    decay, no warmup. The image settings (model, augment, eval) are removed."""
+    from ssljax.data.text_source import TEXT_DATASETS
+
+    c = base_config()
+    for key in ("model", "augment", "eval"):
+        del c[key]
+    c.eval_every_steps = 0  # no kNN monitor: a text run is scored from its checkpoint
+    c.objective = globals()["objective"](method, **objective)
+    c.dataset = ml_collections.ConfigDict(dict(name=corpus, data_dir=None))
+    c.dataset.data_dir = config_dict.placeholder(str)
+    for key, value in TEXT_DATASETS[corpus].items():
+        c.dataset[key] = (
+            value
+            if value is not None
+            else config_dict.placeholder(int if key == "max_vocab" else str)
+        )
+    c.optimizer.name = "sgd"
+    c.optimizer.base_learning_rate = WORD2VEC_ALPHA[method] * 256
+    c.optimizer.lr_scaling = "linear"  # alpha x batch_size
+    c.optimizer.momentum = 0.0
+    c.optimizer.weight_decay = 0.0
+    c.optimizer.warmup_steps = 0
+    c.optimizer.end_learning_rate_factor = 1e-4
+    del c.optimizer["lr_multipliers"]
+    return c
+
+
 def check_arg(arg: str, choices: Sequence[str], config_file: str) -> str:
     """``arg`` if it is one of ``choices``; otherwise a one-line ValueError naming the bad
     value and the valid ones (``config_file``: the calling file, for the message)."""

@@ -6,6 +6,11 @@
   python -m ssljax.evaluate --workdir runs/demo --protocols=transfer --transfer_dataset=cifar10
   python -m ssljax.evaluate --workdir runs/demo --protocols=transfer \\
       --transfer_dataset=image_folder --transfer_data_dir=/data/my_images
+  python -m ssljax.evaluate --workdir runs/skip_gram [--wordsim FILE --analogies FILE]
+
+A word2vec run (``config.dataset`` a text corpus) is scored from its embedding tables by
+``ssljax.evaluation.text_workdir`` instead: the Levy-Goldberg PMI check, analogies and
+similarity on the synthetic corpus, word-similarity and analogy files by path on any corpus.
 
 Protocols (``ssljax.evaluation.protocols``): ``linear``, ``knn``, ``label_efficiency`` (linear
 probe, fine-tuning and from-scratch training on class-balanced label fractions), ``finetune``
@@ -65,6 +70,18 @@ def define_flags() -> None:
         "Comma-separated label fractions in (0, 1] of the label_efficiency protocol.",
     )
     define("integer", "seed", 0, "Seed of the label subsets and of fine-tuning.")
+    define(
+        "string",
+        "wordsim",
+        None,
+        "Text runs: a WordSim-353-format file (word, word, score per line) to score.",
+    )
+    define(
+        "string",
+        "analogies",
+        None,
+        "Text runs: a questions-words.txt-format analogy file to score (3CosAdd).",
+    )
     define(
         "string",
         "transfer_dataset",
@@ -129,6 +146,20 @@ def main() -> int:
     f = flags.FLAGS
     if not f.workdir:
         raise ValueError("missing --workdir; e.g. --workdir runs/demo")
+    from ssljax.evaluation import text_workdir
+
+    if text_workdir.is_text_workdir(f.workdir):  # word2vec: scored from its tables
+        report = text_workdir.evaluate_text_workdir(
+            f.workdir, step=f.step, wordsim=f.wordsim, analogies=f.analogies
+        )
+        if parallel.is_main_process():
+            print(text_workdir.format_text_report(report), flush=True)
+        return 0
+    if f.wordsim or f.analogies:
+        raise ValueError(
+            f"--wordsim/--analogies score word vectors; {f.workdir} is not a text run "
+            "(its config.dataset is an image dataset)"
+        )
     report = evaluate_workdir(
         f.workdir,
         protocols=f.protocols,

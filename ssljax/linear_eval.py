@@ -35,6 +35,13 @@ def main() -> int:
     if not _WORKDIR.value:
         raise ValueError("missing --workdir; e.g. --workdir runs/demo")
     from ssljax.evaluation.checkpoint_eval import evaluate_workdir, format_report
+    from ssljax.evaluation.text_workdir import is_text_workdir
+
+    if is_text_workdir(_WORKDIR.value):
+        raise ValueError(
+            f"{_WORKDIR.value} pretrained word vectors (a text corpus), which have no linear "
+            f"probe; score them with: python -m ssljax.evaluate --workdir {_WORKDIR.value}"
+        )
 
     report = evaluate_workdir(
         _WORKDIR.value,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import time
+from typing import Sequence
 
 import jax
 import jax.numpy as jnp
@@ -74,6 +75,28 @@ def encoder_feature_fn(encoder, *, layer: str, grid: int):
         return extract_features(encoder, variables, x, layer=layer, grid=grid)
 
     return features
+
+
+# The extractor key of the probed layers' concatenated features (split per layer after reading).
+LAYERS_KEY = "__layers__"
+
+
+def encoder_layers_fn(encoder, *, layers: Sequence[str], grid: int):
+    """``(variables, uint8 images) -> [B, sum D]``: every layer of ``layers`` from one pass
+    of the network, concatenated in order (``ssljax.models.extract_layers``)."""
+    from ssljax.models import extract_layers
+
+    def features(variables, images):
+        x = images.astype(jnp.float32) / 255.0
+        return extract_layers(encoder, variables, x, layers=tuple(layers), grid=grid)
+
+    return features
+
+
+def layer_columns(sizes: Sequence[int]) -> list[tuple[int, int]]:
+    """``[(start, stop)]`` column ranges of consecutive blocks of ``sizes`` columns."""
+    stops = np.cumsum(np.asarray(sizes, np.int64))
+    return [(int(b - a), int(b)) for a, b in zip(sizes, stops)]
 
 
 def feature_fn(encoder, *, layer: str, grid: int):
@@ -422,14 +445,20 @@ def evaluate_workdir(
             cached = read_baselines(cache, with_raw_pixels=raw_skipped is None)
         if "random_init" not in cached:
             encoders["random_init"] = init_variables
-    extractors, dims = {}, {}
-    for layer_name in layers:
-        fn = encoder_feature_fn(encoder, layer=layer_name, grid=grid)
-        mapped = feats.shard_rows(fn, mesh)
-        for prefix, vars_ in encoders.items():
-            key = f"{prefix}/{layer_name}"
-            extractors[key] = feats.device_extractor(mapped, vars_, mesh)
-            dims[key] = feats.output_dim(fn, vars_, spec.image_shape)
+    # One pass of each encoder gives every probed layer (columns split after reading).
+    extractors, dims, layer_dims = {}, {}, {}
+    fn = encoder_layers_fn(encoder, layers=layers, grid=grid)
+    mapped = feats.shard_rows(fn, mesh)
+    for prefix, vars_ in encoders.items():
+        key = f"{prefix}/{LAYERS_KEY}"
+        extractors[key] = feats.device_extractor(mapped, vars_, mesh)
+        layer_dims[prefix] = [
+            feats.output_dim(
+                encoder_feature_fn(encoder, layer=n, grid=grid), vars_, spec.image_shape
+            )
+            for n in layers
+        ]
+        dims[key] = sum(layer_dims[prefix])
     if baselines and raw_skipped is None and "raw_pixels" not in cached:
         extractors["raw_pixels"] = feats.pixel_features
         dims["raw_pixels"] = math.prod(spec.image_shape)
@@ -454,8 +483,17 @@ def evaluate_workdir(
         )
         return out
 
+    def per_layer(features):
+        for prefix, sizes in layer_dims.items():
+            combined = features.pop(f"{prefix}/{LAYERS_KEY}")
+            for name, (lo, hi) in zip(layers, layer_columns(sizes)):
+                features[f"{prefix}/{name}"] = np.ascontiguousarray(combined[:, lo:hi])
+            del combined
+        return features
+
     train_features, train_labels = read(spec.train_split)
     test_features, test_labels = read(spec.test_split)
+    train_features, test_features = per_layer(train_features), per_layer(test_features)
 
     def probe_one(key, name):
         t = time.perf_counter()

@@ -115,7 +115,15 @@ def train_word2vec(sentences, counts, *, model: str, output: str, settings: Sett
     alpha = float(ALPHA[model] if settings.alpha is None else settings.alpha)
     schedule = optax.linear_schedule(alpha * batch, alpha * 1e-4 * batch, steps)
     objective = objectives.build(
-        {"name": model, "vocab_size": len(counts), "dim": settings.dim, "output": output}
+        {
+            "name": model,
+            "vocab_size": len(counts),
+            "dim": settings.dim,
+            "output": output,
+            "window": settings.window,
+            "negatives": settings.negatives,
+            "subsample": settings.subsample,
+        }
     )
     result = fit(
         objective, data, steps=steps, batch_size=batch, tx=optax.sgd(schedule), seed=settings.seed
@@ -192,29 +200,15 @@ def load_embeddings(directory) -> tuple[dict, list[str], np.ndarray, dict]:
 
 def evaluate_synthetic(directory, corpus_params, analogies, *, window: int, negatives: int):
     """Reads the checkpoint in ``directory`` and scores it against the synthetic corpus's
-    exact statistics: the Levy-Goldberg correlation (negative sampling only: there ``C`` is
-    a word table), 3CosAdd and 3CosMul accuracy on the planted analogies (with chance), and
-    the Spearman correlation of cosine similarities with ``true_similarity``."""
-    from ssljax.data.text import true_pmi, true_similarity
-    from ssljax.evaluation import text as text_eval
+    exact statistics (``ssljax.evaluation.text_workdir.synthetic_scores``: the Levy-Goldberg
+    correlation for negative sampling, planted analogies, similarity Spearman)."""
+    from ssljax.evaluation.text_workdir import synthetic_scores
 
-    tables, words, _, info = load_embeddings(directory)
-    W = tables["input"]
-    out: dict[str, Any] = {}
-    if info.get("output") == "negative_sampling":
-        pmi = true_pmi(corpus_params, window)
-        lg = text_eval.pmi_correlation(W, tables["output"], pmi, np.isfinite(pmi), negatives)
-        out["pmi_correlation"] = float(lg["pearson"])
-        out["pmi_gap"] = float(lg["mean_abs_gap"])
-    for method in ("add", "mul"):
-        acc = text_eval.analogy_accuracy(W, np.asarray(analogies), method=method)
-        out[f"analogy_{method}"] = float(acc["accuracy"])
-        out["analogy_chance"] = float(acc["chance"])
-    sim = true_similarity(corpus_params, window)
-    iu = np.triu_indices(len(words), 1)
-    pairs = np.stack(iu, axis=1)
-    out["similarity_spearman"] = float(text_eval.similarity_spearman(W, pairs, sim[iu]))
-    return out
+    tables, _, _, info = load_embeddings(directory)
+    C = tables["output"] if info.get("output") == "negative_sampling" else None
+    return synthetic_scores(
+        tables["input"], C, corpus_params, analogies, window=window, negatives=negatives
+    )
 
 
 def evaluate_files(directory, *, wordsim=None, analogies=None, restrict_vocab=None) -> dict:

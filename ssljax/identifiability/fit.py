@@ -122,7 +122,7 @@ def fit(
         objective.build_model(run, None),
         tx,
         jax.random.PRNGKey(seed),
-        (1,) + run.facts.image_shape,
+        objective.sample_shape(run),
         groups=objective.param_groups(run),
     )
     extra = objective.init_state(state.params, state.model_state, run)

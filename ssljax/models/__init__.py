@@ -9,7 +9,7 @@ block outputs into the ``'intermediates'`` collection under ``'stem'``
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import flax.linen as nn
 import jax
@@ -123,6 +123,23 @@ def extract_features(
     return spatial_pool(sown[layer], grid)
 
 
+def extract_layers(
+    module: nn.Module,
+    variables: Mapping[str, Any],
+    images: Array,
+    *,
+    layers: Sequence[str],
+    grid: int = 1,
+) -> Array:
+    """Features of several sown layers from ONE pass of the network, each pooled as
+    ``extract_features`` pools it, concatenated in the order of ``layers``: ``[B, sum D]``."""
+    sown = _sown_outputs(module, variables, images)
+    missing = [name for name in layers if name not in sown]
+    if missing:
+        raise ValueError(f"Unknown layer {missing[0]!r}; available layers are {list(sown)}.")
+    return jnp.concatenate([spatial_pool(sown[name], grid) for name in layers], axis=-1)
+
+
 __all__ = [
     "PixelNetwork",
     "PixelTransformer",
@@ -140,6 +157,7 @@ __all__ = [
     "build_encoder",
     "encoder_layer_names",
     "extract_features",
+    "extract_layers",
     "spatial_pool",
     "BilinearCritic",
     "ConcatCritic",

@@ -10,6 +10,8 @@ The hooks, in the order a run calls them::
 
   check(run)                              one-line ValueError for settings it cannot run with
   build_model(run, axis_name)             the Flax module the loss applies
+  sample_shape(run)                       the input shape the module is initialised on
+                                          ([1, H, W, C] images by default)
   param_groups(run)                       {params key: ParamGroup}: networks with their own
                                           optimizer (discriminators); {} for most methods
   init_state(params, model_state, run)    the method's typed state (EMA target, queue, bank)
@@ -19,6 +21,11 @@ The hooks, in the order a run calls them::
                                           (objectives with host_crops = True)
   loss(params, model_state, views, rng, ctx) -> (loss, LossAux)
   update_state(state, outputs, ctx)       after the optimiser update
+
+Objectives of ``modality = 'text'`` (word2vec) train on a text corpus instead of images
+(``ssljax.data.text_source``): the host turns the corpus into examples with the objective's
+``text_examples(sentences, counts, seed)`` hook, one call per epoch, and ``batch['image']``
+holds the model's integer input (centre or context word ids) rather than pixels.
 
 The pure losses (``simclr_loss``, ``byol_loss``, ``vicreg_loss``, ...) stay free functions
 of arrays; an objective wires one of them to a network and to views.
@@ -48,14 +55,22 @@ class DatasetFacts:
       pretrain_split: the TFDS split pretraining reads.
       in_memory: the split is held in host memory at ``image_shape`` (no host resizing), so
         it can be loaded whole (``prefill_state``).
+      vocab_size: words in a text corpus's vocabulary (``ssljax.data.text_source``); 0 for
+        images. Text facts have ``image_shape = ()``, ``num_examples`` = the corpus's
+        in-vocabulary tokens and ``num_classes = 0``.
     """
 
     name: str
-    image_shape: tuple[int, int, int]
+    image_shape: tuple[int, ...]
     num_examples: int
     num_classes: int
     pretrain_split: str = "train"
     in_memory: bool = True
+    vocab_size: int = 0
+
+    @property
+    def is_text(self) -> bool:
+        return self.vocab_size > 0
 
     @property
     def channels(self) -> int:
@@ -203,6 +218,9 @@ class Objective:
     host_crops: ClassVar[bool] = False
     # Old config keys accepted and ignored (stored runs), with why; not hyperparameters.
     RETIRED_KEYS: ClassVar[Mapping[str, str]] = {}
+    # What the objective trains on: 'image' (TFDS and image-folder datasets) or 'text'
+    # (``ssljax.data.text_source``: examples from ``text_examples``).
+    modality: ClassVar[str] = "image"
 
     # --- construction -------------------------------------------------------------------
 
@@ -245,6 +263,18 @@ class Objective:
 
     def build_model(self, run: Run, axis_name: str | None):
         raise NotImplementedError
+
+    def sample_shape(self, run: Run) -> tuple[int, ...]:
+        """The shape of one input the model is initialised on: ``(1, H, W, C)`` of the
+        dataset's images unless the objective's model reads something else."""
+        return (1,) + tuple(run.facts.image_shape)
+
+    def text_examples(self, sentences, counts, seed: int) -> dict:
+        """One epoch of training examples from a text corpus (``modality = 'text'``):
+        ``{key: array [n, ...]}`` with the model's input under ``'image'``. ``sentences``
+        are token-id arrays, ``counts`` the vocabulary's counts; ``seed`` draws the epoch's
+        windows, subsampling and noise words."""
+        raise NotImplementedError(f"objective {self.name!r} does not train on text")
 
     def param_groups(self, run: Run) -> Mapping[str, ParamGroup]:
         """Networks of the objective's own, ``{top-level params name: ParamGroup}``, trained

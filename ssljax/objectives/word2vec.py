@@ -66,6 +66,7 @@ from ssljax.objectives.base import (
     Run,
     check_choice,
     check_int,
+    check_range,
 )
 from ssljax.objectives.registry import register
 
@@ -597,27 +598,90 @@ class _Word2Vec(Objective):
     """Shared fields and hooks of ``skip_gram`` and ``cbow``.
 
     Attributes:
-      vocab_size: ``V``, rows of the embedding tables (the vocabulary's size; >= 2).
+      vocab_size: ``V``, rows of the embedding tables; 0 (default) takes the size of the
+        run's text vocabulary (``run.facts.vocab_size``), any other value must equal it.
       dim: ``D``, the embedding dimension (Mikolov et al. 2013b: 300; gensim's default 100).
       output: ``negative_sampling`` (batches carry ``negatives``) or ``hierarchical_softmax``
         (batches carry the target's Huffman path).
+      window: the largest context window; each centre draws its own in ``1..window``
+        (``word2vec.c``'s dynamic window).
+      negatives: noise words per example (negative sampling).
+      subsample: frequent-word subsampling threshold ``t`` (Mikolov et al. 2013b; 0: none).
+      power: exponent of the counts in the noise distribution (0.75).
     """
 
-    vocab_size: int = 2
+    vocab_size: int = 0
     dim: int = 100
     output: str = "negative_sampling"
+    window: int = 5
+    negatives: int = 5
+    subsample: float = 1e-3
+    power: float = 0.75
+
+    modality: ClassVar[str] = "text"
 
     def __post_init__(self):
-        check_int("vocab_size", self.vocab_size, low=2)
+        if self.vocab_size != 0:
+            check_int("vocab_size", self.vocab_size, low=2)
         check_int("dim", self.dim)
         check_choice("output", self.output, OUTPUTS)
+        check_int("window", self.window)
+        check_int("negatives", self.negatives)
+        check_range("subsample", self.subsample, low=0.0)
+        check_range("power", self.power, low=0.0)
+
+    def vocab(self, run: Run) -> int:
+        """``V`` of this run (``vocab_size``, or the corpus's vocabulary when it is 0)."""
+        data = int(getattr(run.facts, "vocab_size", 0))
+        if self.vocab_size and data and self.vocab_size != data:
+            raise ValueError(
+                f"objective.vocab_size={self.vocab_size} differs from the corpus's "
+                f"vocabulary of {data} words; valid: 0 (the corpus's) or {data}"
+            )
+        v = int(self.vocab_size or data)
+        if v < 2:
+            raise ValueError(
+                f"objective.vocab_size={self.vocab_size} and no text corpus gives one; "
+                "valid: an integer >= 2, or a text dataset (synthetic_text, text_files)"
+            )
+        return v
 
     def check(self, run: Run) -> None:
-        del run
+        v = self.vocab(run)
+        if run.facts.is_text and v <= self.window:
+            raise ValueError(
+                f"the vocabulary of {v} words is not larger than objective.window="
+                f"{self.window}; valid: a window < {v}, or a larger corpus"
+            )
 
     def build_model(self, run: Run, axis_name):
-        del run, axis_name
-        return Word2VecNetwork(int(self.vocab_size), int(self.dim), self.output)
+        del axis_name
+        return Word2VecNetwork(self.vocab(run), int(self.dim), self.output)
+
+    def sample_shape(self, run: Run) -> tuple[int, ...]:
+        del run
+        return self._input_shape()
+
+    def _input_shape(self) -> tuple[int, ...]:
+        return (1,)
+
+    def text_examples(self, sentences, counts, seed: int) -> dict:
+        """One epoch of ``word2vec.c``'s examples (``ssljax.data.text.word2vec_examples``
+        with this objective's window, negatives, subsampling and noise power)."""
+        from ssljax.data.text import word2vec_examples
+
+        return word2vec_examples(
+            sentences,
+            counts,
+            model=self.name,
+            output=self.output,
+            window=int(self.window),
+            num_negatives=int(self.negatives),
+            epochs=1,
+            subsample_threshold=float(self.subsample),
+            power=float(self.power),
+            seed=int(seed),
+        )
 
     def make_views(self, rng, images, run: Run):
         del rng, run
@@ -660,6 +724,9 @@ class CBOW(_Word2Vec):
 
     name: ClassVar[str] = "cbow"
     description: ClassVar[str] = "word2vec continuous bag of words (Mikolov et al. 2013)"
+
+    def _input_shape(self) -> tuple[int, ...]:
+        return (1, 2 * int(self.window))
 
     def _input_mask(self, batch):
         return batch["input_mask"]

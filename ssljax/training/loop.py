@@ -49,22 +49,61 @@ class Setup:
         return tuple(self.run.facts.image_shape)
 
 
+def check_modality(objective: objectives.Objective, dataset_cfg) -> None:
+    """A one-line ValueError when the objective and the dataset disagree on what they are
+    (a text objective on images, an image objective on a text corpus)."""
+    from ssljax.data.text_source import TEXT_DATASETS, is_text_dataset
+
+    kind = "text" if is_text_dataset(dataset_cfg) else "image"
+    if objective.modality != kind:
+        valid = (
+            ", ".join(TEXT_DATASETS)
+            if objective.modality == "text"
+            else "an image dataset (fashion_mnist, cifar10, image_folder, ...)"
+        )
+        raise ValueError(
+            f"objective {objective.name!r} trains on {objective.modality}, but dataset "
+            f"{dataset_cfg.get('name')!r} is {kind}; valid datasets: {valid}"
+        )
+
+
 def validate_config(config) -> None:
     """Fails fast, with one line each, on names and sizes that cannot work (before any data
     is read; checks that need the dataset's facts run in ``build_setup``)."""
-    from ssljax.data.datasets import spec_from_config
-    from ssljax.data.host_views import host_views_for_config
-    from ssljax.models import build_encoder
+    from ssljax.data.text_source import is_text_dataset, text_settings
 
-    objectives.build(config.objective)  # unknown names, keys and bad values
-    host_views_for_config(config, spec_from_config(config.dataset))  # augment.crop_on
-    build_encoder(config.model.encoder)  # unknown names raise with the valid choices
+    objective = objectives.build(config.objective)  # unknown names, keys and bad values
+    check_modality(objective, config.dataset)
+    if is_text_dataset(config.dataset):
+        text_settings(config.dataset)  # unknown keys, missing paths
+    else:
+        from ssljax.data.datasets import spec_from_config
+        from ssljax.data.host_views import host_views_for_config
+        from ssljax.models import build_encoder
+
+        host_views_for_config(config, spec_from_config(config.dataset))  # augment.crop_on
+        build_encoder(config.model.encoder)  # unknown names raise with the valid choices
     parallel.check_global_batch(config.batch_size)
     check_dtype(config)
     check_accumulate_steps(config)
     build_optimizer(config)
     if int(config.total_steps) <= 0:
         raise ValueError(f"total_steps={config.total_steps} must be positive")
+
+
+def pretrain_facts(config, corpus=None) -> objectives.DatasetFacts:
+    """The ``DatasetFacts`` of the run's pretraining data, read once: a text corpus's
+    (``corpus``, or the one ``config.dataset`` names, loaded here) or the image dataset's
+    (``ssljax.data.dataset_facts``; prepares the TFDS data if needed)."""
+    from ssljax.data.text_source import is_text_dataset, load_corpus, text_facts
+
+    if is_text_dataset(config.dataset):
+        return text_facts(corpus if corpus is not None else load_corpus(config.dataset))
+    from ssljax.data.datasets import spec_from_config
+    from ssljax.data.input_pipeline import dataset_facts, get_builder
+
+    get_builder(spec_from_config(config.dataset), data_dir=config.dataset.get("data_dir"))
+    return dataset_facts(config)
 
 
 def with_resolved_objective(config) -> ml_collections.ConfigDict:
@@ -83,7 +122,11 @@ def build_setup(config, facts: objectives.DatasetFacts | None = None) -> Setup:
     dataset (``ssljax.data.dataset_facts``); without them the dataset's published facts are
     used and no data is read. The objective's own checks against them run here.
     """
-    if facts is None:
+    from ssljax.data.text_source import is_text_dataset
+
+    if facts is None and is_text_dataset(config.dataset):
+        facts = pretrain_facts(config)  # a corpus has no published facts: it is read
+    elif facts is None:
         from ssljax.data.datasets import facts_from_spec, spec_from_config
         from ssljax.data.host_views import host_views_for_config
 
@@ -148,7 +191,7 @@ def initial_state(config, setup: Setup) -> TrainState:
         setup.eval_model,
         setup.tx,
         jax.random.PRNGKey(config.seed),
-        (1,) + setup.image_shape,
+        setup.objective.sample_shape(setup.run),
         groups=setup.objective.param_groups(setup.run),
     )
     extra = setup.objective.init_state(state.params, state.model_state, setup.run)
@@ -160,6 +203,35 @@ def initial_state(config, setup: Setup) -> TrainState:
 def abstract_state(config, setup: Setup):
     """Shapes and dtypes of the train state, without computing it."""
     return jax.eval_shape(lambda: initial_state(config, setup))
+
+
+def pretrain_batches(config, setup: Setup, corpus, start_step: int):
+    """The run's host batches from ``start_step`` on: a text corpus's examples
+    (``ssljax.data.text_source``) or the image dataset's (``train_iterator``)."""
+    if corpus is not None:
+        from ssljax.data.text_source import text_train_iterator
+
+        return text_train_iterator(
+            corpus,
+            setup.objective,
+            global_batch_size=config.batch_size,
+            seed=config.seed,
+            start_step=start_step,
+        )
+    from ssljax.data.datasets import spec_from_config
+    from ssljax.data.host_views import host_views_for_config
+    from ssljax.data.input_pipeline import train_iterator
+
+    spec = spec_from_config(config.dataset)  # after get_builder: a prepared dataset's sizes
+    return train_iterator(
+        spec,
+        global_batch_size=config.batch_size,
+        seed=config.seed,
+        start_step=start_step,
+        data_dir=config.dataset.get("data_dir"),
+        # Crops cut on the host (augment.crop_on); batch['local_image'] is not read yet.
+        host_views=host_views_for_config(config, spec),
+    )
 
 
 class _SigtermFlag:
@@ -202,16 +274,16 @@ def train_and_evaluate(
       where status is
       'completed', 'stopped' (max_steps) or 'preempted' (SIGTERM).
     """
-    from ssljax.data.datasets import spec_from_config
-    from ssljax.data.host_views import host_views_for_config
-    from ssljax.data.input_pipeline import dataset_facts, get_builder, train_iterator
+    from ssljax.data.text_source import is_text_dataset, load_corpus
 
     validate_config(config)
     config = with_resolved_objective(config)  # config.json lists every hyperparameter
-    get_builder(spec_from_config(config.dataset), data_dir=config.dataset.get("data_dir"))
-    setup = build_setup(config, dataset_facts(config))  # the data's facts, once; checks
+    text = is_text_dataset(config.dataset)
+    corpus = load_corpus(config.dataset) if text else None
+    setup = build_setup(config, pretrain_facts(config, corpus))  # the data's facts, once
     main = parallel.is_main_process()
-    monitor = KnnMonitor.for_run(config, setup, verbose=main)  # None: off (eval_every_steps)
+    # kNN top-1 needs labelled images; a text run is scored from its checkpoint instead.
+    monitor = None if text else KnnMonitor.for_run(config, setup, verbose=main)
     # Every process checks the workdir's config; only process 0 writes it.
     config_dict = ckpt_lib.prepare_workdir(workdir, config, write=main)
     parallel.sync("ssljax:prepare_workdir")
@@ -248,16 +320,7 @@ def train_and_evaluate(
         ),
         mesh,
     )
-    spec = spec_from_config(config.dataset)  # after get_builder: a prepared dataset's sizes
-    data = train_iterator(
-        spec,
-        global_batch_size=config.batch_size,
-        seed=config.seed,
-        start_step=start,
-        data_dir=config.dataset.get("data_dir"),
-        # Crops cut on the host (augment.crop_on); batch['local_image'] is not read yet.
-        host_views=host_views_for_config(config, spec),
-    )
+    data = pretrain_batches(config, setup, corpus, start)
     # Logs, TensorBoard files and the progress bar belong to process 0; every process
     # takes part in the checkpoint saves.
     writer = MetricWriter(workdir, start_step=start) if main else None
@@ -342,7 +405,7 @@ def restore_for_eval(workdir: str, step: int | None = None):
     the workdir.
     """
     from ssljax import io as wio
-    from ssljax.data.input_pipeline import dataset_facts
+    from ssljax.data.text_source import is_text_dataset
 
     directory = wio.join(workdir, ckpt_lib.CHECKPOINT_SUBDIR)
     if not wio.as_path(directory).is_dir():
@@ -368,8 +431,14 @@ def restore_for_eval(workdir: str, step: int | None = None):
         config = ml_collections.ConfigDict(orbax(lambda: checkpointer.restore_config(s)))
         # A bad stored config is its own one-line error. Only objectives that index the
         # split size their state by it: the others need no data to be restored.
+        # A text corpus is read for its vocabulary.
         needs_data = objectives.build(config.objective).needs_index
-        setup = build_setup(config, dataset_facts(config) if needs_data else None)
+        if needs_data and not is_text_dataset(config.dataset):
+            from ssljax.data.input_pipeline import dataset_facts
+
+            setup = build_setup(config, dataset_facts(config))
+        else:
+            setup = build_setup(config)
         try:
             state = orbax(lambda: checkpointer.restore_state(abstract_state(config, setup), s))
         except ckpt_lib.StateLayoutError:

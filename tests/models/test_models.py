@@ -316,6 +316,23 @@ def test_extract_features_intermediate_layer_with_grid():
     np.testing.assert_allclose(feats1, block3.mean(axis=(1, 2)), rtol=1e-5, atol=1e-6)
 
 
+def test_extract_layers_is_each_layer_from_one_pass_in_order():
+    from ssljax.evaluation.checkpoint_eval import layer_columns
+    from ssljax.models import extract_layers
+
+    module, variables, x, _ = _convnet_init_and_output()
+    layers = ("block3", "block1", "pooled")
+    both = extract_layers(module, variables, x, layers=layers, grid=2)
+    singles = [extract_features(module, variables, x, layer=n, grid=2) for n in layers]
+    assert both.shape == (2, sum(f.shape[1] for f in singles))
+    columns = layer_columns([f.shape[1] for f in singles])
+    assert columns[0] == (0, singles[0].shape[1]) and columns[-1][1] == both.shape[1]
+    for (lo, hi), single in zip(columns, singles):
+        np.testing.assert_allclose(both[:, lo:hi], single, rtol=1e-6, atol=1e-6)
+    with pytest.raises(ValueError, match=r"Unknown layer 'block9'; available layers are"):
+        extract_layers(module, variables, x, layers=("block1", "block9"))
+
+
 def test_extract_features_unknown_layer_lists_names():
     module, variables, x, _ = _convnet_init_and_output()
     with pytest.raises(ValueError) as err:

@@ -672,3 +672,48 @@ def training_curves(
             ax.legend(fontsize=8, frameon=False)
     fig.suptitle(title if title is not None else os.fspath(metrics_jsonl_path), fontsize=11)
     return _save(fig, path, dpi)
+
+
+def tile_images(images, *, columns: int = 8, pad: int = 2) -> np.ndarray:
+    """``[N, H, W, 1|3]`` images (uint8, or float in [0, 1]) tiled row by row into one
+    ``uint8 [rows * (H + pad) + pad, columns * (W + pad) + pad, 3]`` array on white."""
+    x = _as_rgb_images("images", images)
+    if isinstance(columns, bool) or int(columns) < 1:
+        raise ValueError(f"columns={columns!r} is invalid; valid: an integer >= 1")
+    n, h, w, _ = x.shape
+    columns = min(int(columns), max(n, 1))
+    rows = max(1, math.ceil(n / columns))
+    out = np.full((rows * (h + pad) + pad, columns * (w + pad) + pad, 3), 255, np.uint8)
+    for i in range(n):
+        top, left = pad + (i // columns) * (h + pad), pad + (i % columns) * (w + pad)
+        out[top : top + h, left : left + w] = x[i]
+    return out
+
+
+def image_grid(
+    images,
+    path,
+    *,
+    columns: int = 8,
+    title: str | None = None,
+    scale: int = 4,
+    overwrite: bool = False,
+    dpi: int = 100,
+) -> str:
+    """Writes ``images`` (``[N, H, W, 1|3]``, uint8 or float in [0, 1]) as one PNG grid of
+    ``columns`` columns, each pixel ``scale`` x ``scale`` (nearest neighbour), with an
+    optional title; generated samples and reconstructions use it. Returns ``path``."""
+    _check_target(path, overwrite)
+    dpi = _check_dpi(dpi)
+    tiled = tile_images(images, columns=columns)
+    if isinstance(scale, bool) or int(scale) < 1:
+        raise ValueError(f"scale={scale!r} is invalid; valid: an integer >= 1")
+    tiled = np.repeat(np.repeat(tiled, int(scale), axis=0), int(scale), axis=1)
+    band = 28 if title else 0
+    fig = _new_figure(tiled.shape[1], tiled.shape[0] + band, dpi)
+    ax = fig.add_axes((0.0, 0.0, 1.0, tiled.shape[0] / (tiled.shape[0] + band)))
+    ax.imshow(tiled, interpolation="nearest")
+    ax.set_axis_off()
+    if title:
+        fig.text(0.5, 1.0 - 0.5 * band / (tiled.shape[0] + band), title, ha="center", va="center")
+    return _save(fig, path, dpi)

@@ -233,3 +233,27 @@ def test_training_curves_errors(tmp_path):
     with pytest.raises(ValueError, match="does not exist"):
         training_curves(tmp_path / "missing.jsonl", tmp_path / "x.png")
     assert not (tmp_path / "x.png").exists()
+
+
+def test_tile_images_places_each_image_in_its_cell():
+    from ssljax.evaluation.plots import tile_images
+
+    images = np.stack([np.full((3, 2, 1), 10 * (i + 1), np.uint8) for i in range(5)])
+    tiled = tile_images(images, columns=2, pad=1)
+    assert tiled.shape == (3 * 4 + 1, 2 * 3 + 1, 3)
+    for i in range(5):
+        top, left = 1 + (i // 2) * 4, 1 + (i % 2) * 3
+        assert np.all(tiled[top : top + 3, left : left + 2] == 10 * (i + 1))
+    assert np.all(tiled[0] == 255) and np.all(tiled[-4:, 4:] == 255)  # padding, empty cell
+    with pytest.raises(ValueError, match=r"columns=0 is invalid"):
+        tile_images(images, columns=0)
+
+
+def test_image_grid_writes_a_png_and_keeps_an_existing_one(tmp_path):
+    from ssljax.evaluation.plots import image_grid
+
+    path = str(tmp_path / "grid.png")
+    image_grid(np.random.default_rng(0).random((6, 8, 8, 1)), path, columns=3, title="t")
+    assert open(path, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(ValueError, match="exists"):
+        image_grid(np.zeros((1, 8, 8, 1)), path)

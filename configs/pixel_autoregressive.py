@@ -32,9 +32,9 @@ fashion_mnist
   Linear probe: ``eval.layer = 'layer2'``, the middle of the four blocks (each block's output
   averaged over the 196 positions, 64-d). iGPT finds the best autoregressive features in the
   middle of the network, not at the end; read the per-layer curve with the per-layer probe
-  (the last two commands; each probed layer costs one pass of the network over the 70,000
-  images for the pretrained and one for the random-init encoder, about 6 minutes a layer
-  on the 2-core VM):
+  (the last two commands; the probe reads every listed layer from one pass of the network
+  over the 70,000 images, one for the pretrained and one for the random-init encoder:
+  about 8 minutes for five layers on the 2-core VM):
 
     python -m ssljax.train --config configs/pixel_autoregressive.py:fashion_mnist --workdir runs/pixel_ar_fmnist
     python -m ssljax.linear_eval --workdir runs/pixel_ar_fmnist

@@ -37,19 +37,23 @@ fashion_mnist
   Linear probe: ``eval.layer = 'layer2'``, the middle of the four blocks (each block's output
   averaged over the 196 positions, 64-d); the probe sees whole, unmasked images. The best
   layer need not be the last (iGPT); read the per-layer curve with the per-layer probe
-  (the last two commands; each probed layer costs one pass of the network over the 70,000
-  images for the pretrained and one for the random-init encoder, about 6 minutes a layer
-  on the 2-core VM):
+  (the last two commands; the probe reads every listed layer from one pass of the network
+  over the 70,000 images, one for the pretrained and one for the random-init encoder:
+  about 8 minutes for five layers on the 2-core VM):
 
     python -m ssljax.train --config configs/pixel_masked.py:fashion_mnist --workdir runs/pixel_masked_fmnist
     python -m ssljax.linear_eval --workdir runs/pixel_masked_fmnist
     python -m ssljax.linear_eval --workdir runs/pixel_masked_fmnist --layer layer1,layer2,layer3,layer4,pooled
     python experiments/demo_figures.py --workdir runs/pixel_masked_fmnist --out runs/pixel_masked_fmnist/figures --layers=layer1,layer2,layer3,layer4,pooled
 
-  Expected: not measured here (no full run was made). The loss is logged in nats per masked
-  token and as ``bits_per_dim`` (bits per masked quantised pixel; a uniform guess is 3 bits),
-  with ``masked_fraction`` (about 0.15). No Fashion-MNIST numbers are published; on
-  CIFAR-10 the paper's BERT models probe below its autoregressive ones of the same size.
+  Measured (2-core AMD EPYC VM, 2026-12-04): 700 steps in 397 s; linear probe per layer,
+  test top-1 (random-init Transformer): layer1 0.7001 (0.6533), layer2 0.7102 (0.6481),
+  layer3 0.7131 (0.6542), layer4 0.7105 (0.6443), pooled 0.7197 (0.6495); validation picks
+  pooled (docs/figures/pixel_masked_layers.png), 5.5 points below the autoregressive model
+  at equal steps. The loss is logged in nats per masked token and as ``bits_per_dim`` (bits
+  per masked quantised pixel; a uniform guess is 3 bits), with ``masked_fraction`` (about
+  0.15). No Fashion-MNIST numbers are published; on CIFAR-10 the paper's BERT models probe
+  below its autoregressive ones of the same size.
 """
 
 import ml_collections

@@ -59,21 +59,5 @@ DATASETS = ("fashion_mnist",)
 
 def get_config(arg: str = "fashion_mnist") -> ml_collections.ConfigDict:
     config_base.check_arg(arg, DATASETS, __file__)
-    c = config_base.base_config()
-
-    # Method: a Transformer over pixel tokens with a per-position prediction head.
-    c.objective = config_base.objective("pixel_autoregressive")
-    c.model.encoder = "pixel_transformer"
-    c.model.encoder_kwargs = ml_collections.ConfigDict(
-        dict(width=64, depth=4, num_heads=4, mlp_ratio=4)
-    )
-    del c.model["projector"]
-
-    if arg == "fashion_mnist":
-        c.dataset.name = "fashion_mnist"
-        c.batch_size = 64
-        c.total_steps = 700
-        config_base.adamw(c, 3e-3, weight_decay=0.01, warmup_steps=50)
-        c.eval.layer = "layer2"
-        c.eval.grid = 1
-    return c
+    # Method: a causal Transformer over pixel tokens with a per-position prediction head.
+    return config_base.pixel_transformer("pixel_autoregressive", arg)

@@ -400,11 +400,34 @@ def sgd(
     return c
 
 
+def pixel_transformer(method: str, dataset: str) -> ml_collections.ConfigDict:
+    """An iGPT-style config (``pixel_autoregressive`` or ``pixel_masked``): the
+    ``pixel_transformer`` encoder (width 64, 4 blocks, 4 heads, MLP ratio 4), no projector;
+    on Fashion-MNIST batch 64, 700 steps, AdamW 3e-3 (weight decay 0.01, 50 warmup steps),
+    the probe on ``layer2`` at grid 1. Both objectives share it, so they compare at equal
+    network, steps and optimiser."""
+    c = base_config()
+    c.objective = objective(method)
+    c.model.encoder = "pixel_transformer"
+    c.model.encoder_kwargs = ml_collections.ConfigDict(
+        dict(width=64, depth=4, num_heads=4, mlp_ratio=4)
+    )
+    del c.model["projector"]
+    if dataset == "fashion_mnist":
+        c.dataset.name = "fashion_mnist"
+        c.batch_size = 64
+        c.total_steps = 700
+        adamw(c, 3e-3, weight_decay=0.01, warmup_steps=50)
+        c.eval.layer = "layer2"
+        c.eval.grid = 1
+    return c
+
+
 # word2vec.c's per-pair learning rates (its ``-alpha`` defaults).
 WORD2VEC_ALPHA = {"skip_gram": 0.025, "cbow": 0.05}
 
 
-def word2vec(method: str, corpus: str, **objective) -> ml_collections.ConfigDict:
+def word2vec(method: str, corpus: str, **overrides) -> ml_collections.ConfigDict:
     """A word2vec config (``skip_gram`` or ``cbow``) on ``corpus`` (``synthetic_text`` or
     ``text_files``), its optimizer as ``word2vec.c`` trains: plain SGD whose per-example rate
     is ``alpha`` (the batch loss is a mean, so the rate is ``alpha x batch``, scaled with
@@ -416,7 +439,7 @@ def word2vec(method: str, corpus: str, **objective) -> ml_collections.ConfigDict
     for key in ("model", "augment", "eval"):
         del c[key]
     c.eval_every_steps = 0  # no kNN monitor: a text run is scored from its checkpoint
-    c.objective = globals()["objective"](method, **objective)
+    c.objective = objective(method, **overrides)
     c.dataset = ml_collections.ConfigDict(dict(name=corpus, data_dir=None))
     c.dataset.data_dir = config_dict.placeholder(str)
     for key, value in TEXT_DATASETS[corpus].items():

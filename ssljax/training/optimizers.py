@@ -7,6 +7,8 @@ the global batch: ``base * batch / 256`` ('linear', SimCLR/BYOL), ``base * sqrt(
 ``optimizer.lr_multipliers`` (``{top-level parameter name: factor}``, 1 = unchanged) scales
 the final updates of one part of the model, e.g. ``predictor=10`` for a faster BYOL/SimSiam
 predictor (Tian et al. 2021 study the predictor's relative learning rate).
+``optimizer.b1`` (AdamW only; default 0.9) is Adam's first-moment decay; adversarial
+objectives use 0.5 (Radford et al. 2016).
 """
 
 from __future__ import annotations
@@ -103,7 +105,10 @@ def build_optimizer(config) -> tuple[optax.GradientTransformation, optax.Schedul
     elif opt.name == "lamb":
         tx = optax.lamb(schedule, weight_decay=wd, mask=decay_mask)
     elif opt.name == "adamw":
-        tx = optax.adamw(schedule, weight_decay=wd, mask=decay_mask)
+        b1 = opt.get("b1", 0.9)  # GANs train with 0.5 (Radford et al. 2016)
+        if isinstance(b1, bool) or not 0.0 <= float(b1) < 1.0:
+            raise ValueError(f"optimizer.b1={b1!r} is invalid; valid: 0 <= b1 < 1")
+        tx = optax.adamw(schedule, b1=float(b1), weight_decay=wd, mask=decay_mask)
     elif opt.name == "sgd":
         tx = optax.chain(
             optax.add_decayed_weights(wd, mask=decay_mask),

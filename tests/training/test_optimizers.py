@@ -110,3 +110,29 @@ def test_lr_multipliers_errors(make_tiny_config):
         r"its top-level parameters are \['encoder'\]",
     ):
         tx.init({"encoder": {"kernel": jnp.ones((2, 2))}})
+
+
+def test_adamw_b1_is_the_first_moment_decay(make_tiny_config):
+    """Two steps with gradients g1, g2 and no weight decay: Adam's bias-corrected first
+    moment after step 2 is (b1 (1 - b1) g1 + (1 - b1) g2) / (1 - b1^2), by hand."""
+    c = make_tiny_config()
+    c.optimizer.name, c.optimizer.weight_decay, c.optimizer.warmup_steps = "adamw", 0.0, 0
+    c.optimizer.lr_scaling, c.optimizer.base_learning_rate, c.total_steps = "none", 1.0, 10**6
+    params = {"w": jnp.zeros((2,))}
+    g1, g2 = jnp.array([1.0, -2.0]), jnp.array([3.0, 0.5])
+    for b1 in (0.9, 0.5):
+        c.optimizer.b1 = b1
+        tx, sched = build_optimizer(c)
+        state = tx.init(params)
+        _, state = tx.update({"w": g1}, state, params)
+        updates, _ = tx.update({"w": g2}, state, params)
+        m = (b1 * (1 - b1) * g1 + (1 - b1) * g2) / (1 - b1**2)
+        v = (0.999 * 0.001 * g1**2 + 0.001 * g2**2) / (1 - 0.999**2)
+        expected = -float(sched(1)) * m / (jnp.sqrt(v) + 1e-8)
+        # optax's bias correction 1 - b2^t cancels in float32: relative error about
+        # eps / (1 - b2^2), doubled for the square root's inputs and the division.
+        rtol = 4 * float(np.finfo(np.float32).eps) / (1 - 0.999**2)
+        np.testing.assert_allclose(updates["w"], expected, rtol=rtol)
+    c.optimizer.b1 = 1.0
+    with pytest.raises(ValueError, match=r"optimizer.b1=1.0 is invalid; valid: 0 <= b1 < 1"):
+        build_optimizer(c)

@@ -51,9 +51,10 @@ METHODS = [
     "pixel_masked",
     "skip_gram",
     "cbow",
+    "bigan",
 ]
 # Methods added after the redesign: configs_before_redesign.json has no entry for them.
-ADDED_METHODS = {"pixel_autoregressive", "pixel_masked", "skip_gram", "cbow"}
+ADDED_METHODS = {"pixel_autoregressive", "pixel_masked", "skip_gram", "cbow", "bigan"}
 # Methods that train on text corpora (tests/training/test_text_training.py builds them).
 TEXT_METHODS = {"skip_gram", "cbow"}
 

@@ -14,6 +14,15 @@ from ssljax.objectives.base import (
     Run,
     UpdateContext,
 )
+
+# BiGAN / ALI (Donahue et al. 2017; Dumoulin et al. 2017); registers "bigan"
+from ssljax.objectives.bigan import (
+    BiGAN,
+    bigan_discriminator_loss,
+    bigan_generator_loss,
+    total_discriminator_loss,
+    total_generator_loss,
+)
 from ssljax.objectives.bootstrap import byol_loss, cosine_ema_momentum, ema_update, simsiam_loss
 from ssljax.objectives.contrastive import (
     binary_contrastive_loss,
@@ -129,6 +138,11 @@ from ssljax.objectives.word2vec import (
 )
 
 __all__ = [
+    "BiGAN",
+    "bigan_discriminator_loss",
+    "bigan_generator_loss",
+    "total_discriminator_loss",
+    "total_generator_loss",
     "PixelAutoregressive",
     "PixelMasked",
     "bert_mask",

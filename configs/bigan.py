@@ -23,7 +23,7 @@ fashion_mnist
 
     python -m ssljax.train --config configs/bigan.py:fashion_mnist --workdir runs/bigan
     python -m ssljax.linear_eval --workdir runs/bigan
-    python experiments/bigan_figures.py --workdir runs/bigan
+    python experiments/generative_figures.py --workdir runs/bigan
 
   The last command writes ``bigan_samples.png`` (G(z) for prior draws) and
   ``bigan_reconstructions.png`` (rows of test images x alternating with G(E(x))) into the

@@ -52,9 +52,10 @@ METHODS = [
     "skip_gram",
     "cbow",
     "bigan",
+    "energy",
 ]
 # Methods added after the redesign: configs_before_redesign.json has no entry for them.
-ADDED_METHODS = {"pixel_autoregressive", "pixel_masked", "skip_gram", "cbow", "bigan"}
+ADDED_METHODS = {"pixel_autoregressive", "pixel_masked", "skip_gram", "cbow", "bigan", "energy"}
 # Methods that train on text corpora (tests/training/test_text_training.py builds them).
 TEXT_METHODS = {"skip_gram", "cbow"}
 

@@ -1,4 +1,5 @@
-"""Samples and reconstructions of a BiGAN checkpoint (Donahue, Krahenbuhl & Darrell 2017).
+"""Samples (and reconstructions) of generative checkpoints: BiGAN (Donahue, Krahenbuhl &
+Darrell 2017) and energy-based models (``objective.name = 'energy'``).
 
 Reads only what pretraining wrote: the workdir's checkpoint and its stored config
 (``ssljax.training.loop.restore_for_eval``). The network runs in evaluation mode (BatchNorm
@@ -11,6 +12,9 @@ running averages), on one device.
 * ``write_bigan_figures(workdir, out_dir)``: ``bigan_samples.png`` (a grid of ``G(z)``) and
   ``bigan_reconstructions.png`` (rows of test images ``x`` alternating with rows of their
   ``G(E(x))``), via ``ssljax.evaluation.plots.image_grid``.
+* ``energy_samples(workdir, num, seed)``: Langevin chains (``ssljax.energy.samplers``) on the
+  learned energy from uniform noise; ``write_energy_figures`` writes ``energy_samples.png``.
+* ``write_figures(workdir, out_dir)``: whichever of the two the run's objective calls for.
 """
 
 from __future__ import annotations
@@ -32,7 +36,6 @@ def load_bigan(workdir: str, step: int | None = None):
       ValueError: one line, when the workdir has no readable checkpoint or was not trained
         with the ``bigan`` objective.
     """
-    import ssljax.objectives.bigan  # noqa: F401  (registers 'bigan' for the stored config)
     from ssljax.training.loop import restore_for_eval
 
     config, setup, state, step = restore_for_eval(workdir, step)
@@ -194,3 +197,110 @@ def write_bigan_figures(
         overwrite=overwrite,
     )
     return paths
+
+
+# ---------------------------------------------------------------------------------------------
+# Energy-based models.
+
+ENERGY_SAMPLES_FILE = "energy_samples.png"
+
+
+def energy_samples(
+    workdir: str,
+    num: int = 64,
+    seed: int = 0,
+    *,
+    num_steps: int = 500,
+    step_size: float | None = None,
+    step: int | None = None,
+) -> tuple[np.ndarray, dict]:
+    """Images drawn from an energy checkpoint's model by unadjusted Langevin dynamics.
+
+    ``num`` chains start from uniform noise in [0, 1] and take ``num_steps`` steps of
+    ``x + (h / 2) score(x) + sqrt(h) z`` (``ssljax.energy.samplers.langevin``) on the learned
+    energy, ``h = step_size`` (default: ``sigma^2 / 2`` of a score-matching run, the noise
+    scale its score was learned at; the objective's own ``step_size`` for contrastive
+    divergence); the result is clipped to [0, 1].
+
+    Returns:
+      ``(images float32 [num, H, W, C], {'step', 'step_size', 'num_steps', 'training'})``.
+    """
+    from ssljax.energy import samplers
+    from ssljax.objectives.energy import energy_fn
+    from ssljax.training.loop import restore_for_eval
+
+    config, setup, state, step = restore_for_eval(workdir, step)
+    objective = setup.objective
+    if objective.name != "energy":
+        raise ValueError(
+            f"{workdir} was trained with objective {objective.name!r}; Langevin samples need "
+            "objective 'energy'"
+        )
+    if step_size is None:
+        score_matching = objective.training != "contrastive_divergence"
+        step_size = 0.5 * float(objective.sigma) ** 2 if score_matching else objective.step_size
+    shape = (int(num),) + tuple(setup.run.facts.image_shape)
+    key, init_key = jax.random.split(jax.random.PRNGKey(seed))
+    x0 = jax.random.uniform(init_key, shape, jnp.float32)
+    fn = energy_fn(state.params, state.model_state, model=setup.eval_model)
+    run = jax.jit(
+        lambda k, x: samplers.langevin(
+            k, x, energy_fn=fn, step_size=float(step_size), num_steps=int(num_steps)
+        )
+    )
+    images = np.clip(np.asarray(run(key, x0), np.float32), 0.0, 1.0)
+    info = {
+        "step": int(step),
+        "step_size": float(step_size),
+        "num_steps": int(num_steps),
+        "training": objective.training,
+    }
+    return images, info
+
+
+def write_energy_figures(
+    workdir: str,
+    out_dir: str | None = None,
+    *,
+    num: int = 64,
+    seed: int = 0,
+    columns: int = 8,
+    num_steps: int = 500,
+    step: int | None = None,
+    overwrite: bool = True,
+) -> dict[str, str]:
+    """Writes ``energy_samples.png`` (``energy_samples``) into ``out_dir`` (default: the
+    workdir); returns ``{'samples': path}``."""
+    from ssljax import io as wio
+    from ssljax.evaluation import plots
+
+    images, info = energy_samples(workdir, num, seed, num_steps=num_steps, step=step)
+    out_dir = workdir if out_dir is None else out_dir
+    wio.ensure_dir(out_dir)
+    path = wio.join(out_dir, ENERGY_SAMPLES_FILE)
+    plots.image_grid(
+        images,
+        path,
+        columns=columns,
+        title=f"energy model ({info['training']}), step {info['step']}: Langevin from noise, "
+        f"{info['num_steps']} steps of h={info['step_size']:.2g}",
+        overwrite=overwrite,
+    )
+    return {"samples": path}
+
+
+def write_figures(workdir: str, out_dir: str | None = None, **kwargs) -> dict[str, str]:
+    """``write_bigan_figures`` or ``write_energy_figures``, by the run's stored objective
+    (one-line error for any other objective)."""
+    from ssljax.training.checkpoint import read_workdir_config
+
+    stored = read_workdir_config(workdir) or {}
+    name = stored.get("objective", {}).get("name")
+    if name == OBJECTIVE:
+        kwargs.pop("num_steps", None)
+        return write_bigan_figures(workdir, out_dir, **kwargs)
+    if name == "energy":
+        return write_energy_figures(workdir, out_dir, **kwargs)
+    raise ValueError(
+        f"{workdir} holds objective {name!r}; generative figures exist for 'bigan' and 'energy'"
+    )

@@ -40,6 +40,9 @@ from ssljax.objectives.contrastive import (
 )
 from ssljax.objectives.cpc import CPC, cpc_loss
 from ssljax.objectives.dim import DIM
+
+# energy-based models (Vincent 2011; Song et al. 2019; Du & Mordatch 2019); registers "energy"
+from ssljax.objectives.energy import Energy
 from ssljax.objectives.entropy import align_maxent_loss, knn_entropy
 
 # registers "autoencoder", "vae", "beta_vae", "factor_vae" and "beta_tcvae"
@@ -138,6 +141,7 @@ from ssljax.objectives.word2vec import (
 )
 
 __all__ = [
+    "Energy",
     "BiGAN",
     "bigan_discriminator_loss",
     "bigan_generator_loss",

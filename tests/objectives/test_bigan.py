@@ -191,7 +191,7 @@ def test_config_file_validates_and_builds():
     for command in (
         "python -m ssljax.train --config configs/bigan.py:fashion_mnist --workdir runs/bigan",
         "python -m ssljax.linear_eval --workdir runs/bigan",
-        "python experiments/bigan_figures.py --workdir runs/bigan",
+        "python experiments/generative_figures.py --workdir runs/bigan",
     ):
         assert command in module.__doc__
     config = module.get_config("fashion_mnist")

@@ -16,6 +16,7 @@ LIGHT = (
     "ssljax.views.pretext",
     "ssljax.models",
     "ssljax.data.datasets",
+    "ssljax.energy",
 )
 
 

@@ -76,6 +76,21 @@ def test_train_rejects_bad_names_and_sizes(tmp_path, override, pattern):
             "--config.model.patches.size=40",
             r"patch size 40 is larger than the 28x28 images",
         ),
+        (
+            "energy.py:fashion_mnist",
+            "--config.objective.step_size=-0.1",
+            r"objective.step_size=-0.1 is invalid; valid: 0 < step_size",
+        ),
+        (
+            "energy.py:fashion_mnist",
+            "--config.objective.num_leapfrog=0",
+            r"objective.num_leapfrog=0 is invalid; valid: an integer >= 1",
+        ),
+        (
+            "energy.py:fashion_mnist",
+            "--config.objective.sampler=gibbs",
+            r"unknown objective.sampler 'gibbs'; choose one of \['langevin', 'mala', 'hmc'\]",
+        ),
     ],
 )
 def test_train_rejects_method_settings(tmp_path, config, override, pattern):
@@ -89,6 +104,23 @@ def test_train_rejects_method_settings(tmp_path, config, override, pattern):
         ]
     )
     assert_one_line_error(proc, pattern)
+    assert not workdir.exists()
+
+
+def test_energy_replay_buffer_larger_than_memory_allows(tmp_path):
+    workdir = tmp_path / "run"
+    proc = run(
+        [
+            "ssljax.train",
+            f"--config={os.path.join(ROOT, 'configs', 'energy.py')}:fashion_mnist",
+            f"--workdir={workdir}",
+            "--config.objective.training=contrastive_divergence",
+            "--config.objective.buffer_size=10000000",
+        ]
+    )
+    assert_one_line_error(
+        proc, r"objective.buffer_size=10000000 needs 31360000000 bytes .*at most 2147483648"
+    )
     assert not workdir.exists()
 
 

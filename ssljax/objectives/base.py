@@ -345,6 +345,20 @@ def check_int(key: str, value, *, low: int = 1) -> None:
         raise ValueError(f"objective.{key}={value!r} is invalid; valid: an integer >= {low}")
 
 
+def global_rows(key: Array, num: int, draw: Callable, axis_name: str | None) -> Array:
+    """This device's ``num`` rows of a draw made for the whole global batch.
+
+    ``key`` must be equal on every device (``LossContext.shared_rng``); ``draw(key, n)``
+    returns ``[n, ...]``. The global batch's ``devices * num`` rows are drawn and device ``i``
+    keeps rows ``i * num`` to ``(i + 1) * num - 1``, the rows of its examples, so an
+    example's noise (a prior draw, a mask) does not depend on the number of devices.
+    """
+    if axis_name is None:
+        return draw(key, num)
+    rows = draw(key, jax.lax.axis_size(axis_name) * num)
+    return jax.lax.dynamic_slice_in_dim(rows, jax.lax.axis_index(axis_name) * num, num, axis=0)
+
+
 def copy_tree(tree):
     """A copy of every array leaf (targets start equal to, but apart from, the online net)."""
     return jax.tree.map(jnp.copy, tree)

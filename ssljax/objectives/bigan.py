@@ -56,6 +56,7 @@ from ssljax.objectives.base import (
     check_choice,
     check_int,
     check_range,
+    global_rows,
 )
 from ssljax.objectives.registry import register
 
@@ -180,11 +181,7 @@ def global_prior_sample(
     and device ``i`` keeps rows ``i * num`` to ``(i + 1) * num - 1``, the rows of its examples
     in the global batch. So an example's ``z`` does not depend on the device count.
     """
-    if axis_name is None:
-        return sample_prior(key, (num, latent_dim), prior)
-    devices = jax.lax.axis_size(axis_name)
-    z = sample_prior(key, (devices * num, latent_dim), prior)
-    return jax.lax.dynamic_slice_in_dim(z, jax.lax.axis_index(axis_name) * num, num, axis=0)
+    return global_rows(key, num, lambda k, n: sample_prior(k, (n, latent_dim), prior), axis_name)
 
 
 def split_param_group(params, name: str = DISCRIMINATOR):

@@ -58,6 +58,7 @@ from ssljax.objectives.base import (
     Outputs,
     Run,
     check_range,
+    global_rows,
 )
 from ssljax.objectives.registry import register
 
@@ -330,16 +331,26 @@ class PixelMasked(PixelObjective):
         check_range("mask_rate", self.mask_rate, low=0.0, high=1.0, low_open=True, high_open=True)
 
     def make_views(self, rng, images, run: Run):
-        """``(masked tokens, tokens, mask)``: [MASK] (= ``num_levels``) where masked."""
-        del run
-        tokens = self.tokens(images)
-        mask = bert_mask(rng, tokens.shape, self.mask_rate)
-        return apply_mask(tokens, mask, int(self.num_levels)), tokens, mask
+        """``(tokens,)``; the mask is drawn in ``loss`` (for the global batch)."""
+        del rng, run
+        return (self.tokens(images),)
+
+    def masked_inputs(self, key, tokens, axis_name=None):
+        """``(inputs, mask)``: [MASK] (= ``num_levels``) at the masked positions of this
+        device's ``tokens [n, T]``. ``key`` is equal on every device and the mask is drawn
+        for the global batch (``global_rows``), so an image's mask does not depend on the
+        number of devices."""
+        n, length = tokens.shape
+        mask = global_rows(
+            key, n, lambda k, m: bert_mask(k, (m, length), self.mask_rate), axis_name
+        )
+        return apply_mask(tokens, mask, int(self.num_levels)), mask
 
     def loss(self, params, model_state, views, rng, ctx: LossContext):
         """``masked_pixel_loss`` over the masked positions (global count over devices)."""
-        del rng
-        inputs, tokens, mask = views
+        (tokens,) = views
+        key = rng if ctx.shared_rng is None else ctx.shared_rng
+        inputs, mask = self.masked_inputs(key, tokens, ctx.axis_name)
         out = self.predict(params, model_state, inputs, ctx)
         loss = masked_pixel_loss(out["logits"], tokens, mask, axis_name=ctx.axis_name)
         metrics = loss_metrics(loss, pixel_accuracy(out["logits"], tokens, mask))

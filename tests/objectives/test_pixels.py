@@ -184,8 +184,9 @@ def test_models_are_causal_and_bidirectional_and_views_are_tokens():
     tokens = pixels.image_tokens(images, num_levels=8, downsample=2)
     (ar_tokens,) = ar.make_views(jax.random.PRNGKey(1), images, run)
     np.testing.assert_array_equal(ar_tokens, tokens)
-    inputs, targets, mask = bert.make_views(jax.random.PRNGKey(1), images, run)
+    (targets,) = bert.make_views(jax.random.PRNGKey(1), images, run)
     np.testing.assert_array_equal(targets, tokens)
+    inputs, mask = bert.masked_inputs(jax.random.PRNGKey(1), targets)
     np.testing.assert_array_equal(inputs, np.where(mask, 8, tokens))
     assert mask.shape == (2, 16) and 0 < int(mask.sum()) < 32
 
@@ -283,3 +284,52 @@ def test_objectives_learn_pixels_from_context_in_the_train_step(objective):
         variables, jnp.asarray(structured_images(4, 99))
     )
     assert features.shape == (4, TINY["width"]) and np.all(np.isfinite(features))
+
+
+@pytest.mark.parametrize("name", ["pixel_autoregressive", "pixel_masked"])
+def test_eight_devices_equal_one_device(name):
+    """Two steps of the real step (shard_map driver) on 8 devices and on 1, same global
+    batch: the loss and the parameter updates agree to float32 rounding. The masked
+    objective draws its mask for the global batch from the shared key, so each image gets
+    the same mask on any number of devices."""
+    from ssljax import parallel
+    from ssljax.training.state import create_train_state
+    from ssljax.training.step import make_train_step, shard_map_driver
+    from tests.tolerances import assert_close, assert_updates_close, f32_steps_rtol
+
+    objective = objectives.build({"name": name, "downsample": 1})
+    run = make_run()
+    tx = optax.adam(1e-2)
+    init = jax.device_get(
+        create_train_state(
+            objective.build_model(run, None), tx, jax.random.PRNGKey(0), (1, 8, 8, 1)
+        )
+    )
+    config = ml_collections.ConfigDict(dict(dtype="float32", accumulate_steps=1))
+    batches = [structured_images(16, i) for i in range(2)]
+
+    def train(devices):
+        mesh = parallel.make_mesh(devices)
+        step = shard_map_driver(
+            make_train_step(
+                objective=objective,
+                model=objective.build_model(run, parallel.AXIS),
+                tx=tx,
+                config=config,
+                run=run,
+            ),
+            mesh,
+        )
+        state, losses = parallel.replicate_on_mesh(init, mesh), []
+        for images in batches:
+            local = {"image": np.asarray(images).reshape((len(devices), -1, 8, 8, 1))}
+            state, metrics = step(state, parallel.batch_to_global(local, mesh))
+            losses.append(float(metrics["loss"]))
+        return jax.device_get(state), losses
+
+    s8, l8 = train(jax.devices()[:8])
+    s1, l1 = train(jax.devices()[:1])
+    n_terms = 16 * 64 * TINY["width"]  # longest reduction: a kernel's gradient over tokens
+    for a, b in zip(l8, l1):
+        assert_close(a, b, rtol=f32_steps_rtol(n_terms, 0))
+    assert_updates_close(s8.params, s1.params, init.params, rtol=f32_steps_rtol(n_terms, 2))

@@ -25,9 +25,11 @@ fashion_mnist
     python -m ssljax.train --config configs/energy.py:fashion_mnist --workdir runs/energy
     python -m ssljax.linear_eval --workdir runs/energy
 
-  Expected: not measured (the 10-minute run has not been made); a 20-step run is checked
-  (``--config.total_steps=20``). No published Fashion-MNIST linear-probe number exists for
-  score-matching features.
+  Measured (2-core Intel Xeon VM, 2026-12-04, the method comparison's 10-minute budget:
+  1,930 steps): linear probe block4 3x3 0.8641 (kNN 0.7605), level with the same LayerNorm
+  ConvNet at random initialisation (0.8642). Langevin from noise on this one-noise-level model
+  gives noise, not garments (docs/energy.md). No published Fashion-MNIST linear-probe number
+  exists for score-matching features.
 """
 
 import ml_collections

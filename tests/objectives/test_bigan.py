@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 
 import ssljax.objectives.bigan as B  # registers 'bigan' (until ssljax.objectives imports it)
-from ssljax import config_base, objectives, parallel
+from ssljax import config_base, objectives
 from ssljax.data.datasets import facts_from_spec, get_dataset_spec
 from ssljax.objectives import LossContext
 from ssljax.training.loop import abstract_state, build_setup, initial_state, validate_config
-from ssljax.training.step import make_train_step, shard_map_driver
+from tests.multidevice import run_config
 from tests.tolerances import (
     assert_close,
     assert_trees_close,
@@ -303,22 +303,8 @@ def test_gradient_splits_between_the_players(make_identity_config, objective):
 
 
 def run(config, devices, batch):
-    setup = build_setup(config, FASHION)
-    mesh = parallel.make_mesh(devices)
-    state = parallel.replicate_on_mesh(initial_state(config, setup), mesh)
-    step = shard_map_driver(
-        make_train_step(
-            objective=setup.objective,
-            run=setup.run,
-            model=setup.train_model,
-            tx=setup.tx,
-            config=config,
-        ),
-        mesh,
-    )
-    local = {k: v.reshape((len(devices), -1) + v.shape[1:]) for k, v in batch.items()}
-    state, metrics = step(state, parallel.batch_to_global(local, mesh))
-    return jax.device_get(state), jax.device_get(metrics)
+    state, (metrics,) = run_config(config, devices, [batch], FASHION)
+    return state, metrics
 
 
 def test_step_is_the_same_on_8_devices_as_on_1(make_identity_config):

@@ -90,6 +90,61 @@ def assert_trees_close(a, b, rtol, atol):
         np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=rtol, atol=atol)
 
 
+def mine_cancellation(config, batch) -> float:
+    """``(|g_joint| + |g_partition|) / |g|`` of DIM's MINE loss at the first step, at least
+    ``CANCELLATION``: MINE's gradient is the joint term's minus the partition term's (the
+    first step's moving average is the batch's own, so it is the exact DV gradient), two
+    O(1) vectors that nearly cancel while the critic is close to constant. The ratio is taken
+    per parameter array (the largest), from gradients of the loss with ``mine_bound``
+    reduced to each part."""
+    from tests.tolerances import CANCELLATION
+
+    real = mi.mine_bound
+
+    def only(part):
+        def bound(scores, state, **kw):
+            _, new_state = real(scores, state, **kw)
+            scores = scores.astype(jnp.float32)
+            if part == "joint":
+                return jnp.mean(mi.joint_scores(scores, kw.get("axis_name"))), new_state
+            return -mi.offdiag_logmeanexp(scores, kw.get("axis_name")), new_state
+
+        return bound
+
+    setup = build_setup(config)
+    state = initial_state(config, setup)
+    key = jax.random.PRNGKey(0)
+    ctx = LossContext(
+        model=setup.eval_model,  # same parameters, no collectives: one device
+        state=state.extra,
+        batch={k: jnp.asarray(v) for k, v in batch.items()},
+        axis_name=None,
+        run=setup.run,
+        shared_rng=key,
+    )
+    views = setup.objective.make_views(key, ctx.batch["image"], setup.run)
+
+    def grads():
+        def loss(params):
+            return setup.objective.loss(params, state.model_state, views, key, ctx)[0]
+
+        return jax.tree.leaves(jax.grad(loss)(state.params))
+
+    parts = {}
+    try:
+        for part in ("joint", "partition"):
+            mi.mine_bound = only(part)
+            parts[part] = grads()
+    finally:
+        mi.mine_bound = real
+    ratios = [
+        (np.linalg.norm(a) + np.linalg.norm(b)) / max(np.linalg.norm(g), 1e-30)
+        for a, b, g in zip(parts["joint"], parts["partition"], grads())
+        if np.linalg.norm(g) > 0
+    ]
+    return max(CANCELLATION, float(max(ratios)))
+
+
 def test_eight_devices_equal_one_device(make_identity_config):
     """Global and local terms across two views, MINE's moving averages in
     ``TrainState.extra``; two steps."""
@@ -109,8 +164,11 @@ def test_eight_devices_equal_one_device(make_identity_config):
             # their rounding scales with 1, not with their value (-0.08 for mi_global).
             assert_close(a[key], b[key], rtol=rtol, atol=rtol)
     assert m8[1]["loss"] != m8[0]["loss"]  # the first step moved the parameters
-    assert_updates_close(s8.params, s1.params, s0.params, rtol=f32_steps_rtol(N_TERMS, steps=2))
-    assert_updates_close(s8.extra, s1.extra, s0.extra, rtol=f32_steps_rtol(N_TERMS, steps=2))
+    # Adam turns the gradient's relative rounding error into the update's; that error is the
+    # pass's rounding times the gradient's cancellation, measured for this loss below.
+    rtol = f32_steps_rtol(N_TERMS, steps=2, cancellation=mine_cancellation(config, batch))
+    assert_updates_close(s8.params, s1.params, s0.params, rtol=rtol)
+    assert_updates_close(s8.extra, s1.extra, s0.extra, rtol=rtol)
     # One moving average per direction for the global matrix, and per direction and
     # location of the 14x14 map.
     assert isinstance(s8.extra, dim_lib.MineAverages)

@@ -13,7 +13,7 @@ import optax
 import pytest
 
 import ssljax.objectives.energy as energy_objective  # registers "energy"
-from ssljax import config_base, parallel
+from ssljax import config_base
 from ssljax.energy import losses, samplers
 from ssljax.identifiability.fit import fit, synthetic_run
 from ssljax.models.network import encoder_variables
@@ -21,7 +21,8 @@ from ssljax.objectives import DatasetFacts, LossContext, Run
 from ssljax.objectives.energy import TRAININGS, Energy
 from ssljax.training.loop import build_setup, initial_state, validate_config
 from ssljax.training.state import create_train_state
-from ssljax.training.step import make_train_step, shard_map_driver, shared_step_rng
+from ssljax.training.step import shared_step_rng
+from tests.multidevice import run_config
 from tests.tolerances import (
     assert_close,
     assert_updates_close,
@@ -71,25 +72,7 @@ def global_batches(count, n=16, seed=0):
 
 
 def run(config, devices, batches):
-    setup = build_setup(config)
-    mesh = parallel.make_mesh(devices)
-    state = parallel.replicate_on_mesh(initial_state(config, setup), mesh)
-    step = shard_map_driver(
-        make_train_step(
-            objective=setup.objective,
-            run=setup.run,
-            model=setup.train_model,
-            tx=setup.tx,
-            config=config,
-        ),
-        mesh,
-    )
-    history = []
-    for b in batches:
-        local = {k: v.reshape((len(devices), -1) + v.shape[1:]) for k, v in b.items()}
-        state, metrics = step(state, parallel.batch_to_global(local, mesh))
-        history.append(jax.device_get(metrics))
-    return jax.device_get(state), history
+    return run_config(config, devices, batches)
 
 
 @pytest.fixture(scope="module")

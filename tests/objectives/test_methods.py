@@ -15,11 +15,11 @@ import ml_collections
 import numpy as np
 import pytest
 
-from ssljax import objectives, parallel
+from ssljax import objectives
 from ssljax.objectives import DatasetFacts
 from ssljax.objectives.simclr import apply_per_view, apply_to_views
 from ssljax.training.loop import build_setup, initial_state, validate_config
-from ssljax.training.step import make_train_step, shard_map_driver
+from tests.multidevice import run_config
 from tests.tolerances import assert_close, assert_updates_close, f32_reorder_rtol, f32_steps_rtol
 
 MEMORY = 64
@@ -90,25 +90,7 @@ def global_batches(count, n=16, seed=0):
 
 
 def run(config, devices, batches):
-    setup = build_setup(config)
-    mesh = parallel.make_mesh(devices)
-    state = parallel.replicate_on_mesh(initial_state(config, setup), mesh)
-    step = shard_map_driver(
-        make_train_step(
-            objective=setup.objective,
-            run=setup.run,
-            model=setup.train_model,
-            tx=setup.tx,
-            config=config,
-        ),
-        mesh,
-    )
-    history = []
-    for b in batches:
-        local = {k: v.reshape((len(devices), -1) + v.shape[1:]) for k, v in b.items()}
-        state, metrics = step(state, parallel.batch_to_global(local, mesh))
-        history.append(jax.device_get(metrics))
-    return jax.device_get(state), history
+    return run_config(config, devices, batches)
 
 
 def assert_trees_close(a, b, rtol=2e-4, atol=2e-5):

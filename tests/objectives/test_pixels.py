@@ -294,7 +294,7 @@ def test_eight_devices_equal_one_device(name):
     the same mask on any number of devices."""
     from ssljax import parallel
     from ssljax.training.state import create_train_state
-    from ssljax.training.step import make_train_step, shard_map_driver
+    from tests.multidevice import steps_on_devices
     from tests.tolerances import assert_close, assert_updates_close, f32_steps_rtol
 
     objective = objectives.build({"name": name, "downsample": 1})
@@ -309,23 +309,17 @@ def test_eight_devices_equal_one_device(name):
     batches = [structured_images(16, i) for i in range(2)]
 
     def train(devices):
-        mesh = parallel.make_mesh(devices)
-        step = shard_map_driver(
-            make_train_step(
-                objective=objective,
-                model=objective.build_model(run, parallel.AXIS),
-                tx=tx,
-                config=config,
-                run=run,
-            ),
-            mesh,
+        state, history = steps_on_devices(
+            objective=objective,
+            model=objective.build_model(run, parallel.AXIS),
+            tx=tx,
+            config=config,
+            run=run,
+            init=init,
+            devices=devices,
+            batches=[{"image": images} for images in batches],
         )
-        state, losses = parallel.replicate_on_mesh(init, mesh), []
-        for images in batches:
-            local = {"image": np.asarray(images).reshape((len(devices), -1, 8, 8, 1))}
-            state, metrics = step(state, parallel.batch_to_global(local, mesh))
-            losses.append(float(metrics["loss"]))
-        return jax.device_get(state), losses
+        return state, [float(m["loss"]) for m in history]
 
     s8, l8 = train(jax.devices()[:8])
     s1, l1 = train(jax.devices()[:1])

@@ -9,7 +9,7 @@ import ml_collections
 import numpy as np
 import pytest
 
-from ssljax import objectives, parallel
+from ssljax import objectives
 from ssljax.models import ConvNet, PretextClassifier
 from ssljax.models.network import encoder_variables
 from ssljax.objectives import (
@@ -22,7 +22,7 @@ from ssljax.objectives import (
     pretext_classification_loss,
 )
 from ssljax.training.loop import build_setup, initial_state, validate_config
-from ssljax.training.step import make_train_step, shard_map_driver
+from tests.multidevice import run_config
 from tests.tolerances import (
     assert_close,
     assert_updates_close,
@@ -127,22 +127,8 @@ def tiny_pretext_config(make_identity_config, method):
 
 
 def run(config, devices, batch):
-    setup = build_setup(config)
-    mesh = parallel.make_mesh(devices)
-    state = parallel.replicate_on_mesh(initial_state(config, setup), mesh)
-    step = shard_map_driver(
-        make_train_step(
-            objective=setup.objective,
-            run=setup.run,
-            model=setup.train_model,
-            tx=setup.tx,
-            config=config,
-        ),
-        mesh,
-    )
-    local = {k: v.reshape((len(devices), -1) + v.shape[1:]) for k, v in batch.items()}
-    state, metrics = step(state, parallel.batch_to_global(local, mesh))
-    return jax.device_get(state), jax.device_get(metrics)
+    state, (metrics,) = run_config(config, devices, [batch])
+    return state, metrics
 
 
 def test_rotation_step_on_eight_devices_equals_one_device(make_identity_config):

@@ -8,7 +8,7 @@ import ml_collections
 import numpy as np
 import pytest
 
-from ssljax import config_base, parallel
+from ssljax import config_base
 from ssljax.data import text_source
 from ssljax.data.input_pipeline import epoch_seed
 from ssljax.training.loop import (
@@ -18,7 +18,7 @@ from ssljax.training.loop import (
     train_and_evaluate,
     validate_config,
 )
-from ssljax.training.step import make_train_step, shard_map_driver
+from tests.multidevice import steps_on_devices
 from tests.tolerances import assert_close, assert_updates_close, f32_steps_rtol
 
 TINY_TOKENS = 20_000
@@ -210,25 +210,19 @@ def test_eight_devices_equal_one_device(method, output):
     init = jax.device_get(initial_state(c, setup))
 
     def run(devices):
-        mesh = parallel.make_mesh(devices)
-        state = parallel.replicate_on_mesh(init, mesh)
-        step = shard_map_driver(
-            make_train_step(
-                objective=setup.objective,
-                model=setup.train_model,
-                tx=setup.tx,
-                config=c,
-                run=setup.run,
-                schedule=setup.schedule,
-            ),
-            mesh,
+        state, history = steps_on_devices(
+            objective=setup.objective,
+            model=setup.train_model,
+            tx=setup.tx,
+            config=c,
+            run=setup.run,
+            init=init,
+            devices=devices,
+            # the iterator's [1, n, ...] layout flattened to global batches
+            batches=[{k: v.reshape((-1,) + v.shape[2:]) for k, v in b.items()} for b in batches],
+            schedule=setup.schedule,
         )
-        losses = []
-        for b in batches:
-            local = {k: v.reshape((len(devices), -1) + v.shape[2:]) for k, v in b.items()}
-            state, metrics = step(state, parallel.batch_to_global(local, mesh))
-            losses.append(float(metrics["loss"]))
-        return jax.device_get(state), losses
+        return state, [float(m["loss"]) for m in history]
 
     s8, l8 = run(jax.devices()[:8])
     s1, l1 = run(jax.devices()[:1])

@@ -154,8 +154,13 @@ def _check_nonempty(path: str) -> None:
     from etils import epath
 
     p = epath.Path(path)
-    if p.exists() and p.is_file() and not p.read_bytes().strip():
-        raise ValueError(f"{path} is empty; valid: UTF-8 text with at least one sentence")
+    if not (p.exists() and p.is_file()):
+        return  # read_text_files names a missing path or a folder
+    with p.open("rb") as f:  # up to the first non-blank byte, not the whole file
+        while chunk := f.read(1 << 16):
+            if chunk.strip():
+                return
+    raise ValueError(f"{path} is empty; valid: UTF-8 text with at least one sentence")
 
 
 def text_facts(corpus: TextCorpus) -> DatasetFacts:

@@ -228,6 +228,31 @@ def mala_log_acceptance(
     return energy_x - energy_new + (forward - backward) / (2.0 * h)
 
 
+def _metropolis(u, log_alpha, current, proposed, accepted):
+    """One accept/reject per chain: ``(x, E, grad E)`` become the proposed ones where
+    ``log u < log_alpha``; ``accepted`` counts the acceptances."""
+    x, e, g = current
+    x_new, e_new, g_new = proposed
+    accept = jnp.log(u) < log_alpha
+    mask = _per_chain_mask(accept, x)
+    return (
+        jnp.where(mask, x_new, x),
+        jnp.where(accept, e_new, e),
+        jnp.where(mask, g_new, g),
+        accepted + jnp.sum(accept.astype(jnp.float32)),
+    )
+
+
+def _run_metropolis(body, energy_fn, key, x0, num_steps, return_chain):
+    """Scans ``body`` over ``(x, E, grad E, key, accepted)`` from ``x0`` for ``num_steps``;
+    returns ``(x, acceptance_rate[, chain])``."""
+    e0, g0 = energy_and_grad(energy_fn, x0)
+    init = (x0, e0, g0, key, jnp.zeros((), jnp.float32))
+    (x, _, _, _, accepted), chain = jax.lax.scan(body, init, None, length=int(num_steps))
+    rate = accepted / (x0.shape[0] * int(num_steps))
+    return (x, rate, chain) if return_chain else (x, rate)
+
+
 def mala(
     key: jax.Array,
     x0: jax.Array,
@@ -261,19 +286,10 @@ def mala(
         e_new, g_new = energy_and_grad(energy_fn, proposal)
         log_alpha = mala_log_acceptance(x, proposal, e, e_new, g, g_new, step_size)
         u = _uniform(k_accept, n, per_chain)
-        accept = jnp.log(u) < log_alpha
-        mask = _per_chain_mask(accept, x)
-        x = jnp.where(mask, proposal, x)
-        g = jnp.where(mask, g_new, g)
-        e = jnp.where(accept, e_new, e)
-        accepted = accepted + jnp.sum(accept.astype(jnp.float32))
+        x, e, g, accepted = _metropolis(u, log_alpha, (x, e, g), (proposal, e_new, g_new), accepted)
         return (x, e, g, k, accepted), (x if return_chain else None)
 
-    e0, g0 = energy_and_grad(energy_fn, x0)
-    init = (x0, e0, g0, key, jnp.zeros((), jnp.float32))
-    (x, _, _, _, accepted), chain = jax.lax.scan(body, init, None, length=int(num_steps))
-    rate = accepted / (n * int(num_steps))
-    return (x, rate, chain) if return_chain else (x, rate)
+    return _run_metropolis(body, energy_fn, key, x0, num_steps, return_chain)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -364,19 +380,10 @@ def hmc(
         h0 = e + 0.5 * _sum_rest(p**2)
         h1 = e_new + 0.5 * _sum_rest(p_new**2)
         u = _uniform(k_accept, n, per_chain)
-        accept = jnp.log(u) < h0 - h1
-        mask = _per_chain_mask(accept, x)
-        x = jnp.where(mask, x_new, x)
-        g = jnp.where(mask, g_new, g)
-        e = jnp.where(accept, e_new, e)
-        accepted = accepted + jnp.sum(accept.astype(jnp.float32))
+        x, e, g, accepted = _metropolis(u, h0 - h1, (x, e, g), (x_new, e_new, g_new), accepted)
         return (x, e, g, k, accepted), (x if return_chain else None)
 
-    e0, g0 = energy_and_grad(energy_fn, x0)
-    init = (x0, e0, g0, key, jnp.zeros((), jnp.float32))
-    (x, _, _, _, accepted), chain = jax.lax.scan(body, init, None, length=int(num_steps))
-    rate = accepted / (n * int(num_steps))
-    return (x, rate, chain) if return_chain else (x, rate)
+    return _run_metropolis(body, energy_fn, key, x0, num_steps, return_chain)
 
 
 # ---------------------------------------------------------------------------------------------

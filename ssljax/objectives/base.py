@@ -345,6 +345,12 @@ def check_int(key: str, value, *, low: int = 1) -> None:
         raise ValueError(f"objective.{key}={value!r} is invalid; valid: an integer >= {low}")
 
 
+def split_param_group(params, name: str = "discriminator"):
+    """``(the model's params, params[name] or None)``: a parameter group's params sit beside
+    the model's at the top level (``Objective.param_groups``)."""
+    return {k: v for k, v in params.items() if k != name}, params.get(name)
+
+
 def global_rows(key: Array, num: int, draw: Callable, axis_name: str | None) -> Array:
     """This device's ``num`` rows of a draw made for the whole global batch.
 

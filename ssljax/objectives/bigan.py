@@ -57,6 +57,7 @@ from ssljax.objectives.base import (
     check_int,
     check_range,
     global_rows,
+    split_param_group,
 )
 from ssljax.objectives.registry import register
 
@@ -182,11 +183,6 @@ def global_prior_sample(
     in the global batch. So an example's ``z`` does not depend on the device count.
     """
     return global_rows(key, num, lambda k, n: sample_prior(k, (n, latent_dim), prior), axis_name)
-
-
-def split_param_group(params, name: str = DISCRIMINATOR):
-    """``(the network's params, params[name])``."""
-    return {k: v for k, v in params.items() if k != name}, params.get(name)
 
 
 # ---------------------------------------------------------------------------

@@ -89,6 +89,7 @@ from ssljax.objectives.base import (
     check_choice,
     check_int,
     check_range,
+    split_param_group,
 )
 from ssljax.objectives.contrastive import gather_batch
 from ssljax.objectives.registry import register
@@ -314,13 +315,6 @@ def weighted_log_likelihood(
 # ---------------------------------------------------------------------------
 # Shared pieces of the objectives
 # ---------------------------------------------------------------------------
-
-
-def split_param_group(params, name: str = DISCRIMINATOR):
-    """``(the model's params, params[name] or None)``: a parameter group's params sit beside
-    the model's at the top level (``Objective.param_groups``)."""
-    model_params = {k: v for k, v in params.items() if k != name}
-    return model_params, params.get(name)
 
 
 def build_decoder(run: Run):

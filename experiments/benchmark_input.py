@@ -44,7 +44,7 @@ passes over the distinct images (pinned to one core, sequential map, no ``tf.dat
 each the fastest of ``--repeats`` passes taken in interleaved rounds, less the time of an
 identity pass (the pass's own cost): one whole decode per image; + two windows sampled and
 cut from it; + resize to 224 (``views_map_fn``, ssljax's own map
-function). Each stage's ms/image is the difference of consecutive cumulative passes (noise
+function, with ``--host_resize``'s kernel). Each stage's ms/image is the difference of consecutive cumulative passes (noise
 can make a small one negative). Batching (``batch`` and numpy conversion) is timed alone, on
 ready views, and added to the cumulative figure.
 Host-to-device: ``jax.device_put`` of a writeable copy of one batch to the CPU device, a host
@@ -61,7 +61,7 @@ Prints a summary with the derived figures and their arithmetic, then one JSON li
 * ``machine``: ``cpu``, ``cpu_count``, ``load_average`` (1, 5, 15 min, at the start);
 * ``config``: ``num_images``, ``epoch_images``, ``batch_size``, ``workers``, ``seconds``,
   ``repeats``, ``image_size``, ``views_per_image``, ``scale``, ``ratio``, ``quality``,
-  ``reference_images_per_s``;
+  ``host_resize``, ``reference_images_per_s``;
 * ``images``: ``count``, ``mean_bytes``, ``mean_width``, ``mean_height``;
 * ``a_limit``: ``images_per_s``, ``images_per_s_per_core``, ``rates`` (each window's),
   ``epoch_restart_in_window`` (all False: it repeats the images without epochs),
@@ -412,12 +412,13 @@ def measure_limit(
 # (b) ssljax's two-view host pipeline.
 
 
-def host_views_spec():
-    """The two global 224-pixel Inception crops of SimCLR / BYOL as ssljax's ``HostViews``."""
+def host_views_spec(resize: str = "bicubic"):
+    """The two global 224-pixel Inception crops of SimCLR / BYOL as ssljax's ``HostViews``,
+    resized with ``resize`` (``augment.host_resize``)."""
     from ssljax.data.host_views import CropSpec, HostViews
 
     crop = CropSpec(count=VIEWS_PER_IMAGE, size=IMAGE_SIZE, scale=CROP_SCALE, ratio=CROP_RATIO)
-    return HostViews(crops=(crop,))
+    return HostViews(crops=(crop,), resize=resize)
 
 
 def ssljax_missing() -> Optional[str]:
@@ -451,8 +452,10 @@ def measure_ssljax(
     seconds: float,
     repeats: int,
     warmup: Optional[int] = None,
+    resize: str = "bicubic",
 ) -> dict:
-    """Views/s of ssljax's training iterator with two host crops over the image folder."""
+    """Views/s of ssljax's training iterator with two host crops over the image folder,
+    resized with ``resize``."""
     missing = ssljax_missing()
     if missing is not None:
         return {"skipped": missing}
@@ -470,7 +473,7 @@ def measure_ssljax(
         global_batch_size=batch_size,
         seed=0,
         num_devices=1,
-        host_views=host_views_spec(),
+        host_views=host_views_spec(resize),
     )
     first = next(batches)
     first_batch_s = time.perf_counter() - start
@@ -497,7 +500,7 @@ def measure_ssljax(
     out["included"] = (
         "train_iterator(image_folder spec streamed, host_views=2 x CropSpec(224, scale "
         "(0.08, 1), ratio (3/4, 4/3))): file read, shuffle buffer, one decode per image, "
-        "stateless window + cut + bicubic resize per view, batch, prefetch, numpy"
+        f"stateless window + cut + {resize} resize per view, batch, prefetch, numpy"
     )
     return out
 
@@ -687,6 +690,7 @@ def stage_profile(
     *,
     batch_size: int,
     repeats: int,
+    resize: str = "bicubic",
 ) -> dict:
     """Single-threaded per-image milliseconds of each stage of (b) (module docstring),
     pinned to one core. ``decoded_pixels_match`` checks that the decode pass decoded every
@@ -696,7 +700,7 @@ def stage_profile(
 
     from ssljax.data.host_views import crop_seed, crop_window, view_seeds, views_map_fn
 
-    host_views = host_views_spec()
+    host_views = host_views_spec(resize)
     base = tf.constant(crop_seed(0, 0))
     count = len(jpegs)
     if count < batch_size:
@@ -911,7 +915,11 @@ def plot(results: dict, path: str) -> str:
 
     parts = [
         ("(a) decode only\n(images/s/core)", results["a_limit"], "images_per_s_per_core"),
-        ("(b) ssljax\nhost views", results["b_ssljax"], "views_per_s_per_core"),
+        (
+            f"(b) ssljax host views\n({results['config'].get('host_resize', 'bicubic')})",
+            results["b_ssljax"],
+            "views_per_s_per_core",
+        ),
         ("(c) torchvision\nDataLoader", results["c_torchvision"], "views_per_s_per_core"),
     ]
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
@@ -1001,6 +1009,12 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument(
         "--reference_images_per_s", type=_positive(float), default=REFERENCE_IMAGES_PER_S
     )
+    parser.add_argument(
+        "--host_resize",
+        choices=("bicubic", "bilinear"),
+        default="bicubic",
+        help="(b)'s resize kernel (augment.host_resize; ssljax's default: bicubic)",
+    )
     parser.add_argument("--skip", default="", help="comma-separated parts to skip: b, c, stages")
     parser.add_argument("--out", help="write the results JSON here (not overwritten)")
     parser.add_argument("--plot", help="write the bar chart PNG here (not overwritten)")
@@ -1088,6 +1102,7 @@ def run(args: argparse.Namespace) -> dict:
             "scale": list(CROP_SCALE),
             "ratio": list(CROP_RATIO),
             "quality": args.quality,
+            "host_resize": args.host_resize,
             "reference_images_per_s": args.reference_images_per_s,
         },
     }
@@ -1114,12 +1129,20 @@ def run(args: argparse.Namespace) -> dict:
             results["b_ssljax"] = (
                 {"skipped": "--skip b"}
                 if "b" in args.skip
-                else measure_ssljax(folder, batch_size=args.batch_size, **timing)
+                else measure_ssljax(
+                    folder, batch_size=args.batch_size, resize=args.host_resize, **timing
+                )
             )
         results["stages"] = (
             {"skipped": "--skip stages"}
             if "stages" in args.skip
-            else stage_profile(jpegs, shapes, batch_size=args.batch_size, repeats=args.repeats)
+            else stage_profile(
+                jpegs,
+                shapes,
+                batch_size=args.batch_size,
+                repeats=args.repeats,
+                resize=args.host_resize,
+            )
         )
     finally:
         shutil.rmtree(root, ignore_errors=True)

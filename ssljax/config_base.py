@@ -95,6 +95,9 @@ def augment_defaults(image_size: int) -> ml_collections.ConfigDict:
             # host for ImageNet, image folders and variable-size TFDS datasets with a
             # two-view objective, else the device), 'host' or 'device'.
             crop_on="auto",
+            # The host crops' resize kernel: 'bicubic' (SimCLR's and BYOL's reference
+            # pipelines) or 'bilinear' (big_vision's; cheaper on the host).
+            host_resize="bicubic",
             # Multi-crop (SwAV, DINO): local crops per image, their side and area range.
             local_crops=0,
             local_crop_size=96,

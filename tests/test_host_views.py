@@ -183,6 +183,52 @@ def test_jpeg_fast_path_equals_full_decode_and_crop(subsampled):
                 np.testing.assert_array_equal(got, want)
 
 
+def bilinear_reference(image: np.ndarray, size: int) -> np.ndarray:
+    """Half-pixel-centre bilinear resize without anti-aliasing, written independently in
+    float64: source coordinate ``(i + 0.5) * in / out - 0.5`` clamped to the image, the two
+    neighbours' linear blend, separable in rows and columns."""
+
+    def weights(n_in: int) -> np.ndarray:
+        src = np.clip((np.arange(size) + 0.5) * n_in / size - 0.5, 0, n_in - 1)
+        lo = np.floor(src).astype(int)
+        hi = np.minimum(lo + 1, n_in - 1)
+        m = np.zeros((size, n_in))
+        np.add.at(m, (np.arange(size), lo), 1 - (src - lo))
+        np.add.at(m, (np.arange(size), hi), src - lo)
+        return m
+
+    rows, cols = weights(image.shape[0]), weights(image.shape[1])
+    return np.einsum("ih,hwc,jw->ijc", rows, image.astype(np.float64), cols)
+
+
+def test_bilinear_host_resize_against_an_independent_resize():
+    """``host_resize='bilinear'``: every view is the window's bilinear resize (independent
+    float64 formula; float32 rounding may move a value sitting at .5 by one level), and it
+    differs from the bicubic view of the same window."""
+    encoded = tf.io.encode_jpeg(textured(90, 120), quality=90)
+    full = tf.io.decode_jpeg(encoded, channels=3).numpy()
+    bilinear = hv.HostViews(crops=(GLOBAL,), resize="bilinear")
+    for position in range(6):
+        seeds_ = hv.view_seeds(hv.crop_seed(1, 0), position, 2)
+        got = hv.example_views(encoded, seeds_, bilinear, channels=3)["image"].numpy()
+        cubic = hv.example_views(encoded, seeds_, hv.HostViews(crops=(GLOBAL,)), channels=3)
+        for i in range(2):
+            top, left, h, w = (
+                int(v)
+                for v in hv.crop_window(
+                    full.shape, seeds_[i], scale=GLOBAL.scale, ratio=GLOBAL.ratio
+                )
+            )
+            want = bilinear_reference(full[top : top + h, left : left + w], GLOBAL.size)
+            diff = np.abs(got[i].astype(np.float64) - np.round(want))
+            assert diff.max() <= 1 and np.mean(diff == 0) > 0.99
+            assert not np.array_equal(got[i], cubic["image"][i].numpy())
+    with pytest.raises(
+        ValueError, match=r"^augment.host_resize='area' is invalid; valid: bicubic, bilinear$"
+    ):
+        hv.HostViews(crops=(GLOBAL,), resize="area")
+
+
 def test_png_path_crops_the_same_window():
     image = textured(60, 90, 3)
     rgba = np.concatenate([image, np.full((60, 90, 1), 128, np.uint8)], -1)
@@ -393,6 +439,12 @@ def test_crop_on_resolution(jpeg_folder):
     forced = hv.host_views_from_config(augment(crop_on="host"), get_dataset_spec("cifar10"), simclr)
     assert forced.global_crops.size == 32
     assert hv.host_views_from_config(augment(crop_on="device"), imagenet, simclr) is None
+    # The resize kernel: bicubic unless augment.host_resize says otherwise.
+    assert views.resize == "bicubic"
+    linear = hv.host_views_from_config(augment(host_resize="bilinear"), imagenet, simclr)
+    assert linear.resize == "bilinear" and linear.crops == views.crops
+    with pytest.raises(ValueError, match=r"^augment.host_resize='lanczos' is invalid"):
+        hv.host_views_from_config(augment(host_resize="lanczos"), imagenet, simclr)
     # Multi-crop: a config away.
     multi = hv.host_views_from_config(augment(local_crops=6), imagenet, objectives.get("byol"))
     assert multi.local_crops == hv.CropSpec(

@@ -38,9 +38,12 @@ by the central window whose aspect ratio is the image's clamped into ``ratio`` a
 area is the largest at most ``scale[1]`` of the image (the whole image when its aspect lies
 in ``ratio`` and ``scale[1] = 1``, as torchvision's ``RandomResizedCrop`` falls back).
 
-Resizing is bicubic without anti-aliasing, exactly as in both reference pipelines
-(SimCLR's ``tf.image.resize_bicubic``, BYOL's ``tf.image.resize(..., BICUBIC)``), so the
-views are the ones the papers' numbers come from. Bicubic keeps edges sharper than bilinear
+Resizing is bicubic without anti-aliasing by default, exactly as in both reference
+pipelines (SimCLR's ``tf.image.resize_bicubic``, BYOL's ``tf.image.resize(..., BICUBIC)``),
+so the views are the ones the papers' numbers come from. ``augment.host_resize =
+'bilinear'`` resizes bilinearly instead (also without anti-aliasing), as big_vision's
+``inception_crop`` does by default; on a 2-core host it makes the two views of an image
+cost less than two whole decodes of it (``experiments/benchmark_input.md``). Bicubic keeps edges sharper than bilinear
 when a window is enlarged. On a typical ImageNet image (500x375) with 224 views, 42% of
 the windows are enlarged (geometric-mean side below 224; sides 107-500 pixels) and the rest
 shrunk, by at most 2.2x (24% by more than 1.5x), where the missing anti-aliasing aliases
@@ -68,10 +71,13 @@ CROP_ON_CHOICES = ("auto", "host", "device")
 # Keys of ``config.augment`` read here, with their defaults (stored configs may lack them).
 HOST_AUGMENT_DEFAULTS = {
     "crop_on": "auto",
+    "host_resize": "bicubic",
     "local_crops": 0,
     "local_crop_size": 96,
     "local_crop_scale": (0.05, 0.14),
 }
+# Kernels of the host resize (``augment.host_resize``), both without anti-aliasing.
+RESIZE_CHOICES = ("bicubic", "bilinear")
 # Global views made by the objectives that take host crops (two-view methods).
 GLOBAL_VIEWS = 2
 # Attempts of the window sampler before the central fallback (the reference codes' value).
@@ -82,6 +88,7 @@ __all__ = [
     "CropSpec",
     "HOST_AUGMENT_DEFAULTS",
     "HostViews",
+    "RESIZE_CHOICES",
     "crop_seed",
     "crop_window",
     "example_views",
@@ -144,9 +151,12 @@ class HostViews:
       crops: the global crops (e.g. ``CropSpec(2, 224, (0.08, 1), (3/4, 4/3))``), then
         optionally the local crops of multi-crop (e.g. ``CropSpec(6, 96, (0.05, 0.14),
         (3/4, 4/3))``, Caron et al. 2020/2021).
+      resize: the kernel every crop is resized with, one of :data:`RESIZE_CHOICES`
+        (module docstring).
     """
 
     crops: tuple[CropSpec, ...]
+    resize: str = "bicubic"
 
     def __post_init__(self):
         crops = tuple(self.crops) if isinstance(self.crops, (list, tuple)) else None
@@ -156,6 +166,11 @@ class HostViews:
                 "crops) or two (global, local)"
             )
         object.__setattr__(self, "crops", crops)
+        if self.resize not in RESIZE_CHOICES:
+            raise ValueError(
+                f"augment.host_resize={self.resize!r} is invalid; valid: "
+                f"{', '.join(RESIZE_CHOICES)}"
+            )
 
     @property
     def global_crops(self) -> CropSpec:
@@ -229,7 +244,8 @@ def host_views_from_config(augment_cfg: Any, spec, objective) -> Optional[HostVi
     ``augment.output_size`` (default: the dataset's evaluation image side, 224 for
     ImageNet), area ``augment.crop_scale``, aspect ``augment.crop_ratio``; with
     ``augment.local_crops = n > 0`` also ``n`` local crops of side
-    ``augment.local_crop_size`` and area ``augment.local_crop_scale``.
+    ``augment.local_crop_size`` and area ``augment.local_crop_scale``; all resized with
+    ``augment.host_resize`` (:data:`RESIZE_CHOICES`).
 
     Args:
       augment_cfg: ``config.augment`` (missing keys take :data:`HOST_AUGMENT_DEFAULTS` or
@@ -283,7 +299,7 @@ def host_views_from_config(augment_cfg: Any, spec, objective) -> Optional[HostVi
                 ratio=tuple(ratio),
             )
         )
-    return HostViews(crops=tuple(crops))
+    return HostViews(crops=tuple(crops), resize=_get(augment_cfg, "host_resize"))
 
 
 def host_views_for_config(config, spec=None) -> Optional[HostViews]:
@@ -396,6 +412,7 @@ def inception_crop(
     scale: tuple[float, float],
     ratio: tuple[float, float],
     channels: int,
+    resize: str = "bicubic",
 ):
     """One view: a :func:`crop_window` of an encoded image, decoded and resized to ``size``.
 
@@ -411,6 +428,7 @@ def inception_crop(
       size: output side.
       scale, ratio: the window's area fraction and aspect ratio ranges.
       channels: 1 or 3; images are converted to it (grey replicated, alpha dropped).
+      resize: the resize kernel, one of :data:`RESIZE_CHOICES`.
 
     Returns:
       ``uint8 [size, size, channels]``.
@@ -435,16 +453,20 @@ def inception_crop(
         return image[top : top + h, left : left + w]
 
     crop = tf.cond(tf.io.is_jpeg(encoded), from_jpeg, from_other)
-    return resize_view(crop, size, channels)
+    return resize_view(crop, size, channels, resize)
 
 
-def resize_view(crop, size: int, channels: int):
-    """A cut window resized to ``uint8 [size, size, channels]`` (bicubic, no anti-aliasing,
-    clipped and rounded; module docstring)."""
+def resize_view(crop, size: int, channels: int, resize: str = "bicubic"):
+    """A cut window resized to ``uint8 [size, size, channels]`` with the kernel ``resize``
+    (:data:`RESIZE_CHOICES`; no anti-aliasing), rounded and clipped to [0, 255] (module
+    docstring)."""
     import tensorflow as tf
 
-    resized = tf.image.resize(crop, [size, size], method="bicubic", antialias=False)
-    out = tf.cast(tf.clip_by_value(tf.round(resized), 0.0, 255.0), tf.uint8)
+    if resize not in RESIZE_CHOICES:
+        raise ValueError(f"resize={resize!r} is invalid; valid: {', '.join(RESIZE_CHOICES)}")
+    resized = tf.image.resize(crop, [size, size], method=resize, antialias=False)
+    # saturate_cast clips to [0, 255] as it casts: one op fewer than clip_by_value + cast.
+    out = tf.saturate_cast(tf.round(resized), tf.uint8)
     return tf.ensure_shape(out, (size, size, channels))
 
 
@@ -483,7 +505,7 @@ def example_views(encoded, seeds, host_views: HostViews, *, channels: int) -> di
                 shape, seeds[first + i], scale=spec.scale, ratio=spec.ratio
             )
             crop = image[top : top + h, left : left + w]
-            views.append(resize_view(crop, spec.size, channels))
+            views.append(resize_view(crop, spec.size, channels, host_views.resize))
         out[key] = tf.stack(views)
         first += spec.count
     return out

@@ -89,6 +89,9 @@ def tiny_config(data_dir: str | None = None):
     c.optimizer.weight_decay = 1e-6
     c.augment.crop_scale = (0.2, 1.0)
     c.augment.color_jitter_strength = 0.5
+    # Views at the data's own size, as the stored test runs were made (the demo trains on
+    # 12x12 views of its 28x28 images).
+    c.augment.output_size = None
     c.batch_size = 16
     c.total_steps = 6
     c.dataset.data_dir = data_dir

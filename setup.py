@@ -25,6 +25,8 @@ setup(
         "scikit-learn>=1.5",
         "matplotlib>=3.9",
         "dm-pix>=0.4.5",
+        # augment.host_resize_backend='opencv': 8-bit resizes of host crops (imported only then)
+        "opencv-python-headless>=4.8",
         "clu>=0.0.12",
         "tensorboard>=2.21",  # clu.metric_writers imports it
         "tensorboardX>=2.6",

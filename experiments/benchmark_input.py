@@ -44,7 +44,9 @@ passes over the distinct images (pinned to one core, sequential map, no ``tf.dat
 each the fastest of ``--repeats`` passes taken in interleaved rounds, less the time of an
 identity pass (the pass's own cost): one whole decode per image; + two windows sampled and
 cut from it; + resize to 224 (``views_map_fn``, ssljax's own map
-function, with ``--host_resize``'s kernel). Each stage's ms/image is the difference of consecutive cumulative passes (noise
+function, with ``--host_resize``'s kernel run by ``--host_resize_backend``; with
+``opencv`` the second pass samples the windows without cutting them, as OpenCV resizes views
+of the decoded image, so the resize stage includes the cuts). Each stage's ms/image is the difference of consecutive cumulative passes (noise
 can make a small one negative). Batching (``batch`` and numpy conversion) is timed alone, on
 ready views, and added to the cumulative figure.
 Host-to-device: ``jax.device_put`` of a writeable copy of one batch to the CPU device, a host
@@ -61,7 +63,7 @@ Prints a summary with the derived figures and their arithmetic, then one JSON li
 * ``machine``: ``cpu``, ``cpu_count``, ``load_average`` (1, 5, 15 min, at the start);
 * ``config``: ``num_images``, ``epoch_images``, ``batch_size``, ``workers``, ``seconds``,
   ``repeats``, ``image_size``, ``views_per_image``, ``scale``, ``ratio``, ``quality``,
-  ``host_resize``, ``reference_images_per_s``;
+  ``host_resize``, ``host_resize_backend``, ``reference_images_per_s``;
 * ``images``: ``count``, ``mean_bytes``, ``mean_width``, ``mean_height``;
 * ``a_limit``: ``images_per_s``, ``images_per_s_per_core``, ``rates`` (each window's),
   ``epoch_restart_in_window`` (all False: it repeats the images without epochs),
@@ -412,13 +414,14 @@ def measure_limit(
 # (b) ssljax's two-view host pipeline.
 
 
-def host_views_spec(resize: str = "bicubic"):
+def host_views_spec(resize: str = "bicubic", backend: str = "tensorflow"):
     """The two global 224-pixel Inception crops of SimCLR / BYOL as ssljax's ``HostViews``,
-    resized with ``resize`` (``augment.host_resize``)."""
+    resized with ``resize`` (``augment.host_resize``) by ``backend``
+    (``augment.host_resize_backend``)."""
     from ssljax.data.host_views import CropSpec, HostViews
 
     crop = CropSpec(count=VIEWS_PER_IMAGE, size=IMAGE_SIZE, scale=CROP_SCALE, ratio=CROP_RATIO)
-    return HostViews(crops=(crop,), resize=resize)
+    return HostViews(crops=(crop,), resize=resize, resize_backend=backend)
 
 
 def ssljax_missing() -> Optional[str]:
@@ -453,9 +456,10 @@ def measure_ssljax(
     repeats: int,
     warmup: Optional[int] = None,
     resize: str = "bicubic",
+    backend: str = "tensorflow",
 ) -> dict:
     """Views/s of ssljax's training iterator with two host crops over the image folder,
-    resized with ``resize``."""
+    resized with ``resize`` by ``backend``."""
     missing = ssljax_missing()
     if missing is not None:
         return {"skipped": missing}
@@ -473,7 +477,7 @@ def measure_ssljax(
         global_batch_size=batch_size,
         seed=0,
         num_devices=1,
-        host_views=host_views_spec(resize),
+        host_views=host_views_spec(resize, backend),
     )
     first = next(batches)
     first_batch_s = time.perf_counter() - start
@@ -500,7 +504,8 @@ def measure_ssljax(
     out["included"] = (
         "train_iterator(image_folder spec streamed, host_views=2 x CropSpec(224, scale "
         "(0.08, 1), ratio (3/4, 4/3))): file read, shuffle buffer, one decode per image, "
-        f"stateless window + cut + {resize} resize per view, batch, prefetch, numpy"
+        f"stateless window + cut + {resize} resize ({backend}) per view, batch, prefetch, "
+        "numpy"
     )
     return out
 
@@ -691,16 +696,20 @@ def stage_profile(
     batch_size: int,
     repeats: int,
     resize: str = "bicubic",
+    backend: str = "tensorflow",
 ) -> dict:
     """Single-threaded per-image milliseconds of each stage of (b) (module docstring),
     pinned to one core. ``decoded_pixels_match`` checks that the decode pass decoded every
-    pixel of the images, whose ``(width, height)`` are ``shapes``."""
+    pixel of the images, whose ``(width, height)`` are ``shapes``. With the ``opencv``
+    backend the windows are not cut by TensorFlow (OpenCV resizes numpy views of the decoded
+    image), so the second stage samples the windows only and the resize stage includes
+    the cuts."""
     import jax
     import tensorflow as tf
 
     from ssljax.data.host_views import crop_seed, crop_window, view_seeds, views_map_fn
 
-    host_views = host_views_spec(resize)
+    host_views = host_views_spec(resize, backend)
     base = tf.constant(crop_seed(0, 0))
     count = len(jpegs)
     if count < batch_size:
@@ -736,7 +745,10 @@ def stage_profile(
             top, left, h, w = crop_window(
                 tf.shape(image), seeds[i], scale=CROP_SCALE, ratio=CROP_RATIO
             )
-            out.append(image[top : top + h, left : left + w])
+            if backend == "opencv":
+                out.append(tf.stack([top, left, h, w]))
+            else:
+                out.append(image[top : top + h, left : left + w])
         return tuple(out)
 
     views = views_map_fn(host_views, channels=3, base_seed=crop_seed(0, 0))
@@ -916,7 +928,9 @@ def plot(results: dict, path: str) -> str:
     parts = [
         ("(a) decode only\n(images/s/core)", results["a_limit"], "images_per_s_per_core"),
         (
-            f"(b) ssljax host views\n({results['config'].get('host_resize', 'bicubic')})",
+            "(b) ssljax host views\n("
+            f"{results['config'].get('host_resize', 'bicubic')}, "
+            f"{results['config'].get('host_resize_backend', 'tensorflow')})",
             results["b_ssljax"],
             "views_per_s_per_core",
         ),
@@ -1015,6 +1029,12 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         default="bicubic",
         help="(b)'s resize kernel (augment.host_resize; ssljax's default: bicubic)",
     )
+    parser.add_argument(
+        "--host_resize_backend",
+        choices=("tensorflow", "opencv"),
+        default="tensorflow",
+        help="(b)'s resize library (augment.host_resize_backend; default: tensorflow)",
+    )
     parser.add_argument("--skip", default="", help="comma-separated parts to skip: b, c, stages")
     parser.add_argument("--out", help="write the results JSON here (not overwritten)")
     parser.add_argument("--plot", help="write the bar chart PNG here (not overwritten)")
@@ -1103,6 +1123,7 @@ def run(args: argparse.Namespace) -> dict:
             "ratio": list(CROP_RATIO),
             "quality": args.quality,
             "host_resize": args.host_resize,
+            "host_resize_backend": args.host_resize_backend,
             "reference_images_per_s": args.reference_images_per_s,
         },
     }
@@ -1130,7 +1151,11 @@ def run(args: argparse.Namespace) -> dict:
                 {"skipped": "--skip b"}
                 if "b" in args.skip
                 else measure_ssljax(
-                    folder, batch_size=args.batch_size, resize=args.host_resize, **timing
+                    folder,
+                    batch_size=args.batch_size,
+                    resize=args.host_resize,
+                    backend=args.host_resize_backend,
+                    **timing,
                 )
             )
         results["stages"] = (
@@ -1142,6 +1167,7 @@ def run(args: argparse.Namespace) -> dict:
                 batch_size=args.batch_size,
                 repeats=args.repeats,
                 resize=args.host_resize,
+                backend=args.host_resize_backend,
             )
         )
     finally:

@@ -239,3 +239,18 @@ def test_peer_runs_in_its_own_process_or_says_why_not(tmp_path):
     assert peer["views_per_s"] > 0 and peer["views_per_s_per_core"] == peer["views_per_s"]
     assert peer["images_per_s"] == pytest.approx(peer["views_per_s"] / 2)
     assert peer["steps_per_epoch"] == 2 and "RandomResizedCrop(224" in peer["included"]
+
+
+def test_opencv_backend_is_measured_and_recorded(tmp_path):
+    """``--host_resize_backend opencv`` runs (b) through OpenCV's resize and records it."""
+    if bench.ssljax_missing() is not None:
+        pytest.skip(bench.ssljax_missing())
+    argv = ["--num_images", "16", "--epoch_images", "32", "--batch_size", "8", "--workers", "1"]
+    argv += ["--seconds", "0.2", "--repeats", "1", "--skip", "c,stages"]
+    argv += ["--host_resize", "bilinear", "--host_resize_backend", "opencv"]
+    results = bench.main(argv + ["--out", str(tmp_path / "r.json")])
+    assert results["config"]["host_resize"] == "bilinear"
+    assert results["config"]["host_resize_backend"] == "opencv"
+    b = results["b_ssljax"]
+    assert b["views_per_s"] > 0 and b["batch_shape"] == [1, 8, 2, 224, 224, 3]
+    assert "bilinear resize (opencv)" in b["included"]

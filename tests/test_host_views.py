@@ -183,18 +183,30 @@ def test_jpeg_fast_path_equals_full_decode_and_crop(subsampled):
                 np.testing.assert_array_equal(got, want)
 
 
-def bilinear_reference(image: np.ndarray, size: int) -> np.ndarray:
-    """Half-pixel-centre bilinear resize without anti-aliasing, written independently in
-    float64: source coordinate ``(i + 0.5) * in / out - 0.5`` clamped to the image, the two
-    neighbours' linear blend, separable in rows and columns."""
+def kernel_reference(image: np.ndarray, size: int, kind: str = "bilinear", a: float = -0.75):
+    """Half-pixel-centre resize without anti-aliasing, written independently in float64,
+    separable in rows and columns; source coordinate ``(i + 0.5) * in / out - 0.5``.
+    ``bilinear``: the coordinate clamped to the image, its two neighbours' linear blend.
+    ``bicubic``: Keys' cubic convolution with parameter ``a`` on the four neighbours, their
+    indices clamped to the image (edge pixels replicated)."""
 
     def weights(n_in: int) -> np.ndarray:
-        src = np.clip((np.arange(size) + 0.5) * n_in / size - 0.5, 0, n_in - 1)
-        lo = np.floor(src).astype(int)
-        hi = np.minimum(lo + 1, n_in - 1)
+        src = (np.arange(size) + 0.5) * n_in / size - 0.5
         m = np.zeros((size, n_in))
-        np.add.at(m, (np.arange(size), lo), 1 - (src - lo))
-        np.add.at(m, (np.arange(size), hi), src - lo)
+        rows = np.arange(size)
+        if kind == "bilinear":
+            src = np.clip(src, 0, n_in - 1)
+            lo = np.floor(src).astype(int)
+            hi = np.minimum(lo + 1, n_in - 1)
+            np.add.at(m, (rows, lo), 1 - (src - lo))
+            np.add.at(m, (rows, hi), src - lo)
+            return m
+        base = np.floor(src).astype(int)
+        for k in range(-1, 3):
+            d = np.abs(k - (src - base))
+            near = (a + 2) * d**3 - (a + 3) * d**2 + 1
+            far = a * d**3 - 5 * a * d**2 + 8 * a * d - 4 * a
+            np.add.at(m, (rows, np.clip(base + k, 0, n_in - 1)), np.where(d <= 1, near, far))
         return m
 
     rows, cols = weights(image.shape[0]), weights(image.shape[1])
@@ -219,7 +231,7 @@ def test_bilinear_host_resize_against_an_independent_resize():
                     full.shape, seeds_[i], scale=GLOBAL.scale, ratio=GLOBAL.ratio
                 )
             )
-            want = bilinear_reference(full[top : top + h, left : left + w], GLOBAL.size)
+            want = kernel_reference(full[top : top + h, left : left + w], GLOBAL.size)
             diff = np.abs(got[i].astype(np.float64) - np.round(want))
             assert diff.max() <= 1 and np.mean(diff == 0) > 0.99
             assert not np.array_equal(got[i], cubic["image"][i].numpy())
@@ -227,6 +239,48 @@ def test_bilinear_host_resize_against_an_independent_resize():
         ValueError, match=r"^augment.host_resize='area' is invalid; valid: bicubic, bilinear$"
     ):
         hv.HostViews(crops=(GLOBAL,), resize="area")
+
+
+@pytest.mark.parametrize("resize", hv.RESIZE_CHOICES)
+def test_opencv_backend_against_an_independent_resize(resize):
+    """``host_resize_backend='opencv'``: global and local views (RGB and grey, JPEG and PNG)
+    are their windows' resizes by the independent float64 formula within one level (8-bit
+    fixed-point weights), bilinear as TensorFlow's, bicubic with OpenCV's Keys a = -0.75;
+    bilinear views are within one level of the TensorFlow backend's."""
+    views = hv.HostViews(crops=(GLOBAL, LOCAL), resize=resize, resize_backend="opencv")
+    for channels, png in ((3, False), (1, False), (3, True)):
+        image = textured(70, 90, channels, seed=channels)
+        encoded = tf.io.encode_png(image) if png else tf.io.encode_jpeg(image, quality=90)
+        full = tf.io.decode_image(encoded, channels=channels).numpy()
+        for position in range(3):
+            seeds_ = hv.view_seeds(hv.crop_seed(2, 0), position, views.num_views)
+            out = hv.example_views(encoded, seeds_, views, channels=channels)
+            tf_out = hv.example_views(
+                encoded,
+                seeds_,
+                dataclasses.replace(views, resize_backend="tensorflow"),
+                channels=channels,
+            )
+            for i in range(views.num_views):
+                spec, key, j = (GLOBAL, "image", i) if i < 2 else (LOCAL, "local_image", i - 2)
+                got = out[key][j].numpy()
+                assert got.dtype == np.uint8 and got.shape == (spec.size, spec.size, channels)
+                top, left, h, w = (
+                    int(v)
+                    for v in hv.crop_window(
+                        full.shape, seeds_[i], scale=spec.scale, ratio=spec.ratio
+                    )
+                )
+                want = kernel_reference(full[top : top + h, left : left + w], spec.size, resize)
+                diff = np.abs(got.astype(np.float64) - np.clip(np.round(want), 0, 255))
+                assert diff.max() <= 1 and np.mean(diff == 0) > 0.8
+                gap = np.abs(got.astype(int) - tf_out[key][j].numpy().astype(int)).max()
+                assert gap <= 1 if resize == "bilinear" else gap > 0
+    with pytest.raises(
+        ValueError,
+        match=r"^augment.host_resize_backend='pil' is invalid; valid: tensorflow, opencv$",
+    ):
+        hv.HostViews(crops=(GLOBAL,), resize_backend="pil")
 
 
 def test_png_path_crops_the_same_window():
@@ -334,6 +388,20 @@ def test_train_iterator_with_host_views(jpeg_folder):
 
     placed = parallel.batch_to_global(batch, mesh)
     assert placed["local_image"].shape == (8, 2, 12, 12, 3)
+    # OpenCV's resize inside the parallel tf.data map: the same images and windows, bilinear
+    # views within one level of TensorFlow's.
+    linear = dict(kwargs, host_views=dataclasses.replace(views, resize="bilinear"))
+    fast = dict(
+        linear, host_views=dataclasses.replace(linear["host_views"], resize_backend="opencv")
+    )
+    for a, b in zip(
+        take(input_pipeline.train_iterator(spec, **linear), 2),
+        take(input_pipeline.train_iterator(spec, **fast), 2),
+    ):
+        np.testing.assert_array_equal(a["index"], b["index"])
+        for key in ("image", "local_image"):
+            assert a[key].shape == b[key].shape and b[key].dtype == np.uint8
+            assert np.abs(a[key].astype(int) - b[key].astype(int)).max() <= 1
 
 
 def test_in_memory_path_unchanged_without_host_views(jpeg_folder):
@@ -445,6 +513,11 @@ def test_crop_on_resolution(jpeg_folder):
     assert linear.resize == "bilinear" and linear.crops == views.crops
     with pytest.raises(ValueError, match=r"^augment.host_resize='lanczos' is invalid"):
         hv.host_views_from_config(augment(host_resize="lanczos"), imagenet, simclr)
+    assert views.resize_backend == "tensorflow"
+    fast = hv.host_views_from_config(augment(host_resize_backend="opencv"), imagenet, simclr)
+    assert fast.resize_backend == "opencv" and fast.crops == views.crops
+    with pytest.raises(ValueError, match=r"^augment.host_resize_backend='cuda' is invalid"):
+        hv.host_views_from_config(augment(host_resize_backend="cuda"), imagenet, simclr)
     # Multi-crop: a config away.
     multi = hv.host_views_from_config(augment(local_crops=6), imagenet, objectives.get("byol"))
     assert multi.local_crops == hv.CropSpec(

@@ -821,7 +821,7 @@ def augment_config(image_size: int, **overrides: Any) -> ml_collections.ConfigDi
     Keys: ``crop_scale, crop_ratio, flip, color_jitter_strength,
     color_jitter_prob, grayscale_prob, blur_prob, blur_sigma, output_size``, and
     where the crop is taken: ``crop_on`` (``'auto'``, ``'host'`` or ``'device'``),
-    ``local_crops``, ``local_crop_size``, ``local_crop_scale`` (read by
+    ``host_resize``, ``host_resize_backend``, ``local_crops``, ``local_crop_size``, ``local_crop_scale`` (read by
     :func:`ssljax.data.host_views.host_views_from_config`).
     Blur is on (``0.5``) only for ``image_size >= 96``.  SimCLR uses
     ``color_jitter_strength=0.5`` on CIFAR.

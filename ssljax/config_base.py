@@ -98,9 +98,9 @@ def augment_defaults(image_size: int) -> ml_collections.ConfigDict:
             # The host crops' resize kernel: 'bicubic' (SimCLR's and BYOL's reference
             # pipelines) or 'bilinear' (big_vision's; cheaper on the host).
             host_resize="bicubic",
-            # The library that resizes them: 'tensorflow' (float32 kernels) or 'opencv'
-            # (8-bit kernels, a third to a half of the host time; bicubic with a = -0.75).
-            host_resize_backend="tensorflow",
+            # The library that resizes them: 'opencv' (8-bit kernels, a half to a third of
+            # TensorFlow's host time; bicubic with a = -0.75) or 'tensorflow' (float32).
+            host_resize_backend="opencv",
             # Multi-crop (SwAV, DINO): local crops per image, their side and area range.
             local_crops=0,
             local_crop_size=96,

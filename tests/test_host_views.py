@@ -219,11 +219,13 @@ def test_bilinear_host_resize_against_an_independent_resize():
     differs from the bicubic view of the same window."""
     encoded = tf.io.encode_jpeg(textured(90, 120), quality=90)
     full = tf.io.decode_jpeg(encoded, channels=3).numpy()
-    bilinear = hv.HostViews(crops=(GLOBAL,), resize="bilinear")
+    bilinear = hv.HostViews(crops=(GLOBAL,), resize="bilinear", resize_backend="tensorflow")
     for position in range(6):
         seeds_ = hv.view_seeds(hv.crop_seed(1, 0), position, 2)
         got = hv.example_views(encoded, seeds_, bilinear, channels=3)["image"].numpy()
-        cubic = hv.example_views(encoded, seeds_, hv.HostViews(crops=(GLOBAL,)), channels=3)
+        cubic = hv.example_views(
+            encoded, seeds_, hv.HostViews(crops=(GLOBAL,), resize_backend="tensorflow"), channels=3
+        )
         for i in range(2):
             top, left, h, w = (
                 int(v)
@@ -300,7 +302,7 @@ def test_png_path_crops_the_same_window():
 
 def test_example_views_global_and_local():
     encoded = tf.io.encode_jpeg(textured(50, 70))
-    views = hv.HostViews(crops=(GLOBAL, LOCAL))
+    views = hv.HostViews(crops=(GLOBAL, LOCAL), resize_backend="tensorflow")
     seeds_ = hv.view_seeds(hv.crop_seed(3, 0), 5, views.num_views)
     out = hv.example_views(encoded, seeds_, views, channels=3)
     assert out["image"].shape == (2, 24, 24, 3) and out["local_image"].shape == (2, 12, 12, 3)
@@ -390,7 +392,10 @@ def test_train_iterator_with_host_views(jpeg_folder):
     assert placed["local_image"].shape == (8, 2, 12, 12, 3)
     # OpenCV's resize inside the parallel tf.data map: the same images and windows, bilinear
     # views within one level of TensorFlow's.
-    linear = dict(kwargs, host_views=dataclasses.replace(views, resize="bilinear"))
+    linear = dict(
+        kwargs,
+        host_views=dataclasses.replace(views, resize="bilinear", resize_backend="tensorflow"),
+    )
     fast = dict(
         linear, host_views=dataclasses.replace(linear["host_views"], resize_backend="opencv")
     )
@@ -513,9 +518,14 @@ def test_crop_on_resolution(jpeg_folder):
     assert linear.resize == "bilinear" and linear.crops == views.crops
     with pytest.raises(ValueError, match=r"^augment.host_resize='lanczos' is invalid"):
         hv.host_views_from_config(augment(host_resize="lanczos"), imagenet, simclr)
-    assert views.resize_backend == "tensorflow"
-    fast = hv.host_views_from_config(augment(host_resize_backend="opencv"), imagenet, simclr)
-    assert fast.resize_backend == "opencv" and fast.crops == views.crops
+    # The resize library: OpenCV unless augment.host_resize_backend says otherwise (also for
+    # stored configs without the key).
+    assert views.resize_backend == "opencv"
+    exact = hv.host_views_from_config(augment(host_resize_backend="tensorflow"), imagenet, simclr)
+    assert exact.resize_backend == "tensorflow" and exact.crops == views.crops
+    stored = augment()
+    del stored["host_resize_backend"]
+    assert hv.host_views_from_config(stored, imagenet, simclr).resize_backend == "opencv"
     with pytest.raises(ValueError, match=r"^augment.host_resize_backend='cuda' is invalid"):
         hv.host_views_from_config(augment(host_resize_backend="cuda"), imagenet, simclr)
     # Multi-crop: a config away.

@@ -38,12 +38,11 @@ by the central window whose aspect ratio is the image's clamped into ``ratio`` a
 area is the largest at most ``scale[1]`` of the image (the whole image when its aspect lies
 in ``ratio`` and ``scale[1] = 1``, as torchvision's ``RandomResizedCrop`` falls back).
 
-Resizing is bicubic without anti-aliasing by default, exactly as in both reference
-pipelines (SimCLR's ``tf.image.resize_bicubic``, BYOL's ``tf.image.resize(..., BICUBIC)``),
-so the views are the ones the papers' numbers come from. ``augment.host_resize =
-'bilinear'`` resizes bilinearly instead (also without anti-aliasing), as big_vision's
-``inception_crop`` does by default; on a 2-core host it makes the two views of an image
-cost less than two whole decodes of it (``experiments/benchmark_input.md``). Bicubic keeps edges sharper than bilinear
+Resizing is bicubic without anti-aliasing by default, as in both reference pipelines
+(SimCLR's ``tf.image.resize_bicubic``, BYOL's ``tf.image.resize(..., BICUBIC)``).
+``augment.host_resize = 'bilinear'`` resizes bilinearly instead (also without
+anti-aliasing), as big_vision's ``inception_crop`` does by default, a little cheaper on the
+host (``experiments/benchmark_input.md``). Bicubic keeps edges sharper than bilinear
 when a window is enlarged. On a typical ImageNet image (500x375) with 224 views, 42% of
 the windows are enlarged (geometric-mean side below 224; sides 107-500 pixels) and the rest
 shrunk, by at most 2.2x (24% by more than 1.5x), where the missing anti-aliasing aliases
@@ -51,13 +50,16 @@ fine texture a little, as in the references (``antialias=True`` would differ fro
 to 76 levels on noise at a 1.33x shrink). Bicubic overshoots, so values are clipped to
 [0, 255] before rounding to ``uint8``.
 
-``augment.host_resize_backend`` chooses the library that resizes: ``'tensorflow'`` (the
-default; float32 kernels, the references' pixels) or ``'opencv'`` (OpenCV's 8-bit
-fixed-point kernels, called once per image and crop kind through ``tf.numpy_function`` on
-numpy views of the decoded image, with the GIL released while it resizes). OpenCV's bilinear
-views are within one level of TensorFlow's; its bicubic kernel is Keys' with a = -0.75
-where TensorFlow's is a = -0.5 (a little sharper). On a 2-core host it resizes in a third
-(bicubic) to a half (bilinear) of TensorFlow's time (``experiments/benchmark_input.md``).
+``augment.host_resize_backend`` chooses the library that resizes: ``'opencv'`` (the
+default; OpenCV's 8-bit fixed-point kernels, called once per image and crop kind through
+``tf.numpy_function`` on numpy views of the decoded image, with the GIL released while it
+resizes) or ``'tensorflow'`` (float32 kernels: BYOL's pipeline's pixels exactly; the only
+one before the key existed). OpenCV's bilinear views are within one level of
+TensorFlow's; its bicubic kernel is Keys' with a = -0.75, the kernel of SimCLR's TF1
+``resize_bicubic``, where TensorFlow 2's is a = -0.5 (a little softer), both with
+half-pixel centres. On a 2-core host OpenCV resizes in half (bilinear) to a third
+(bicubic) of TensorFlow's time and the pipeline delivers 10-18% more views
+(``experiments/benchmark_input.md``).
 
 Randomness is stateless: the views of the example at ``position`` of an epoch's stream use
 ``stateless_split(stateless_fold_in(crop_seed(seed, epoch, process), position), n)``, so
@@ -81,7 +83,9 @@ CROP_ON_CHOICES = ("auto", "host", "device")
 HOST_AUGMENT_DEFAULTS = {
     "crop_on": "auto",
     "host_resize": "bicubic",
-    "host_resize_backend": "tensorflow",
+    # Stored configs that predate the key (TensorFlow's resize) read it too: a resumed host-
+    # crop run continues with OpenCV's (bilinear within one level; bicubic a = -0.75).
+    "host_resize_backend": "opencv",
     "local_crops": 0,
     "local_crop_size": 96,
     "local_crop_scale": (0.05, 0.14),
@@ -174,7 +178,7 @@ class HostViews:
 
     crops: tuple[CropSpec, ...]
     resize: str = "bicubic"
-    resize_backend: str = "tensorflow"
+    resize_backend: str = "opencv"
 
     def __post_init__(self):
         crops = tuple(self.crops) if isinstance(self.crops, (list, tuple)) else None
@@ -446,8 +450,8 @@ def inception_crop(
     JPEGs are decoded only inside the window (``tf.io.decode_and_crop_jpeg``, with one
     column of margin each side so that the pixels equal those of a full decode; the window
     comes from ``tf.image.extract_jpeg_shape``); other formats (PNG, ...) are decoded whole
-    and cropped to the same window. Resizing is bicubic without anti-aliasing (module
-    docstring).
+    and cropped to the same window. Resizing is TensorFlow's, without anti-aliasing: this is
+    the reference pipelines' per-view path (module docstring).
 
     Args:
       encoded: a scalar string tensor, the image file's bytes.

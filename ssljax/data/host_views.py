@@ -506,7 +506,8 @@ def example_views(encoded, seeds, host_views: HostViews, *, channels: int) -> di
 
     The image is decoded once and every view's window (:func:`crop_window`, sampled from
     the image's shape exactly as :func:`inception_crop` samples it) is cut from the decoded
-    pixels, so each view equals ``inception_crop`` with its seed bit for bit. With two or
+    pixels, so with the TensorFlow backend each view equals ``inception_crop`` with its seed
+    bit for bit (OpenCV resizes the same window with its own kernel). With two or
     more views per image this is cheaper than decoding per view: ``decode_and_crop_jpeg``
     still entropy-decodes every row above a window's bottom edge, and two windows of area
     0.08-1 overlap often (two partial decodes measured 1.60 ms per image against 1.14 ms for

@@ -23,7 +23,7 @@ every process it starts, is pinned to that many cores while (a), (b) and (c) are
   its map functions traced again, about a second) are rare, as with ImageNet. The default,
   32,768, exceeds the streaming shuffle buffer (``STREAM_SHUFFLE_BUFFER``, 10,000 files):
   with an epoch that fits in the buffer every file is read while the buffer fills at the
-  epoch's start, so the windows between restarts read no files and (b) looks 8-10% faster
+  epoch's start, so the windows between restarts read no files and (b) looks 5-15% faster
   than a training run on ImageNet, whose steady state reads one file per image. The rate is
   the median over the timed windows in which no epoch started (over all windows when every
   one holds a start; ``epoch_restart_in_window`` says which did). ``first_batch_s`` is the

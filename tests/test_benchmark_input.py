@@ -243,8 +243,7 @@ def test_peer_runs_in_its_own_process_or_says_why_not(tmp_path):
 
 def test_opencv_backend_is_measured_and_recorded(tmp_path):
     """``--host_resize_backend opencv`` runs (b) through OpenCV's resize and records it."""
-    if bench.ssljax_missing() is not None:
-        pytest.skip(bench.ssljax_missing())
+    assert bench.ssljax_missing() is None
     argv = ["--num_images", "16", "--epoch_images", "32", "--batch_size", "8", "--workers", "1"]
     argv += ["--seconds", "0.2", "--repeats", "1", "--skip", "c,stages"]
     argv += ["--host_resize", "bilinear", "--host_resize_backend", "opencv"]

@@ -275,7 +275,10 @@ def test_opencv_backend_against_an_independent_resize(resize):
                 )
                 want = kernel_reference(full[top : top + h, left : left + w], spec.size, resize)
                 diff = np.abs(got.astype(np.float64) - np.clip(np.round(want), 0, 255))
-                assert diff.max() <= 1 and np.mean(diff == 0) > 0.8
+                # Within one level (8-bit fixed-point weights), and unbiased: rounding to the
+                # nearest level is off by 0.25 on average, a systematic one-level error by 0.75.
+                error = np.abs(got - np.clip(want, 0, 255))
+                assert diff.max() <= 1 and error.mean() < 0.5, error.mean()
                 gap = np.abs(got.astype(int) - tf_out[key][j].numpy().astype(int)).max()
                 assert gap <= 1 if resize == "bilinear" else gap > 0
     with pytest.raises(

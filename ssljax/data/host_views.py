@@ -487,14 +487,19 @@ def inception_crop(
     return resize_view(crop, size, channels, resize)
 
 
+def _check_resize(resize: str) -> None:
+    """One-line error for a resize kernel not in :data:`RESIZE_CHOICES`."""
+    if resize not in RESIZE_CHOICES:
+        raise ValueError(f"resize={resize!r} is invalid; valid: {', '.join(RESIZE_CHOICES)}")
+
+
 def resize_view(crop, size: int, channels: int, resize: str = "bicubic"):
     """A cut window resized to ``uint8 [size, size, channels]`` with the kernel ``resize``
     (:data:`RESIZE_CHOICES`; no anti-aliasing), rounded and clipped to [0, 255] (module
     docstring)."""
     import tensorflow as tf
 
-    if resize not in RESIZE_CHOICES:
-        raise ValueError(f"resize={resize!r} is invalid; valid: {', '.join(RESIZE_CHOICES)}")
+    _check_resize(resize)
     resized = tf.image.resize(crop, [size, size], method=resize, antialias=False)
     # saturate_cast clips to [0, 255] as it casts: one op fewer than clip_by_value + cast.
     out = tf.saturate_cast(tf.round(resized), tf.uint8)
@@ -573,8 +578,7 @@ def resize_windows_opencv(image: np.ndarray, windows: np.ndarray, *, size: int, 
     """
     import cv2
 
-    if resize not in RESIZE_CHOICES:
-        raise ValueError(f"resize={resize!r} is invalid; valid: {', '.join(RESIZE_CHOICES)}")
+    _check_resize(resize)
     kernel = cv2.INTER_LINEAR if resize == "bilinear" else cv2.INTER_CUBIC
     windows = np.asarray(windows)
     out = np.empty((len(windows), size, size, image.shape[-1]), np.uint8)

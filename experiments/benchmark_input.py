@@ -21,10 +21,11 @@ every process it starts, is pinned to that many cores while (a), (b) and (c) are
   ``--epoch_images`` files, repeats (hard links) of the ``--num_images`` distinct JPEGs, so
   that epochs are long and their restarts (the epoch's ``tf.data`` pipeline is rebuilt and
   its map functions traced again, about a second) are rare, as with ImageNet. The default,
-  32,768, exceeds the streaming shuffle buffer (``STREAM_SHUFFLE_BUFFER``, 10,000 files):
-  with an epoch that fits in the buffer every file is read while the buffer fills at the
-  epoch's start, so the windows between restarts read no files and (b) looks 5-15% faster
-  than a training run on ImageNet, whose steady state reads one file per image. The rate is
+  32,768, makes restarts rare. A streamed folder's epoch is a seeded permutation of its file
+  list and each file is read in the map that decodes it, so (b) reads one file per image, as
+  training on ImageNet does. (Until 2026-12-04 folders streamed through a 10,000-file shuffle
+  buffer; an epoch of 8,192 files was then read whole while the buffer filled, so the timed
+  windows read no files and flattered (b) by 5-15%.) The rate is
   the median over the timed windows in which no epoch started (over all windows when every
   one holds a start; ``epoch_restart_in_window`` says which did). ``first_batch_s`` is the
   time from ``train_iterator()`` to the first batch.
@@ -507,7 +508,7 @@ def measure_ssljax(
     out["batch_shape"] = list(first["image"].shape)
     out["included"] = (
         "train_iterator(image_folder spec streamed, host_views=2 x CropSpec(224, scale "
-        "(0.08, 1), ratio (3/4, 4/3))): file read, shuffle buffer, one decode per image, "
+        "(0.08, 1), ratio (3/4, 4/3))): permuted file list, file read, one decode per image, "
         f"stateless window + cut + {resize} resize ({backend}) per view, batch, prefetch, "
         "numpy"
     )
@@ -1012,8 +1013,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         default=32768,
         help="images per epoch of (b) and (c): the folder holds this many files, repeats of "
         "the distinct ones as hard links, so epoch restarts are as rare as in a large folder; "
-        "more than the streaming shuffle buffer (10,000), so that files are read as training "
-        "reads them",
+        "long epochs read one file per image, as training does",
     )
     parser.add_argument("--batch_size", type=_positive(int), default=64)
     parser.add_argument(

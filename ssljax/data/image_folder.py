@@ -10,9 +10,11 @@ The layout is TFDS's ``ImageFolder``'s, and :class:`ImageFolderBuilder` is that 
 * a channel count: every image is decoded to ``channels`` channels;
 * errors that name the file or the splits (:func:`find_unreadable`, ``SplitNotFoundError``).
 
-Reading the files with TFDS's builder (rather than a separate ``tf.data`` reader) keeps one
-input path for every dataset: the same ``as_dataset``, split arithmetic and decoders serve
-TFDS datasets and folders.
+Reading the files with TFDS's builder keeps one input path for every dataset: the same
+``as_dataset``, split arithmetic and decoders serve TFDS datasets and folders. Streamed
+training is the exception: it takes the split's files from :meth:`ImageFolderBuilder.split_records`
+and reads each in the map that decodes it, which lets a host cut two views per image about as
+fast as it decodes one (``experiments/benchmark_input.md``).
 
 Conventions:
 
@@ -33,7 +35,7 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Callable, Optional
+from typing import Callable, Iterator, Optional
 
 import numpy as np
 import tensorflow as tf
@@ -97,19 +99,38 @@ class ImageFolderBuilder(tfds.folder_dataset.ImageFolder):
         """Paths of the images of the (unsliced) ``split``, in reading order."""
         return [example.image_path for example in self._split_examples.get(split, [])]
 
-    def _as_dataset(self, split, shuffle_files=False, decoders=None, read_config=None):
+    def _records(self, split) -> Iterator[tuple[str, int, str, int]]:
+        """``(path, class id, split name, position in the split)`` of each image of
+        ``split`` (TFDS split syntax), in reading order."""
         instructions = tfds.core.ReadInstruction.from_spec(split).to_absolute(self.info.splits)
         label_feature = self.info.features["label"]
-        paths, labels, ids = [], [], []
         for instruction in instructions:
             examples = self._split_examples[instruction.splitname]
             # Open boundaries are None.
             start = instruction.from_ or 0
             stop = len(examples) if instruction.to is None else instruction.to
             for index in range(start, stop):
-                paths.append(examples[index].image_path)
-                labels.append(label_feature.str2int(examples[index].label))
-                ids.append(f"{self.name}-{instruction.splitname}.tfrecord-00000-of-00001__{index}")
+                example = examples[index]
+                label = label_feature.str2int(example.label)
+                yield example.image_path, label, instruction.splitname, index
+
+    def split_records(self, split) -> tuple[list[str], np.ndarray, np.ndarray]:
+        """``(paths, labels, indices)`` of ``split`` (TFDS split syntax, e.g.
+        ``'train[:50%]'``) in reading order: each image's file, and its class id and
+        position in its (unsliced) split as int32 arrays. The training stream reads these
+        directly (no TFDS example decoding)."""
+        records = list(self._records(split))
+        paths = [record[0] for record in records]
+        labels = np.asarray([record[1] for record in records], np.int32)
+        indices = np.asarray([record[3] for record in records], np.int32)
+        return paths, labels, indices
+
+    def _as_dataset(self, split, shuffle_files=False, decoders=None, read_config=None):
+        paths, labels, ids = [], [], []
+        for path, label, split_name, index in self._records(split):
+            paths.append(path)
+            labels.append(label)
+            ids.append(f"{self.name}-{split_name}.tfrecord-00000-of-00001__{index}")
         ds = tf.data.Dataset.from_tensor_slices(
             {
                 "path": tf.constant(paths, tf.string),

@@ -72,8 +72,9 @@ def _hide_accelerators_from_tensorflow() -> None:
 
 _hide_accelerators_from_tensorflow()
 
-# Shuffle buffer (in examples) of the streaming path; it holds encoded records
-# (roughly 110 kB each for ImageNet JPEGs).
+# Shuffle buffer (in examples) of the streaming path of TFDS datasets; it holds encoded
+# records (roughly 110 kB each for ImageNet JPEGs). Image folders need none (their epochs are
+# permutations of the file list).
 STREAM_SHUFFLE_BUFFER = 10_000
 
 Batch = dict[str, np.ndarray]
@@ -804,6 +805,29 @@ def _in_memory_batches(
         epoch, skip = epoch + 1, 0
 
 
+def _folder_epoch_records(
+    builder: image_folder.ImageFolderBuilder, host_split: Any, shuffle_seed: int
+) -> tf.data.Dataset:
+    """One epoch of a folder's share ``host_split`` as ``{'path', 'label', 'index'}``
+    records, in a full permutation seeded by ``shuffle_seed``."""
+    paths, labels, indices = builder.split_records(host_split)
+    order = np.random.default_rng(shuffle_seed).permutation(len(paths))
+    return tf.data.Dataset.from_tensor_slices(
+        {
+            "path": tf.constant(np.asarray(paths, dtype=object)[order].tolist(), tf.string),
+            "label": labels[order],
+            "index": indices[order],
+        }
+    )
+
+
+def _read_file(record: dict) -> dict:
+    """A folder record with its file's bytes as ``'image'`` in place of its ``'path'``."""
+    out = {key: value for key, value in record.items() if key != "path"}
+    out["image"] = tf.io.read_file(record["path"])
+    return out
+
+
 def _stream_epoch(
     builder: tfds.core.DatasetBuilder,
     spec: DatasetSpec,
@@ -824,31 +848,45 @@ def _stream_epoch(
     (:mod:`ssljax.data.host_views`), seeded by ``crop_base_seed`` and the example's position
     in the epoch's stream (counted before the resume skip, so a resumed epoch cuts the same
     crops).
+
+    An image folder's epoch is a permutation of its file list seeded by ``shuffle_seed``,
+    each file read in the map that decodes it (no TFDS reader, no shuffle buffer: the
+    streamed read then costs what reading the file costs, ``experiments/benchmark_input.md``);
+    other datasets are read by TFDS with a seeded file shuffle and a ``buffer_size`` buffer.
     """
     per_host = local_devices * per_device
-    ds = _read(
-        builder,
-        spec,
-        host_split,
-        training=True,
-        shuffle_seed=shuffle_seed,
-        shard_offsets=shard_offsets,
-        keep_encoded=host_views is not None,
-    )
-    ds = ds.shuffle(buffer_size, seed=shuffle_seed, reshuffle_each_iteration=False)
+    if isinstance(builder, image_folder.ImageFolderBuilder):
+        # A full permutation of the file list: no shuffle buffer, and the files of skipped
+        # batches are never opened. Each file is read inside the decoding map.
+        ds = _folder_epoch_records(builder, host_split, shuffle_seed)
+        load = _read_file
+    else:
+        ds = _read(
+            builder,
+            spec,
+            host_split,
+            training=True,
+            shuffle_seed=shuffle_seed,
+            shard_offsets=shard_offsets,
+            keep_encoded=host_views is not None,
+        )
+        ds = ds.shuffle(buffer_size, seed=shuffle_seed, reshuffle_each_iteration=False)
+        load = None
     layout = {}  # key -> its batch shape
     if host_views is None:
         layout["image"] = (local_devices, per_device, *spec.train_image_shape)
         # Skipping encoded records (before decoding) makes resuming cheap.
         ds = ds.skip(skip * per_host)
-        ds = ds.map(_decode_fn(spec, training=True), num_parallel_calls=tf.data.AUTOTUNE)
+        decode = _decode_fn(spec, training=True)
+        fn = decode if load is None else lambda example: decode(load(example))
     else:
         channels = spec.image_shape[-1]
         for key, crops in zip(("image", "local_image"), host_views.crops):
             layout[key] = (local_devices, per_device, crops.count, crops.size, crops.size, channels)
         make = views_map_fn(host_views, channels=channels, base_seed=crop_base_seed)
         ds = ds.enumerate().skip(skip * per_host)
-        ds = ds.map(make, num_parallel_calls=tf.data.AUTOTUNE)
+        fn = make if load is None else lambda position, example: make(position, load(example))
+    ds = ds.map(fn, num_parallel_calls=tf.data.AUTOTUNE)
     layout["label"] = layout["index"] = (local_devices, per_device)
     ds = ds.batch(per_host, drop_remainder=True)
     ds = ds.map(lambda b: {key: tf.reshape(b[key], shape) for key, shape in layout.items()})
@@ -917,10 +955,10 @@ def train_iterator(
     step. In-memory datasets: every process holds the whole split and takes its
     slice of each global batch, so a run gives the same global batches on any
     number of processes. Streamed datasets: each process reads its own
-    ``tfds.split_for_jax_process`` share of the split (remainder dropped). Every epoch is shuffled from ``(seed, epoch)`` (a full
-    permutation for in-memory datasets, a file shuffle plus a
-    ``STREAM_SHUFFLE_BUFFER`` buffer otherwise) and its last partial batch is
-    dropped, so ``steps_per_epoch = num_examples // global_batch_size``.
+    ``tfds.split_for_jax_process`` share of the split (remainder dropped). Every epoch is
+    shuffled from ``(seed, epoch)`` (a full permutation for in-memory datasets and streamed
+    image folders, a file shuffle plus a ``STREAM_SHUFFLE_BUFFER`` buffer for other
+    streamed datasets) and its last partial batch is dropped, so ``steps_per_epoch = num_examples // global_batch_size``.
     ``train_iterator(..., start_step=k)`` yields exactly what a fresh iterator
     yields from its step ``k`` on.
 

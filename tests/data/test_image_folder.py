@@ -127,6 +127,39 @@ def test_streamed_path_on_a_folder(fmnist_folder):
     assert sorted(seen) == list(range(96))
 
 
+def test_split_records_follow_split_syntax(fmnist_folder):
+    builder = image_folder.folder_builder(fmnist_folder, channels=1)
+    spec = folder_spec(fmnist_folder, image_size=28, channels=1)
+    _, labels = input_pipeline.load_split_arrays(spec, "train")
+    files = builder.split_files("train")
+    for split, want in [
+        ("train", range(96)),
+        ("train[10:20]", range(10, 20)),
+        ("train[90%:]", range(86, 96)),
+    ]:
+        paths, got_labels, indices = builder.split_records(split)
+        assert indices.dtype == got_labels.dtype == np.int32
+        assert indices.tolist() == list(want)
+        assert paths == [files[i] for i in want]
+        np.testing.assert_array_equal(got_labels, labels[indices])
+
+
+def test_streamed_folder_epoch_is_a_full_permutation(fmnist_folder):
+    """A streamed folder's epoch is a seeded permutation of the whole file list (no shuffle
+    buffer): its order is the one computed independently from the epoch's seed."""
+    import dataclasses
+
+    spec = dataclasses.replace(
+        folder_spec(fmnist_folder, image_size=28, channels=1), fits_in_memory=False
+    )
+    it = input_pipeline.train_iterator(spec, global_batch_size=16, seed=5)
+    got = np.concatenate([next(it)["index"].reshape(-1) for _ in range(12)])  # two epochs
+    for epoch in range(2):
+        order = np.random.default_rng(input_pipeline.epoch_seed(5, epoch)).permutation(96)
+        np.testing.assert_array_equal(got[96 * epoch : 96 * (epoch + 1)], order)
+    assert not np.array_equal(got[:96], got[96:])  # each epoch has its own order
+
+
 # ------------------------------------------------------------------------ resize and crop
 
 

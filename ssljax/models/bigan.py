@@ -38,9 +38,11 @@ DISCRIMINATOR_NORMS = ("none", "layer")
 class BiGANNetwork(nn.Module):
     """Encoder ``E`` with a latent head, and generator ``G``.
 
-    ``__call__(x, train=..., prior_z=None)`` returns ``{'features': [B, F], 'z': [B,
-    latent_dim]}`` (the encoder's pooled features and ``E(x)``), plus ``'generated': G(prior_z)
-    [B', H, W, C]`` when ``prior_z`` is given. ``encode(x, train)`` and ``generate(z, train)``
+    ``__call__(x, train=..., prior_z=None, reconstruct=False)`` returns ``{'features': [B,
+    F], 'z': [B, latent_dim]}`` (the encoder's pooled features and ``E(x)``), plus
+    ``'generated': G(prior_z) [B', H, W, C]`` when ``prior_z`` is given, and with
+    ``reconstruct=True`` also ``'reconstruction': G(E(x)) [B, H, W, C]`` (one generator pass
+    over both latents). ``encode(x, train)`` and ``generate(z, train)``
     are the two halves (``module.apply(variables, x, method='encode')``). Initialising through
     ``__call__`` creates the generator's variables too.
 
@@ -80,12 +82,21 @@ class BiGANNetwork(nn.Module):
             )
         return self.generator(z, train=train).astype(jnp.float32)
 
-    def __call__(self, x: Array, *, train: bool, prior_z: Array | None = None) -> dict:
+    def __call__(
+        self, x: Array, *, train: bool, prior_z: Array | None = None, reconstruct: bool = False
+    ) -> dict:
         features, z = self.encode_features(x, train=train)
         out = {"features": features, "z": z}
         if prior_z is None and self.is_initializing():
             prior_z = jnp.zeros((x.shape[0], self.latent_dim), jnp.float32)
-        if prior_z is not None:
+        if reconstruct:
+            if prior_z is None:
+                raise ValueError("BiGANNetwork(reconstruct=True) needs prior_z")
+            # One generator pass over both batches: its BatchNorm sees G(z) and G(E(x)) as one.
+            both = self.generate(jnp.concatenate([prior_z, z], axis=0), train=train)
+            out["generated"] = both[: prior_z.shape[0]]
+            out["reconstruction"] = both[prior_z.shape[0] :]
+        elif prior_z is not None:
             out["generated"] = self.generate(prior_z, train=train)
         return out
 

@@ -96,6 +96,16 @@ def test_unary_totals_are_sums_over_the_three_scores():
     assert "\n" not in str(err.value)
 
 
+def test_cycle_loss_is_the_mean_squared_error():
+    x = RNG.uniform(size=(3, 4, 5, 2)).astype(np.float32)
+    r = RNG.uniform(size=(3, 4, 5, 2)).astype(np.float32)
+    want = sum(float((a - b) ** 2) for a, b in zip(x.ravel(), r.ravel())) / x.size
+    np.testing.assert_allclose(B.cycle_loss(x, r), want, rtol=1e-6)
+    assert float(B.cycle_loss(x, x)) == 0.0
+    with pytest.raises(AssertionError):
+        B.cycle_loss(x, r[:2])
+
+
 def test_prior_rows_do_not_depend_on_the_device_count():
     key = jax.random.PRNGKey(3)
     for prior in B.PRIORS:
@@ -130,6 +140,7 @@ def test_prior_rows_do_not_depend_on_the_device_count():
         ("disc_learning_rate", 0.0, "disc_learning_rate"),
         ("disc_beta1", 1.0, "disc_beta1"),
         ("unary", "yes", "'yes'"),
+        ("cycle_weight", -1.0, "cycle_weight"),
         ("nope", 1, "unknown key objective.nope"),
     ],
 )
@@ -198,6 +209,7 @@ def test_config_file_validates_and_builds():
     assert config.to_dict() == module.get_config().to_dict()
     assert set(config.objective) == {"name", *B.BiGAN.hyperparameter_names()}
     assert config.optimizer.name == "adamw" and config.optimizer.b1 == 0.5  # DCGAN's Adam
+    assert config.objective.cycle_weight == 100.0  # ALICE's cycle term (docs/methods.md)
     validate_config(config)
     setup = build_setup(config, FASHION)
     state = abstract_state(config, setup)
@@ -229,23 +241,29 @@ def losses_by_hand(setup, params, model_state, x, prior_z):
     disc = obj.discriminator(setup.run)
     net_params = {k: v for k, v in params.items() if k != "discriminator"}
 
+    weight = float(obj.cycle_weight)
+
     def pairs(p):
         out, _ = setup.eval_model.apply(
             {"params": p, **model_state},
             x,
             train=True,
             prior_z=prior_z,
+            reconstruct=weight > 0,
             mutable=list(model_state),
         )
-        return out["z"], out["generated"]
+        return out["z"], out["generated"], out.get("reconstruction")
 
     def eg(p):
-        encoded, generated = pairs(p)
+        encoded, generated, recon = pairs(p)
         d = {"params": params["discriminator"]}
         real, fake = disc.apply(d, x, encoded), disc.apply(d, generated, prior_z)
-        return B.total_generator_loss(real, fake, kind=obj.gan_loss)
+        loss = B.total_generator_loss(real, fake, kind=obj.gan_loss)
+        if weight > 0:  # ALICE's cycle term, by hand: the mean squared error of G(E(x))
+            loss = loss + weight * jnp.mean((x - recon) ** 2)
+        return loss
 
-    encoded0, generated0 = pairs(net_params)
+    encoded0, generated0, _ = pairs(net_params)
 
     def disc_loss(d):
         real = disc.apply({"params": d}, x, encoded0)
@@ -256,7 +274,12 @@ def losses_by_hand(setup, params, model_state, x, prior_z):
 
 
 @pytest.mark.parametrize(
-    "objective", [dict(), dict(unary=True, gan_loss="hinge", prior="uniform", disc_norm="layer")]
+    "objective",
+    [
+        dict(),
+        dict(unary=True, gan_loss="hinge", prior="uniform", disc_norm="layer"),
+        dict(cycle_weight=3.0),
+    ],
 )
 def test_gradient_splits_between_the_players(make_identity_config, objective):
     """The one scalar's gradient: E and G get the gradient of their loss alone, D of its."""
@@ -299,6 +322,10 @@ def test_gradient_splits_between_the_players(make_identity_config, objective):
         assert max(float(jnp.abs(g).max()) for g in jax.tree.leaves(grads[part])) > 1e-4
     if objective.get("unary"):
         assert {"x_logit", "z_logit"} <= set(state.params["discriminator"])
+    if objective.get("cycle_weight"):
+        # E/G's loss above includes the cycle term by hand; D's gradient, checked against its
+        # loss alone, shows the term does not reach D.
+        assert float(aux.metrics["cycle_loss"]) > 0
     assert aux.outputs.embedding.shape == (8, 16)  # the encoder's pooled features
 
 
@@ -307,8 +334,9 @@ def run(config, devices, batch):
     return state, metrics
 
 
-def test_step_is_the_same_on_8_devices_as_on_1(make_identity_config):
-    config = tiny_bigan_config(make_identity_config, unary=True)
+@pytest.mark.parametrize("objective", [dict(unary=True), dict(cycle_weight=2.0)])
+def test_step_is_the_same_on_8_devices_as_on_1(make_identity_config, objective):
+    config = tiny_bigan_config(make_identity_config, **objective)
     images = RNG.integers(0, 256, (16, 28, 28, 1), dtype=np.uint8)
     batch = {"image": images, "label": np.zeros(16, np.int32), "index": np.arange(16)}
     s8, m8 = run(config, jax.devices(), batch)

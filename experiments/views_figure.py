@@ -129,18 +129,13 @@ def draw(image, windows, views, stats, cover, path: str) -> str:
     height, width = image.shape[:2]
     side = min(height, width)
 
+    def central_square():
+        corner = ((width - side) / 2, (height - side) / 2)
+        return patches.Rectangle(corner, side, side, fill=False, ec="white", ls=":", lw=1.5)
+
     ax = fig.add_subplot(grid[0, :5])
     ax.imshow(image)
-    square = patches.Rectangle(
-        ((width - side) / 2, (height - side) / 2),
-        side,
-        side,
-        fill=False,
-        ec="white",
-        ls=":",
-        lw=1.5,
-    )
-    ax.add_patch(square)
+    ax.add_patch(central_square())
     colours = ["#e41a1c", "#377eb8"] + ["#ffd92f"] * 6
     for k, (top, left, h, w) in enumerate(windows):
         ax.add_patch(
@@ -195,16 +190,7 @@ def draw(image, windows, views, stats, cover, path: str) -> str:
 
     cov_ax = fig.add_subplot(grid[1, 8:12])
     shown = cov_ax.imshow(cover, cmap="magma", vmin=0, vmax=1)
-    cov_ax.add_patch(
-        patches.Rectangle(
-            ((width - side) / 2, (height - side) / 2),
-            side,
-            side,
-            fill=False,
-            ec="white",
-            ls=":",
-        )
-    )
+    cov_ax.add_patch(central_square())
     fig.colorbar(shown, ax=cov_ax, fraction=0.03)
     outside = 1 - side / width
     cov_ax.set_title(

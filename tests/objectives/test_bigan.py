@@ -210,6 +210,8 @@ def test_config_file_validates_and_builds():
     assert set(config.objective) == {"name", *B.BiGAN.hyperparameter_names()}
     assert config.optimizer.name == "adamw" and config.optimizer.b1 == 0.5  # DCGAN's Adam
     assert config.objective.cycle_weight == 100.0  # ALICE's cycle term (docs/methods.md)
+    assert config.optimizer.base_learning_rate == 5e-4  # E and G; D keeps 2e-4
+    assert config.objective.disc_learning_rate == 2e-4
     validate_config(config)
     setup = build_setup(config, FASHION)
     state = abstract_state(config, setup)

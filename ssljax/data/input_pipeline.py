@@ -805,19 +805,25 @@ def _in_memory_batches(
         epoch, skip = epoch + 1, 0
 
 
-def _folder_epoch_records(
-    builder: image_folder.ImageFolderBuilder, host_split: Any, shuffle_seed: int
-) -> tf.data.Dataset:
-    """One epoch of a folder's share ``host_split`` as ``{'path', 'label', 'index'}``
-    records, in a full permutation seeded by ``shuffle_seed``."""
+def _folder_records(
+    builder: image_folder.ImageFolderBuilder, host_split: Any
+) -> dict[str, tf.Tensor]:
+    """A folder's share ``host_split`` as ``{'path', 'label', 'index'}`` tensors in reading
+    order, built once per training iterator (a Python pass over the file list)."""
     paths, labels, indices = builder.split_records(host_split)
-    order = np.random.default_rng(shuffle_seed).permutation(len(paths))
+    return {
+        "path": tf.constant(paths, tf.string, shape=[len(paths)]),
+        "label": tf.constant(labels),
+        "index": tf.constant(indices),
+    }
+
+
+def _folder_epoch_records(records: dict[str, tf.Tensor], shuffle_seed: int) -> tf.data.Dataset:
+    """One epoch of a folder's ``records`` (:func:`_folder_records`) in a full permutation
+    seeded by ``shuffle_seed``."""
+    order = np.random.default_rng(shuffle_seed).permutation(len(records["label"]))
     return tf.data.Dataset.from_tensor_slices(
-        {
-            "path": tf.constant(np.asarray(paths, dtype=object)[order].tolist(), tf.string),
-            "label": labels[order],
-            "index": indices[order],
-        }
+        {key: tf.gather(value, order) for key, value in records.items()}
     )
 
 
@@ -841,6 +847,7 @@ def _stream_epoch(
     shard_offsets: Optional[np.ndarray] = None,
     host_views: Optional[HostViews] = None,
     crop_base_seed: Optional[np.ndarray] = None,
+    folder_records: Optional[dict[str, tf.Tensor]] = None,
 ) -> tf.data.Dataset:
     """One epoch of the streaming path, starting after ``skip`` batches.
 
@@ -849,7 +856,8 @@ def _stream_epoch(
     in the epoch's stream (counted before the resume skip, so a resumed epoch cuts the same
     crops).
 
-    An image folder's epoch is a permutation of its file list seeded by ``shuffle_seed``,
+    An image folder's epoch is a permutation of its file list seeded by ``shuffle_seed``
+    (``folder_records``: the list from :func:`_folder_records`, built here when None),
     each file read in the map that decodes it (no TFDS reader, no shuffle buffer: the
     streamed read then costs what reading the file costs, ``experiments/benchmark_input.md``);
     other datasets are read by TFDS with a seeded file shuffle and a ``buffer_size`` buffer.
@@ -858,7 +866,9 @@ def _stream_epoch(
     if isinstance(builder, image_folder.ImageFolderBuilder):
         # A full permutation of the file list: no shuffle buffer, and the files of skipped
         # batches are never opened. Each file is read inside the decoding map.
-        ds = _folder_epoch_records(builder, host_split, shuffle_seed)
+        if folder_records is None:
+            folder_records = _folder_records(builder, host_split)
+        ds = _folder_epoch_records(folder_records, shuffle_seed)
         load = _read_file
     else:
         ds = _read(
@@ -909,6 +919,9 @@ def _streamed_batches(
 ) -> Iterator[Batch]:
     """Endless batches read from TFDS files, from ``start_step`` on."""
     epoch, skip = divmod(start_step, steps)
+    folder_records = None
+    if isinstance(builder, image_folder.ImageFolderBuilder):
+        folder_records = _folder_records(builder, host_split)  # once, not per epoch
     while True:
         crop_base_seed = None
         if host_views is not None:
@@ -925,6 +938,7 @@ def _streamed_batches(
             shard_offsets=shard_offsets,
             host_views=host_views,
             crop_base_seed=crop_base_seed,
+            folder_records=folder_records,
         )
         yield from _reading(ds.as_numpy_iterator(), builder, spec, host_split, training=True)
         epoch, skip = epoch + 1, 0

@@ -159,7 +159,7 @@ def test_two_processes_equal_one_process(two_runs):
 def test_sigterm_to_one_process_stops_both_at_the_same_step(tmp_path, tiny_fashion_mnist):
     workdir = tmp_path / "run"
     extra = [
-        "--config.total_steps=60",
+        "--config.total_steps=30",
         "--config.checkpoint_every_steps=1000",
         "--config.log_every_steps=1",
     ]
@@ -185,14 +185,14 @@ def test_sigterm_to_one_process_stops_both_at_the_same_step(tmp_path, tiny_fashi
     assert all(line.startswith("preempted at step ") for line in stopped), stopped
     step = int(stopped[0].split()[3])
     assert stopped[0].split()[3] == stopped[1].split()[3]
-    assert 3 <= step < 60
+    assert 3 <= step < 30
     assert sorted(int(d) for d in os.listdir(workdir / "checkpoints") if d.isdigit())[-1] == step
     # The same command resumes from that step and completes.
     results = finish(launch("ssljax.train", args, processes=2, devices=4))
     assert [code for code, _, _ in results] == [0, 0], results[0][2][-2000:]
     assert f"resuming {workdir} from step {step}" in results[0][1]
     assert results[1][1].count("resuming") == 0  # process 1 prints nothing of its own
-    assert losses(workdir)[0] == list(range(1, 61))
+    assert losses(workdir)[0] == list(range(1, 31))
 
 
 def assert_one_line_error(result, pattern):

@@ -36,7 +36,7 @@ demo: venv data
 	$(PY) -m ssljax.linear_eval --workdir $(WORKDIR)
 
 test: venv lint
-	$(PY) -m pytest -n 2 --dist loadgroup -q --durations=20 tests
+	$(PY) -m pytest -n 2 -q --durations=20 tests
 
 # ruff.toml: pycodestyle, pyflakes, import order and bugbear checks, and the formatter.
 lint: venv

@@ -143,31 +143,3 @@ def tiny_pretrained_workdir(tiny_fashion_mnist, tmp_path_factory):
     config.eval_every_steps = 0
     train_and_evaluate(config, workdir, progress=False)
     return workdir
-
-
-# Modules whose module-scoped fixtures train a model or start processes (tens of seconds):
-# under ``pytest -n 2 --dist loadgroup`` (``make test``) each runs on one worker, so its
-# fixture is built once rather than once on each worker that runs one of its tests.
-SHARED_FIXTURE_MODULES = (
-    "tests/evaluation/test_generative.py",
-    "tests/objectives/test_energy.py",
-    "tests/objectives/test_latent.py",
-    "tests/objectives/test_methods.py",
-    "tests/test_encoder.py",
-    "tests/test_evaluate_disentanglement.py",
-    "tests/test_lightly_simclr.py",
-    "tests/test_multihost.py",
-    "tests/training/test_checkpoint_resume.py",
-    "tests/training/test_monitor.py",
-)
-
-
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the marks
-def pytest_collection_modifyitems(config, items):
-    missing = [m for m in SHARED_FIXTURE_MODULES if not (config.rootpath / m).is_file()]
-    if missing:
-        raise pytest.UsageError(f"SHARED_FIXTURE_MODULES names missing files: {missing}")
-    for item in items:
-        module = item.nodeid.split("::")[0]
-        if module in SHARED_FIXTURE_MODULES:
-            item.add_marker(pytest.mark.xdist_group(module))

@@ -38,7 +38,8 @@ fashion_mnist
   +0.19; level, 0.8795, in the method comparison's run). Plain BiGAN
   (``--config.objective.cycle_weight=0``, 2e-4, 1,491 steps in the same budget) probes 0.8742,
   0.5 points below its random encoder, and 0.8769 with E and G at 5e-4 (-0.24). In the
-  10-minute method comparison this config ran 543 steps and probes 0.8862 at block4 (+0.69). docs/methods.md has the tables; samples and reconstructions:
+  10-minute method comparison this config ran 543 steps and probes 0.8862 at block4 (+0.69).
+  docs/methods.md has the tables; samples and reconstructions:
   docs/figures/bigan_samples.png, bigan_reconstructions.png (plain BiGAN's:
   bigan_plain_*.png). Donahue et al. report BiGAN features on MNIST at 97.39% 1-NN
   accuracy; their reconstructions G(E(x)) keep the class and style of x without matching it

@@ -859,18 +859,15 @@ def _stream_epoch(
     in the epoch's stream (counted before the resume skip, so a resumed epoch cuts the same
     crops).
 
-    An image folder's epoch is a permutation of its file list seeded by ``shuffle_seed``
-    (``folder_records``: the list from :func:`_folder_records`, built here when None),
-    each file read in the map that decodes it (no TFDS reader, no shuffle buffer: the
+    An image folder's epoch (``folder_records``: its file list from :func:`_folder_records`)
+    is a permutation of the list seeded by ``shuffle_seed``, each file read in the map that decodes it (no TFDS reader, no shuffle buffer: the
     streamed read then costs what reading the file costs, ``experiments/benchmark_input.md``);
     other datasets are read by TFDS with a seeded file shuffle and a ``buffer_size`` buffer.
     """
     per_host = local_devices * per_device
-    if isinstance(builder, image_folder.ImageFolderBuilder):
+    if folder_records is not None:
         # A full permutation of the file list: no shuffle buffer, and the files of skipped
         # batches are never opened. Each file is read inside the decoding map.
-        if folder_records is None:
-            folder_records = _folder_records(builder, host_split)
         ds = _folder_epoch_records(folder_records, shuffle_seed)
         load = _read_file
     else:
